@@ -1,0 +1,73 @@
+"""The identities the sandbox knows: the integration's own, and a human responder's, in each system.
+
+The SIR sandbox accepts any access key and derives a principal from it; the two keys below map to
+the role ARNs that a real deployment would see for the integration and for a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+AWS_RESPONDER = "AWS Responder"
+
+
+@dataclass(frozen=True)
+class Identity:
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_principal: str
+    jira_user: str
+    jira_token: str
+    jira_display_name: str
+    jira_account_id: str
+    servicenow_user: str
+    servicenow_password: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "aws": {
+                "access_key_id": self.aws_access_key_id,
+                "secret_access_key": self.aws_secret_access_key,
+                "region": REGION,
+            },
+            "jira": {"user": self.jira_user, "token": self.jira_token},
+            "servicenow": {"user": self.servicenow_user, "password": self.servicenow_password},
+        }
+
+
+INTEGRATION = Identity(
+    aws_access_key_id="AKIASIRSYNCINTEGRATE",
+    aws_secret_access_key="sandbox-integration-secret-key",
+    aws_principal=f"arn:aws:iam::{ACCOUNT_ID}:role/sirsync-integration",
+    jira_user="sirsync@example.com",
+    jira_token="sandbox-jira-integration-token",
+    jira_display_name="sirsync",
+    jira_account_id="5b10a2844c20165700ede21g",
+    servicenow_user="sirsync.integration",
+    servicenow_password="sandbox-servicenow-integration-password",
+)
+
+RESPONDER = Identity(
+    aws_access_key_id="AKIASECRESPONDER0001",
+    aws_secret_access_key="sandbox-responder-secret-key",
+    aws_principal=f"arn:aws:iam::{ACCOUNT_ID}:role/security-responder",
+    jira_user="responder@example.com",
+    jira_token="sandbox-jira-responder-token",
+    jira_display_name="Riley Responder",
+    jira_account_id="5b10ac8d82e05b22cc7d4ef5",
+    servicenow_user="riley.responder",
+    servicenow_password="sandbox-servicenow-responder-password",
+)
+
+IDENTITIES = (INTEGRATION, RESPONDER)
+
+
+def aws_principal_for(access_key_id: str) -> str:
+    """The principal ARN the SIR sandbox records for a caller, as the real service does."""
+    for identity in IDENTITIES:
+        if identity.aws_access_key_id == access_key_id:
+            return identity.aws_principal
+    return f"arn:aws:iam::{ACCOUNT_ID}:role/{access_key_id}"
