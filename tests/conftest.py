@@ -33,7 +33,7 @@ def sir_client_for(sandbox: Sandbox, identity: Identity, **config: Any) -> Any:
         aws_secret_access_key=identity.aws_secret_access_key,
         region_name=REGION,
     )
-    retries = config.pop("retries", {"max_attempts": 1, "mode": "standard"})
+    retries = config.pop("retries", {"total_max_attempts": 1, "mode": "standard"})
     return session.client(
         "security-ir",
         endpoint_url=sandbox.sir_url,

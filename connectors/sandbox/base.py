@@ -9,6 +9,7 @@ alike: per-route call counts, an injectable fault plan, injected latency, a sett
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -225,6 +226,11 @@ class SandboxApp:
     def bad_json_response(self, request: Request, detail: str) -> Response:
         return Response(400, {"message": f"request body is not JSON: {detail}"})
 
+    def control_routes(self) -> Iterable[tuple[str, str, Handler]]:
+        """Extra ``/_sandbox/*`` routes of one system: like the shared ones, never authenticated,
+        counted or faulted."""
+        return []
+
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Apply system-specific switches from ``POST /_sandbox/config``; return the current ones."""
         if settings:
@@ -287,6 +293,7 @@ class SandboxApp:
             ("POST", "/_sandbox/clock", self._post_clock),
             ("GET", "/_sandbox/config", lambda r: Response(200, self.configure({}))),
             ("POST", "/_sandbox/config", lambda r: Response(200, self.configure(r.json()))),
+            *self.control_routes(),
         ]
 
     def _post_faults(self, request: Request) -> Response:
@@ -383,6 +390,8 @@ class Connection:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out as two writes: without TCP_NODELAY, delayed ACKs add ~40 ms to each answer
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
@@ -413,7 +422,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -426,10 +435,8 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _RequestHandler)
 
     def shutdown_request(self, request: Any) -> None:
-        try:
+        with contextlib.suppress(OSError):  # a fault may already have reset this connection
             super().shutdown_request(request)
-        except OSError:
-            pass  # a fault already reset this connection
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that hang up mid-request are normal under fault injection
@@ -448,7 +455,7 @@ class SandboxServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> SandboxServer:
         self.app.base_url = self.url

@@ -1,0 +1,11 @@
+"""A local imitation of Jira Cloud's REST API v2 (plus the v3 search routes), for the ``jira`` library.
+
+:class:`JiraSandbox` serves one project, :data:`JIRA_PROJECT`, with a configurable workflow
+(:mod:`.workflow`), a small JQL (:mod:`.jql`) and an eventually consistent search (:mod:`.search`).
+"""
+
+from connectors.sandbox.jira.app import JiraSandbox
+from connectors.sandbox.jira.catalog import JIRA_PROJECT
+from connectors.sandbox.jira.workflow import DEFAULT_WORKFLOW, Workflow
+
+__all__ = ["DEFAULT_WORKFLOW", "JIRA_PROJECT", "JiraSandbox", "Workflow"]

@@ -1,0 +1,287 @@
+"""The fixed parts of the imitated Jira Cloud site: project, issue types, priorities, fields, users.
+
+Ids imitate a fresh company-managed Cloud site; JSON shapes follow REST v2 as the ``jira`` library reads it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connectors.sandbox.base import SandboxError
+from connectors.sandbox.identities import IDENTITIES, Identity
+
+JIRA_PROJECT = "SEC"
+PROJECT_ID = "10000"
+PROJECT_NAME = "Security"
+FLAGGED_FIELD = "customfield_10021"
+FLAGGED_OPTION = {"id": "10019", "value": "Impediment"}
+
+TEXT_LIMIT = 32767
+SUMMARY_LIMIT = 255
+LABEL_LIMIT = 255
+PROPERTY_KEY_LIMIT = 255
+PROPERTY_VALUE_LIMIT = 32768
+TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
+ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."
+
+ISSUE_TYPES = (
+    {"id": "10001", "name": "Task", "description": "A small, distinct piece of work."},
+    {"id": "10002", "name": "Bug", "description": "A problem or error."},
+    {"id": "10003", "name": "Security Incident", "description": "A security incident under investigation."},
+)
+PRIORITIES = (
+    {"id": "1", "name": "Highest", "statusColor": "#d04437"},
+    {"id": "2", "name": "High", "statusColor": "#f15C75"},
+    {"id": "3", "name": "Medium", "statusColor": "#f79232"},
+    {"id": "4", "name": "Low", "statusColor": "#707070"},
+    {"id": "5", "name": "Lowest", "statusColor": "#999999"},
+)
+DEFAULT_PRIORITY = "3"
+RESOLUTIONS = (
+    {"id": "10000", "name": "Done", "description": "Work has been completed on this issue."},
+    {"id": "10001", "name": "Won't Do", "description": "This issue won't be actioned."},
+    {"id": "10002", "name": "Duplicate", "description": "The problem is a duplicate of an existing issue."},
+    {"id": "10003", "name": "Cannot Reproduce", "description": "This issue couldn't be reproduced."},
+)
+
+# (id, name, custom, orderable, navigable, searchable, clause names, schema)
+_FIELDS: tuple[tuple[str, str, bool, bool, bool, bool, list[str], dict[str, Any]], ...] = (
+    ("summary", "Summary", False, True, True, True, ["summary"], {"type": "string", "system": "summary"}),
+    (
+        "description",
+        "Description",
+        False,
+        True,
+        True,
+        True,
+        ["description"],
+        {"type": "string", "system": "description"},
+    ),
+    (
+        "labels",
+        "Labels",
+        False,
+        True,
+        True,
+        True,
+        ["labels"],
+        {"type": "array", "items": "string", "system": "labels"},
+    ),
+    ("status", "Status", False, False, True, True, ["status"], {"type": "status", "system": "status"}),
+    (
+        "resolution",
+        "Resolution",
+        False,
+        True,
+        True,
+        True,
+        ["resolution"],
+        {"type": "resolution", "system": "resolution"},
+    ),
+    (
+        "resolutiondate",
+        "Resolved",
+        False,
+        False,
+        True,
+        True,
+        ["resolutiondate", "resolved"],
+        {"type": "datetime", "system": "resolutiondate"},
+    ),
+    (
+        "priority",
+        "Priority",
+        False,
+        True,
+        True,
+        True,
+        ["priority"],
+        {"type": "priority", "system": "priority"},
+    ),
+    (
+        "issuetype",
+        "Issue Type",
+        False,
+        True,
+        True,
+        True,
+        ["issuetype", "type"],
+        {"type": "issuetype", "system": "issuetype"},
+    ),
+    ("project", "Project", False, False, True, True, ["project"], {"type": "project", "system": "project"}),
+    (
+        "comment",
+        "Comment",
+        False,
+        True,
+        False,
+        True,
+        ["comment"],
+        {"type": "comments-page", "system": "comment"},
+    ),
+    (
+        "attachment",
+        "Attachment",
+        False,
+        True,
+        True,
+        True,
+        ["attachments"],
+        {"type": "array", "items": "attachment", "system": "attachment"},
+    ),
+    (
+        "updated",
+        "Updated",
+        False,
+        False,
+        True,
+        True,
+        ["updated", "updatedDate"],
+        {"type": "datetime", "system": "updated"},
+    ),
+    (
+        "created",
+        "Created",
+        False,
+        False,
+        True,
+        True,
+        ["created", "createdDate"],
+        {"type": "datetime", "system": "created"},
+    ),
+    ("assignee", "Assignee", False, True, True, True, ["assignee"], {"type": "user", "system": "assignee"}),
+    ("reporter", "Reporter", False, True, True, True, ["reporter"], {"type": "user", "system": "reporter"}),
+    ("creator", "Creator", False, False, True, True, ["creator"], {"type": "user", "system": "creator"}),
+    (
+        FLAGGED_FIELD,
+        "Flagged",
+        True,
+        True,
+        True,
+        True,
+        ["cf[10021]", "Flagged", "Flagged[Checkboxes]"],
+        {
+            "type": "array",
+            "items": "option",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:multicheckboxes",
+            "customId": 10021,
+        },
+    ),
+)
+
+FIELD_NAMES = {f[0]: f[1] for f in _FIELDS}
+NAVIGABLE = tuple(f[0] for f in _FIELDS if f[4])
+ALL_FIELDS = tuple(f[0] for f in _FIELDS)
+
+
+def field_list() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": fid,
+            "key": fid,
+            "name": name,
+            "custom": custom,
+            "orderable": orderable,
+            "navigable": navigable,
+            "searchable": searchable,
+            "clauseNames": list(clauses),
+            "schema": dict(schema),
+            **({"untranslatedName": name} if custom else {}),
+        }
+        for fid, name, custom, orderable, navigable, searchable, clauses, schema in _FIELDS
+    ]
+
+
+def jira_error(
+    status: int,
+    messages: list[str] | tuple[str, ...] = (),
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> SandboxError:
+    """A :class:`SandboxError` carrying Jira's ``{"errorMessages": [...], "errors": {...}}`` body."""
+    return SandboxError(status, {"errorMessages": list(messages), "errors": errors or {}}, headers)
+
+
+def format_time(when: datetime) -> str:
+    """Jira's timestamp format: ``2024-01-01T12:34:56.789+0000`` (the sandbox user's zone is UTC)."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+def avatar_urls(seed: str) -> dict[str, str]:
+    base = f"https://avatar-management.example.invalid/{seed}"
+    return {size: f"{base}/{size}" for size in ("48x48", "24x24", "16x16", "32x32")}
+
+
+def user_json(identity: Identity, base_url: str, *, full: bool = False) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "self": f"{base_url}/rest/api/2/user?accountId={identity.jira_account_id}",
+        "accountId": identity.jira_account_id,
+        "emailAddress": identity.jira_user,
+        "avatarUrls": avatar_urls(identity.jira_account_id),
+        "displayName": identity.jira_display_name,
+        "active": True,
+        "timeZone": "Etc/UTC",
+        "accountType": "atlassian",
+    }
+    if full:
+        user["locale"] = "en_US"
+        user["groups"] = {"size": 1, "items": []}
+        user["applicationRoles"] = {"size": 1, "items": []}
+        user["expand"] = "groups,applicationRoles"
+    return user
+
+
+def identity_by_account(account_id: str) -> Identity | None:
+    return next((i for i in IDENTITIES if i.jira_account_id == account_id), None)
+
+
+def project_ref(base_url: str) -> dict[str, Any]:
+    return {
+        "self": f"{base_url}/rest/api/2/project/{PROJECT_ID}",
+        "id": PROJECT_ID,
+        "key": JIRA_PROJECT,
+        "name": PROJECT_NAME,
+        "projectTypeKey": "software",
+        "simplified": False,
+        "avatarUrls": avatar_urls("project"),
+    }
+
+
+def issue_type_json(issue_type: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "self": f"{base_url}/rest/api/2/issuetype/{issue_type['id']}",
+        "id": issue_type["id"],
+        "description": issue_type["description"],
+        "iconUrl": f"{base_url}/images/icons/issuetypes/{issue_type['id']}.svg",
+        "name": issue_type["name"],
+        "untranslatedName": issue_type["name"],
+        "subtask": False,
+        "hierarchyLevel": 0,
+    }
+
+
+def priority_json(priority: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "self": f"{base_url}/rest/api/2/priority/{priority['id']}",
+        "iconUrl": f"{base_url}/images/icons/priorities/{priority['name'].lower()}.svg",
+        **priority,
+    }
+
+
+def resolution_json(resolution: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {"self": f"{base_url}/rest/api/2/resolution/{resolution['id']}", **resolution}
+
+
+def find_named(items: tuple[dict[str, Any], ...], ref: Any) -> dict[str, Any] | None:
+    """Resolve ``{"id": ...}`` or ``{"name": ...}`` (or a bare id/name string) against a catalogue."""
+    if isinstance(ref, dict):
+        if "id" in ref:
+            return next((i for i in items if i["id"] == str(ref["id"])), None)
+        if "name" in ref:
+            return next((i for i in items if i["name"] == ref["name"]), None)
+        return None
+    if isinstance(ref, str | int):
+        text = str(ref)
+        return next((i for i in items if text in (i["id"], i["name"])), None)
+    return None

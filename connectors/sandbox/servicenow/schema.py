@@ -1,0 +1,242 @@
+"""The tables the ServiceNow sandbox serves: their fields, choice lists, labels and lengths.
+
+Values are base-system values (Incident from ITSM, ``sn_si_incident`` from the Security Incident
+Response plugin). Every value travels as a string, as it does in ServiceNow's JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
+
+STRING, CHOICE, REFERENCE, JOURNAL, DATETIME, INTEGER, BOOLEAN = (
+    "string",
+    "choice",
+    "reference",
+    "journal",
+    "datetime",
+    "integer",
+    "boolean",
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str = STRING
+    max_length: int = 0  # 0: no limit the sandbox checks
+    choices: dict[str, str] = field(default_factory=dict)  # value -> label
+    reference: str = ""  # referenced table
+    writable: bool = True
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    label: str
+    fields: dict[str, Field]
+    number_prefix: str = ""
+    writable: bool = True  # through the Table API
+    mandatory_on_state: dict[str, tuple[str, ...]] = field(default_factory=dict)  # state -> fields
+    inactive_states: frozenset[str] = frozenset()
+
+    def has(self, name: str) -> bool:
+        return name in self.fields
+
+
+def _table(name: str, label: str, fields: list[Field], **kwargs: object) -> Table:
+    return Table(name, label, {f.name: f for f in fields}, **kwargs)  # type: ignore[arg-type]
+
+
+SYSTEM_FIELDS = [
+    Field("sys_id", "Sys ID", writable=False),
+    Field("sys_created_on", "Created", DATETIME, writable=False),
+    Field("sys_created_by", "Created by", writable=False),
+    Field("sys_updated_on", "Updated", DATETIME, writable=False),
+    Field("sys_updated_by", "Updated by", writable=False),
+    Field("sys_mod_count", "Updates", INTEGER, writable=False, default="0"),
+]
+
+IMPACT = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
+URGENCY = dict(IMPACT)
+PRIORITY = {"1": "1 - Critical", "2": "2 - High", "3": "3 - Moderate", "4": "4 - Low", "5": "5 - Planning"}
+# ServiceNow's default priority lookup: (impact, urgency) -> priority.
+PRIORITY_MATRIX = {
+    ("1", "1"): "1",
+    ("1", "2"): "2",
+    ("1", "3"): "3",
+    ("2", "1"): "2",
+    ("2", "2"): "3",
+    ("2", "3"): "4",
+    ("3", "1"): "3",
+    ("3", "2"): "4",
+    ("3", "3"): "5",
+}
+INCIDENT_STATES = {
+    "1": "New",
+    "2": "In Progress",
+    "3": "On Hold",
+    "6": "Resolved",
+    "7": "Closed",
+    "8": "Canceled",
+}
+HOLD_REASONS = {
+    "1": "Awaiting Caller",
+    "3": "Awaiting Problem",
+    "4": "Awaiting Vendor",
+    "5": "Awaiting Change",
+}
+SIR_STATES = {
+    "10": "Draft",
+    "16": "Analysis",
+    "18": "Contain",
+    "19": "Eradicate",
+    "20": "Recover",
+    "100": "Review",
+    "3": "Closed",
+}
+SEVERITY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
+
+
+def _task_fields(state_choices: dict[str, str], default_state: str) -> list[Field]:
+    """The fields incident and sn_si_incident both inherit from ``task``."""
+    return [
+        *SYSTEM_FIELDS,
+        Field("number", "Number", writable=False),
+        Field("sys_class_name", "Task type", writable=False),
+        Field("short_description", "Short description", max_length=160),
+        Field("description", "Description", max_length=4000),
+        Field("state", "State", CHOICE, choices=state_choices, default=default_state),
+        Field("impact", "Impact", CHOICE, choices=IMPACT, default="3"),
+        Field("urgency", "Urgency", CHOICE, choices=URGENCY, default="3"),
+        Field("priority", "Priority", CHOICE, choices=PRIORITY, writable=False, default="5"),
+        Field("active", "Active", BOOLEAN, writable=False, default="true"),
+        Field("close_notes", "Close notes", max_length=4000),
+        Field("correlation_id", "Correlation ID", max_length=100),
+        Field("correlation_display", "Correlation display", max_length=100),
+        Field("assignment_group", "Assignment group", REFERENCE, reference="sys_user_group"),
+        Field("assigned_to", "Assigned to", REFERENCE, reference="sys_user"),
+        Field("opened_by", "Opened by", REFERENCE, reference="sys_user"),
+        Field("opened_at", "Opened", DATETIME),
+        Field("closed_by", "Closed by", REFERENCE, reference="sys_user", writable=False),
+        Field("closed_at", "Closed", DATETIME, writable=False),
+        Field("contact_type", "Channel", max_length=40),
+        Field("comments", "Additional comments", JOURNAL),
+        Field("work_notes", "Work notes", JOURNAL),
+    ]
+
+
+INCIDENT = _table(
+    "incident",
+    "Incident",
+    [
+        *_task_fields(INCIDENT_STATES, "1"),
+        Field(
+            "incident_state", "Incident state", CHOICE, choices=INCIDENT_STATES, writable=False, default="1"
+        ),
+        Field("caller_id", "Caller", REFERENCE, reference="sys_user"),
+        Field("category", "Category", max_length=40, default="inquiry"),
+        Field("subcategory", "Subcategory", max_length=40),
+        Field("close_code", "Resolution code", max_length=40),
+        Field("close_notes", "Resolution notes", max_length=4000),
+        Field("hold_reason", "On hold reason", CHOICE, choices=HOLD_REASONS),
+        Field("severity", "Severity", CHOICE, choices=SEVERITY, default="3"),
+        Field("resolved_by", "Resolved by", REFERENCE, reference="sys_user", writable=False),
+        Field("resolved_at", "Resolved", DATETIME, writable=False),
+    ],
+    number_prefix="INC",
+    mandatory_on_state={
+        "3": ("hold_reason",),
+        "6": ("close_code", "close_notes"),
+        "7": ("close_code", "close_notes"),
+    },
+    inactive_states=frozenset({"6", "7", "8"}),
+)
+
+SECURITY_INCIDENT = _table(
+    "sn_si_incident",
+    "Security Incident",
+    [
+        *_task_fields(SIR_STATES, "10"),
+        Field("substate", "Substate", max_length=40),
+        Field("category", "Category", max_length=40),
+        Field("subcategory", "Subcategory", max_length=40),
+        Field("severity", "Severity", CHOICE, choices=SEVERITY, default="3"),
+        Field("risk_score", "Risk score", INTEGER),
+        Field("affected_user", "Affected user", REFERENCE, reference="sys_user"),
+        Field("close_code", "Close code", max_length=40),
+    ],
+    number_prefix="SIR",
+    mandatory_on_state={"3": ("close_code", "close_notes")},
+    inactive_states=frozenset({"3"}),
+)
+
+JOURNAL_TABLE = _table(
+    "sys_journal_field",
+    "Journal Entry",
+    [
+        Field("sys_id", "Sys ID", writable=False),
+        Field("sys_created_on", "Created", DATETIME, writable=False),
+        Field("sys_created_by", "Created by", writable=False),
+        Field("element_id", "Element ID"),
+        Field("name", "Name"),
+        Field("element", "Element"),
+        Field("value", "Value"),
+    ],
+    writable=False,
+)
+
+ATTACHMENT_TABLE = _table(
+    "sys_attachment",
+    "Attachment",
+    [
+        *SYSTEM_FIELDS,
+        Field("file_name", "File name", max_length=100),
+        Field("table_name", "Table name"),
+        Field("table_sys_id", "Table sys ID"),
+        Field("content_type", "Content type"),
+        Field("size_bytes", "Size bytes", INTEGER),
+        Field("size_compressed", "Size compressed", INTEGER),
+        Field("compressed", "Compressed", BOOLEAN),
+        Field("hash", "Hash"),
+        Field("state", "State"),
+        Field("download_link", "Download link"),
+    ],
+    writable=False,
+)
+
+USER_TABLE = _table(
+    "sys_user",
+    "User",
+    [*SYSTEM_FIELDS, Field("user_name", "User ID"), Field("name", "Name"), Field("email", "Email")],
+    writable=False,
+)
+GROUP_TABLE = _table("sys_user_group", "Group", [*SYSTEM_FIELDS, Field("name", "Name")], writable=False)
+
+TABLES = {t.name: t for t in (INCIDENT, SECURITY_INCIDENT, JOURNAL_TABLE, USER_TABLE, GROUP_TABLE)}
+JOURNAL_LABELS = {"comments": "Additional comments", "work_notes": "Work notes"}
+DISPLAY_FIELD = {"sys_user": "name", "sys_user_group": "name"}
+
+
+def fixed_sys_id(key: str) -> str:
+    """A stable 32-hex sys_id for the seeded users and groups."""
+    return hashlib.md5(key.encode()).hexdigest()
+
+
+USERS = [
+    {
+        "user_name": INTEGRATION.servicenow_user,
+        "name": "SIR Sync Integration",
+        "email": "sirsync@example.com",
+    },
+    {
+        "user_name": RESPONDER.servicenow_user,
+        "name": RESPONDER.jira_display_name,
+        "email": RESPONDER.jira_user,
+    },
+]
+GROUPS = [{"name": "Security Incident Response"}, {"name": "Service Desk"}]
