@@ -116,3 +116,13 @@ def test_latency_is_added_to_api_calls_not_control_routes() -> None:
         assert timed.status_code == 200
         assert timed.elapsed.total_seconds() >= 0.2
         call()
+
+
+def test_reset_after_fault_applies_a_jira_comment_but_loses_the_answer(sandbox: Sandbox) -> None:
+    jira = jira_client_for(sandbox, INTEGRATION)
+    issue = jira.create_issue(project="SEC", summary="reset after", issuetype={"name": "Task"})
+    sandbox.jira.set_faults({"rate": 1, "kinds": ["reset_after"]})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        jira.add_comment(issue.key, "did it happen?")
+    sandbox.jira.clear_faults()
+    assert [comment.body for comment in jira.comments(issue.key)] == ["did it happen?"]
