@@ -1,0 +1,245 @@
+"""A mapping file compiled into answers the engine asks for; every reference is checked at load."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from connectors.mapping.model import FieldMap, MappingFile, ValueSource
+from connectors.mapping.source import LocatedYaml, Location, MappingError, dotted
+from connectors.model import Case
+from connectors.sir import schema
+
+
+class Winner(Enum):
+    SIR = "sir"
+    TARGET = "target"
+    NEWEST = "newest"
+
+
+@dataclass(frozen=True)
+class CompiledValue:
+    sir: str | None
+    template: str | None
+    values: dict[str, str] | None
+    default: str | None
+
+    def render(self, case: Case) -> str:
+        if self.template is not None:
+            return self.template.format_map(_Blanks(case.view())).strip()
+        raw = case.value(self.sir or "")
+        if self.values is None:
+            return raw or (self.default or "")
+        return self.values.get(raw, self.default or "")
+
+
+@dataclass(frozen=True)
+class CompiledField:
+    name: str
+    source: CompiledValue
+    outbound: bool
+    inbound: bool
+    winner: Winner
+
+    def inbound_value(self, ticket_value: str) -> str | None:
+        """The SIR value for a ticket value, or None where the table has no way back."""
+        if self.source.values is None:
+            return ticket_value
+        for sir_value, target_value in self.source.values.items():
+            if target_value == ticket_value:
+                return sir_value
+        return None
+
+
+class _Blanks(dict[str, str]):
+    """Fields the case does not carry (no closedDate yet) render as empty text."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class Mapping:
+    """The compiled mapping for one target system."""
+
+    def __init__(self, path: Path | str, spec: MappingFile, located: LocatedYaml) -> None:
+        self.path = str(path)
+        self.system = spec.system
+        self.spec = spec
+        self._located = located
+        self.fields = {name: self._field(name, field) for name, field in spec.fields.items()}
+        self._check_status()
+        self.transition_fields = {
+            status: {
+                name: self._value(source, ("status", "transition_fields", status, name))
+                for name, source in fields.items()
+            }
+            for status, fields in spec.status.transition_fields.items()
+        }
+        self.status_winner = self._winner(spec.status.conflict, ("status", "conflict"))
+        self._check_labels()
+        self._check_header()
+
+    # --- compile-time checks ------------------------------------------------------------------------
+
+    def _error(self, location: Location, message: str) -> MappingError:
+        return self._located.error(location, message)
+
+    def _winner(self, policy: str, location: Location) -> Winner:
+        choices = {"sir_wins": Winner.SIR, f"{self.system}_wins": Winner.TARGET, "newest": Winner.NEWEST}
+        if policy not in choices:
+            raise self._error(location, f"conflict policy {policy!r} is not one of {', '.join(choices)}")
+        return choices[policy]
+
+    def _value(self, source: ValueSource, location: Location) -> CompiledValue:
+        if (source.sir is None) == (source.template is None):
+            raise self._error(location, "give exactly one of 'sir' (a case field) or 'template'")
+        known = set(schema.case_fields())
+        if source.sir is not None and source.sir not in known and not source.sir.startswith("metadata."):
+            raise self._error((*location, "sir"), f"{source.sir!r} is not a SIR case field")
+        if source.template is not None:
+            try:
+                names = [name for _, name, _, _ in string.Formatter().parse(source.template) if name]
+            except ValueError as exc:
+                raise self._error((*location, "template"), f"bad template: {exc}") from exc
+            unknown = [n for n in names if n not in known and not n.startswith("metadata.")]
+            if unknown:
+                raise self._error((*location, "template"), f"unknown case field(s) {unknown}")
+        return CompiledValue(source.sir, source.template, source.values, source.default)
+
+    def _field(self, name: str, field: FieldMap) -> CompiledField:
+        location: Location = ("fields", name)
+        source = self._value(field, location)
+        inbound = field.direction in ("inbound", "both")
+        if inbound:
+            if source.sir not in schema.updatable_case_fields():
+                raise self._error(
+                    (*location, "direction"),
+                    f"only {', '.join(schema.updatable_case_fields())} can flow inbound (UpdateCase); "
+                    "use direction: outbound",
+                )
+            if source.values is not None and len(set(source.values.values())) != len(source.values):
+                raise self._error((*location, "values"), "an inbound value table must map one-to-one")
+        return CompiledField(
+            name=name,
+            source=source,
+            outbound=field.direction in ("outbound", "both"),
+            inbound=inbound,
+            winner=self._winner(field.conflict, (*location, "conflict")),
+        )
+
+    def _check_status(self) -> None:
+        statuses = schema.enum("CaseStatus")
+        for sir_status in self.spec.status.outbound:
+            if sir_status not in statuses:
+                raise self._error(
+                    ("status", "outbound", sir_status), f"{sir_status!r} is not a SIR status ({statuses})"
+                )
+        for target_status, sir_status in self.spec.status.inbound.items():
+            if sir_status not in statuses:
+                raise self._error(
+                    ("status", "inbound", target_status), f"{sir_status!r} is not a SIR status ({statuses})"
+                )
+
+    def _check_labels(self) -> None:
+        for index, rule in enumerate(self.spec.labels):
+            for field in rule.when:
+                if field not in schema.case_fields() and not field.startswith("metadata."):
+                    raise self._error(("labels", index, "when", field), f"{field!r} is not a SIR case field")
+            if " " in rule.label:
+                raise self._error(("labels", index, "label"), "labels cannot contain spaces")
+
+    def _check_header(self) -> None:
+        template = self.spec.comments.header
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as exc:
+            raise self._error(("comments", "header"), f"bad template: {exc}") from exc
+        unknown = names - {"origin", "author", "time"}
+        if unknown:
+            raise self._error(
+                ("comments", "header"), f"unknown field(s) {sorted(unknown)}; use origin, author, time"
+            )
+
+    # --- questions the engine asks ------------------------------------------------------------------
+
+    def outbound_fields(self, case: Case) -> dict[str, str]:
+        return {name: field.source.render(case) for name, field in self.fields.items() if field.outbound}
+
+    def status_outbound(self, sir_status: str) -> str | None:
+        return self.spec.status.outbound.get(sir_status)
+
+    def status_inbound(self, target_status: str) -> str | None:
+        return self.spec.status.inbound.get(target_status)
+
+    def fields_for_transition(self, target_status: str, case: Case) -> dict[str, str]:
+        sources = self.transition_fields.get(target_status, {})
+        return {name: source.render(case) for name, source in sources.items()}
+
+    @property
+    def closed_target_statuses(self) -> set[str]:
+        return {target for target, sir in self.spec.status.inbound.items() if sir == "Closed"} | {
+            target for sir, target in self.spec.status.outbound.items() if sir == "Closed"
+        }
+
+    def labels_for(self, case: Case) -> set[str]:
+        """The managed labels the ticket should carry now."""
+        wanted = set(self.spec.ticket.labels)
+        for rule in self.spec.labels:
+            if all(_matches(case.value(field), expected) for field, expected in rule.when.items()):
+                wanted.add(rule.label)
+        if self.spec.pending_action.customer_label and case.value("pendingAction") == "Customer":
+            wanted.add(self.spec.pending_action.customer_label)
+        template = self.spec.closing.closure_code_label
+        if template and case.value("closureCode"):
+            wanted.add(self._closure_label(template, case.value("closureCode")))
+        return wanted
+
+    @property
+    def managed_labels(self) -> set[str]:
+        """Every label sirsync may add, and so may also remove."""
+        managed = set(self.spec.ticket.labels) | {rule.label for rule in self.spec.labels}
+        if self.spec.pending_action.customer_label:
+            managed.add(self.spec.pending_action.customer_label)
+        template = self.spec.closing.closure_code_label
+        if template:
+            managed |= {self._closure_label(template, code) for code in schema.enum("ClosureCode")}
+        return managed
+
+    @staticmethod
+    def _closure_label(template: str, code: str) -> str:
+        return template.replace("{closureCode}", _slug(code))
+
+
+def _matches(value: str, expected: str | list[str]) -> bool:
+    return value in expected if isinstance(expected, list) else value == expected
+
+
+def load_mapping(path: Path | str, system: str | None = None) -> Mapping:
+    """Load and compile a mapping file, or raise :class:`MappingError` naming file, line and field."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(path, [(None, "", f"cannot read the mapping: {exc.strerror}")]) from exc
+    located = LocatedYaml(path, text)
+    if not isinstance(located.data, dict):
+        raise MappingError(path, [(1, "", "a mapping file is a YAML mapping (key: value) at the top")])
+    try:
+        spec = MappingFile.model_validate(located.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            problems.append((located.line_of(location), dotted(location), error["msg"]))
+        raise MappingError(path, problems) from exc
+    if system is not None and spec.system != system:
+        raise located.error(("system",), f"this mapping is for {spec.system!r}, not {system!r}")
+    return Mapping(path, spec, located)

@@ -1,0 +1,72 @@
+"""The mapping file's typed model. Validation here is structural; :mod:`.compiled` checks meaning."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Direction = Literal["outbound", "inbound", "both"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValueSource(_Strict):
+    """Where a value comes from: one SIR field (through an optional value table) or a template."""
+
+    sir: str | None = None
+    template: str | None = None
+    values: dict[str, str] | None = None
+    default: str | None = None
+
+
+class FieldMap(ValueSource):
+    direction: Direction = "outbound"
+    conflict: str = "sir_wins"
+
+
+class LabelRule(_Strict):
+    label: str
+    when: dict[str, str | list[str]] = Field(default_factory=dict)
+
+
+class TicketSpec(_Strict):
+    issue_type: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    defaults: dict[str, str] = Field(default_factory=dict)
+
+
+class StatusMap(_Strict):
+    outbound: dict[str, str] = Field(default_factory=dict)
+    inbound: dict[str, str] = Field(default_factory=dict)
+    conflict: str = "sir_wins"
+    transition_fields: dict[str, dict[str, ValueSource]] = Field(default_factory=dict)
+
+
+class Closing(_Strict):
+    close_ticket_when_case_closes: bool = True
+    close_case_when_ticket_closes: bool = True
+    closure_code_label: str | None = None
+
+
+class PendingAction(_Strict):
+    customer_label: str | None = None
+
+
+class CommentSettings(_Strict):
+    direction: Direction = "both"
+    header: str = "{origin} comment by {author}, {time}"
+
+
+class MappingFile(_Strict):
+    version: Literal[1]
+    system: str
+    ticket: TicketSpec = TicketSpec()
+    fields: dict[str, FieldMap] = Field(default_factory=dict)
+    labels: list[LabelRule] = Field(default_factory=list)
+    status: StatusMap = StatusMap()
+    closing: Closing = Closing()
+    pending_action: PendingAction = PendingAction()
+    comments: CommentSettings = CommentSettings()

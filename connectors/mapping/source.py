@@ -1,0 +1,76 @@
+"""Reading a mapping file: YAML with the line of every key kept, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Location = tuple[str | int, ...]
+
+
+class MappingError(Exception):
+    """An invalid mapping file; ``str()`` names the file, the line and the field."""
+
+    def __init__(self, path: Path | str, problems: Sequence[tuple[int | None, str, str]]) -> None:
+        self.path = str(path)
+        self.problems = list(problems)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        lines = []
+        for line, where, message in self.problems:
+            at = f"{self.path}:{line}" if line else self.path
+            lines.append(f"{at}: {where}: {message}" if where else f"{at}: {message}")
+        return "\n".join(lines)
+
+
+class LocatedYaml:
+    """A parsed YAML document and the line (1-based) where each key or item starts."""
+
+    def __init__(self, path: Path | str, text: str) -> None:
+        self.path = str(path)
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data: Any = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            raise MappingError(path, [(line, "", f"not valid YAML: {exc}")]) from exc
+        self._lines: dict[Location, int] = {}
+        if node is not None:
+            self._index(node, ())
+
+    def _index(self, node: yaml.Node, location: Location) -> None:
+        self._lines[location] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*location, key.value)
+                self._index(value, child)
+                self._lines[child] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._index(item, (*location, index))
+
+    def line_of(self, location: Location) -> int | None:
+        """The line of the deepest part of ``location`` that the file has."""
+        for end in range(len(location), -1, -1):
+            line = self._lines.get(tuple(location[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def error(self, location: Location, message: str) -> MappingError:
+        return MappingError(self.path, [(self.line_of(location), dotted(location), message)])
+
+
+def dotted(location: Location) -> str:
+    parts: list[str] = []
+    for part in location:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+    return "".join(parts)

@@ -1,0 +1,87 @@
+"""The small canonical model the engine works on; adapters translate their system to and from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def textual(value: Any) -> str:
+    """The text form used for templates, value tables and comparisons."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ", ".join(textual(item) for item in value)
+    if isinstance(value, dict):
+        # {region: x}, {ipAddress: x, userAgent: y}, {key: k, value: v}: their values read well joined
+        return " ".join(textual(item) for item in value.values())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A SIR case as GetCase returns it (dates already ISO strings)."""
+
+    case_id: str
+    fields: Mapping[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.fields.get("caseStatus", ""))
+
+    @property
+    def updated(self) -> str:
+        return textual(self.fields.get("lastUpdatedDate"))
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "Closed"
+
+    def value(self, name: str) -> str:
+        """A field's text; ``metadata.<key>`` reads the case metadata."""
+        if name == "caseId":
+            return self.case_id
+        if name.startswith("metadata."):
+            key = name.removeprefix("metadata.")
+            for entry in self.fields.get("caseMetadata") or []:
+                if entry.get("key") == key:
+                    return str(entry.get("value", ""))
+            return ""
+        return textual(self.fields.get(name))
+
+    def view(self) -> dict[str, str]:
+        """Every field as text, for templates."""
+        names = {*self.fields, "caseId"}
+        return {name: self.value(name) for name in names}
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: str
+    body: str
+    author: str
+    created: str
+    updated: str = ""
+    own: bool = False  # written by the integration's own identity
+
+    @property
+    def version(self) -> str:
+        return self.updated or self.created
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket in a target system, reduced to what the mapping reads."""
+
+    id: str
+    key: str
+    status: str
+    updated: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    case_id: str | None = None
+    url: str = ""

@@ -1,0 +1,118 @@
+"""Settings from ``SIRSYNC_*`` environment variables and an optional YAML config file.
+
+The variable names are a public contract (docs and deploy templates use them): nested settings use
+``__``, for example ``SIRSYNC_JIRA__URL``. A config file named by ``SIRSYNC_CONFIG`` (or ``--config``)
+supplies the same keys in YAML; the environment wins over the file. Secrets are ``SecretStr`` and are
+never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+KNOWN_TARGETS = ("jira", "servicenow")
+
+
+def shipped_mapping(name: str) -> Path:
+    """The path of a mapping file shipped with sirsync (``mappings/<name>``)."""
+    candidates = (
+        Path(__file__).resolve().parent.parent / "mappings" / name,
+        Path(sys.prefix) / "share" / "sirsync" / "mappings" / name,
+    )
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    return candidates[0]
+
+
+class SirSettings(BaseModel):
+    endpoint_url: str | None = Field(None, description="Only for the sandbox or a VPC endpoint.")
+    region: str = "us-east-1"
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class JiraSettings(BaseModel):
+    url: str | None = None
+    user: str | None = None
+    token: SecretStr | None = None
+    project: str = "SEC"
+    timezone: str = Field(
+        "UTC", description="The integration user's Jira time zone: JQL dates are read in it."
+    )
+    mapping: Path = Field(default_factory=lambda: shipped_mapping("jira.yaml"))
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class SyncSettings(BaseModel):
+    """How a cycle looks for changes; the defaults suit a job run every minute."""
+
+    jira_search_overlap_seconds: int = Field(
+        180, ge=60, description="Jira dates have minute granularity and search lags writes."
+    )
+    create_settle_seconds: int = Field(
+        60, ge=0, description="How long to wait for search to show a ticket whose create may have happened."
+    )
+    comment_check_interval_seconds: int = Field(
+        300, ge=0, description="Longest delay before a SIR comment that did not bump its case is seen."
+    )
+    comment_checks_per_cycle: int = Field(50, ge=0)
+    sync_closed_cases: bool = Field(
+        False, description="Create tickets for cases already closed when first seen."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SIRSYNC_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    targets: Annotated[list[str], NoDecode] = ["jira"]
+    state_path: Path = Path("sirsync.sqlite")
+    log_level: str = "INFO"
+    sir: SirSettings = SirSettings()
+    jira: JiraSettings = JiraSettings()
+    sync: SyncSettings = SyncSettings()
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _split_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: list[str]) -> list[str]:
+        unknown = [target for target in value if target not in KNOWN_TARGETS]
+        if unknown:
+            raise ValueError(f"unknown target(s) {unknown}; known: {', '.join(KNOWN_TARGETS)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SIRSYNC_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)

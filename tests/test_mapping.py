@@ -1,0 +1,113 @@
+"""Mapping files as an admin edits them: errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.mapping import MappingError, load_mapping
+from connectors.model import Case
+from connectors.settings import shipped_mapping
+
+SHIPPED = shipped_mapping("jira.yaml")
+
+
+def edited(tmp_path: Path, old: str, new: str) -> Path:
+    text = SHIPPED.read_text()
+    assert old in text, f"{old!r} is not in the shipped mapping"
+    path = tmp_path / "jira.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def line_of(path: Path, fragment: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if fragment in line)
+
+
+def test_shipped_mapping_loads_and_answers() -> None:
+    mapping = load_mapping(SHIPPED, "jira")
+    case = Case("1234567890", {"title": "T", "engagementType": "Investigation", "caseStatus": "Submitted"})
+    assert mapping.outbound_fields(case)["priority"] == "Medium"
+    assert mapping.status_outbound("Closed") == "Done"
+    assert mapping.status_inbound("In Review") == "Post-incident Activities"
+    assert "sir-investigation" in mapping.labels_for(case)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "message", "at"),
+    [
+        (
+            "    direction: both\n    conflict: newest",
+            "    direction: sideways\n    conflict: newest",
+            "fields.summary.direction",
+            "'outbound', 'inbound' or 'both'",
+            "direction: sideways",
+        ),
+        (
+            "    Detection and Analysis: In Progress",
+            "    Detection & Analysis: In Progress",
+            "status.outbound.Detection & Analysis",
+            "not a SIR status",
+            "Detection & Analysis",
+        ),
+        (
+            "    conflict: newest",
+            "    conflict: loudest_wins",
+            "fields.summary.conflict",
+            "not one of",
+            "loudest",
+        ),
+        (
+            "    sir: engagementType",
+            "    sir: engagement",
+            "fields.priority.sir",
+            "not a SIR case field",
+            "sir: engagement",
+        ),
+        (
+            "      Engagement type: {engagementType}",
+            "      Engagement type: {engagement}",
+            "fields.description.template",
+            "unknown case field",
+            "template: |",
+        ),
+        (
+            "  conflict: sir_wins",
+            "  conflict: sir_wins\n  colour: blue",
+            "status.colour",
+            "Extra inputs",
+            "colour",
+        ),
+    ],
+)
+def test_invalid_mapping_names_file_line_and_field(
+    tmp_path: Path, old: str, new: str, field: str, message: str, at: str
+) -> None:
+    path = edited(tmp_path, old, new)
+    with pytest.raises(MappingError) as raised:
+        load_mapping(path, "jira")
+    text = str(raised.value)
+    assert text.startswith(f"{path}:{line_of(path, at)}: {field}: ")
+    assert message in text
+
+
+def test_template_field_cannot_flow_inbound(tmp_path: Path) -> None:
+    path = edited(tmp_path, "    direction: outbound\n    template:", "    direction: both\n    template:")
+    with pytest.raises(MappingError, match=r"fields\.description"):
+        load_mapping(path, "jira")
+
+
+def test_unreadable_and_non_yaml_mappings_say_so(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="cannot read the mapping"):
+        load_mapping(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nfields: [unclosed\n")
+    with pytest.raises(MappingError, match=r"broken.yaml:\d+: not valid YAML"):
+        load_mapping(broken)
+
+
+def test_a_mapping_for_another_system_is_refused(tmp_path: Path) -> None:
+    path = edited(tmp_path, "system: jira", "system: servicenow")
+    with pytest.raises(MappingError, match="not 'jira'"):
+        load_mapping(path, "jira")
