@@ -1,0 +1,1 @@
+"""Jira Cloud: the adapter the engine syncs tickets through."""

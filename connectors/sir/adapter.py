@@ -1,0 +1,207 @@
+"""SIR through boto3's ``security-ir`` client: the canonical model in, vendor errors out as ours."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError
+from connectors.model import Case, Comment
+from connectors.retry import RetryPolicy
+from connectors.settings import SirSettings
+
+T = TypeVar("T")
+
+CLOSED = "Closed"
+# The self-managed transitions SIR documents for UpdateCaseStatus; Closed is reached with CloseCase.
+STATUS_EDGES: dict[str, tuple[str, ...]] = {
+    "Submitted": ("Detection and Analysis",),
+    "Acknowledged": ("Detection and Analysis",),
+    "Detection and Analysis": ("Containment, Eradication and Recovery", "Post-incident Activities"),
+    "Containment, Eradication and Recovery": ("Detection and Analysis", "Post-incident Activities"),
+    "Post-incident Activities": ("Containment, Eradication and Recovery", "Detection and Analysis"),
+}
+_RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
+_FATAL_CODES = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "SecurityIncidentResponseNotActiveException",
+    "ExpiredTokenException",
+}
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    case_id: str
+    updated: str
+    status: str
+
+
+def status_path(current: str, wanted: str) -> list[str] | None:
+    """The shortest list of UpdateCaseStatus steps from ``current`` to ``wanted`` (empty if equal)."""
+    if current == wanted:
+        return []
+    seen = {current}
+    queue: deque[tuple[str, list[str]]] = deque([(current, [])])
+    while queue:
+        status, path = queue.popleft()
+        for step in STATUS_EDGES.get(status, ()):
+            if step == wanted:
+                return [*path, step]
+            if step not in seen:
+                seen.add(step)
+                queue.append((step, [*path, step]))
+    return None
+
+
+def client_token(*parts: str) -> str:
+    """A deterministic clientToken: the same intent always sends the same token."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_iso(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _iso(item) for key, item in value.items()}
+    return value
+
+
+class SirAdapter:
+    system = "sir"
+
+    def __init__(self, client: Any, retry: RetryPolicy | None = None, principal: str | None = None) -> None:
+        self._client = client
+        self._retry = retry or RetryPolicy()
+        #: the integration's own principal ARN, if known; learned from our own comments otherwise
+        self.principal = principal
+
+    @classmethod
+    def from_settings(cls, settings: SirSettings, retry: RetryPolicy | None = None) -> SirAdapter:
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},  # our RetryPolicy is the only one
+            connect_timeout=settings.timeout_seconds,
+            read_timeout=settings.timeout_seconds,
+        )
+        client = boto3.client(
+            "security-ir", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+        )
+        return cls(client, retry)
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method: Callable[..., dict[str, Any]] = getattr(self._client, operation)
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return method(**params)
+            except ClientError as exc:
+                raise self._translate(exc, operation) from exc
+            except (ConnectionError, HTTPClientError) as exc:
+                raise RetriableError(f"SIR {operation}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise FatalError(f"SIR {operation}: {exc}") from exc
+
+        return self._retry.call(attempt)
+
+    @staticmethod
+    def _translate(exc: ClientError, operation: str) -> Exception:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = f"SIR {operation}: {code}: {error.get('Message', '')}"
+        if code in _RETRIABLE_CODES or status == 429 or status >= 500:
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            retry_after = headers.get("retry-after")
+            return RetriableError(message, float(retry_after) if retry_after else None)
+        if code in _FATAL_CODES or status in (401, 403):
+            return FatalError(message)
+        if code == "ResourceNotFoundException":
+            return NotFoundError(message)
+        return CaseError(message)
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def list_cases(self) -> Iterator[CaseSummary]:
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"maxResults": 25}
+            if token:
+                params["nextToken"] = token
+            page = self._call("list_cases", **params)
+            for item in page.get("items", []):
+                yield CaseSummary(
+                    item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", "")
+                )
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    def get_case(self, case_id: str) -> Case:
+        answer = self._call("get_case", caseId=case_id)
+        answer.pop("ResponseMetadata", None)
+        return Case(case_id, _iso(answer))
+
+    def comments(self, case_id: str) -> list[Comment]:
+        found: list[Comment] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"caseId": case_id, "maxResults": 25}
+            if token:
+                params["nextToken"] = token
+            page = self._call("list_comments", **params)
+            for item in page.get("items", []):
+                creator = item.get("creator", "")
+                found.append(
+                    Comment(
+                        id=item["commentId"],
+                        body=item.get("body", ""),
+                        author=creator,
+                        created=_iso(item.get("createdDate", "")),
+                        updated=_iso(item.get("lastUpdatedDate", "")),
+                        own=bool(self.principal) and creator == self.principal,
+                    )
+                )
+            token = page.get("nextToken")
+            if not token:
+                return found
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def add_comment(self, case_id: str, body: str, token: str) -> str:
+        answer = self._call("create_case_comment", caseId=case_id, body=body, clientToken=token)
+        return str(answer["commentId"])
+
+    def edit_comment(self, case_id: str, comment_id: str, body: str) -> None:
+        self._call("update_case_comment", caseId=case_id, commentId=comment_id, body=body)
+
+    def update_case(self, case_id: str, fields: dict[str, str]) -> None:
+        self._call("update_case", caseId=case_id, **fields)
+
+    def move_to_status(self, case: Case, wanted: str) -> int:
+        """Walk SIR's allowed transitions to ``wanted`` (CloseCase for Closed); return the steps taken."""
+        current = case.status
+        if current == wanted:
+            return 0
+        if current == CLOSED:
+            raise CaseError(f"case {case.case_id} is closed in SIR; it cannot move to {wanted!r}")
+        if wanted == CLOSED:
+            self._call("close_case", caseId=case.case_id)
+            return 1
+        path = status_path(current, wanted)
+        if path is None:
+            raise CaseError(f"SIR allows no path from {current!r} to {wanted!r} for case {case.case_id}")
+        for step in path:
+            self._call("update_case_status", caseId=case.case_id, caseStatus=step)
+        return len(path)

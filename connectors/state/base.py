@@ -1,0 +1,112 @@
+"""The state store interface: what the engine remembers between cycles.
+
+The store holds links (case <-> ticket), comment links, the last synced value of every mapped field
+(the baseline of the three-way comparison), per-system cursors, and an append-only action log. It holds
+no secrets. Everything in it can be rebuilt from the systems themselves (the cross-references on tickets
+and the markers in mirrored comments), which is why a write is recorded as an intent before it is made.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+# Link states
+CREATING = "creating"  # a create was intended and may have happened: look before creating again
+LINKED = "linked"
+SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync first saw it)
+
+
+@dataclass
+class Link:
+    case_id: str
+    target: str
+    state: str
+    ticket_id: str = ""
+    ticket_key: str = ""
+    intent_at: str = ""
+    sir_updated: str = ""
+    ticket_updated: str = ""
+    comments_checked_at: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The value of a field on each side when the two last agreed."""
+
+    sir: str
+    target: str
+
+
+@dataclass
+class CommentLink:
+    """A comment and its mirror(s). ``origin`` is where it was written: ``sir`` or the target."""
+
+    case_id: str
+    target: str
+    origin: str
+    source_id: str
+    mirror_ids: list[str] = field(default_factory=list)
+    source_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    at: str
+    case_id: str
+    target: str
+    action: str
+    detail: dict[str, Any]
+
+
+class StateStore(ABC):
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes so that they are recorded together or not at all."""
+
+    # links
+    @abstractmethod
+    def link(self, case_id: str, target: str) -> Link | None: ...
+
+    @abstractmethod
+    def links(self, target: str, states: tuple[str, ...] = (LINKED,)) -> list[Link]: ...
+
+    @abstractmethod
+    def link_for_ticket(self, target: str, ticket_id: str) -> Link | None: ...
+
+    @abstractmethod
+    def save_link(self, link: Link) -> None: ...
+
+    # baselines
+    @abstractmethod
+    def baselines(self, case_id: str, target: str) -> dict[str, Baseline]: ...
+
+    @abstractmethod
+    def save_baseline(self, case_id: str, target: str, name: str, baseline: Baseline) -> None: ...
+
+    # comments
+    @abstractmethod
+    def comment_links(self, case_id: str, target: str) -> list[CommentLink]: ...
+
+    @abstractmethod
+    def save_comment_link(self, link: CommentLink) -> None: ...
+
+    # cursors
+    @abstractmethod
+    def cursor(self, system: str, target: str) -> str | None: ...
+
+    @abstractmethod
+    def save_cursor(self, system: str, target: str, value: str) -> None: ...
+
+    # log
+    @abstractmethod
+    def record(self, case_id: str, target: str, action: str, /, **detail: Any) -> None: ...
+
+    @abstractmethod
+    def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,218 @@
+"""The embedded state store: one SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.state.base import LINKED, Action, Baseline, CommentLink, Link, StateStore
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL,
+    ticket_id TEXT NOT NULL DEFAULT '', ticket_key TEXT NOT NULL DEFAULT '',
+    intent_at TEXT NOT NULL DEFAULT '', sir_updated TEXT NOT NULL DEFAULT '',
+    ticket_updated TEXT NOT NULL DEFAULT '', comments_checked_at TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (case_id, target)
+);
+CREATE INDEX IF NOT EXISTS links_by_ticket ON links (target, ticket_id);
+CREATE TABLE IF NOT EXISTS baselines (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, name TEXT NOT NULL,
+    sir_value TEXT NOT NULL, target_value TEXT NOT NULL,
+    PRIMARY KEY (case_id, target, name)
+);
+CREATE TABLE IF NOT EXISTS comment_links (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, origin TEXT NOT NULL, source_id TEXT NOT NULL,
+    mirror_ids TEXT NOT NULL, source_hash TEXT NOT NULL,
+    PRIMARY KEY (case_id, target, origin, source_id)
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    system TEXT NOT NULL, target TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (system, target)
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, case_id TEXT NOT NULL,
+    target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_by_case ON actions (case_id, id);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used; the message says why and what to do."""
+
+
+class SqliteStateStore(StateStore):
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            if self.path.parent != Path(""):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"the state file {self.path} is not a usable SQLite database ({exc}). Move it aside and run "
+                "`sirsync sync --once`: links are found again through the cross-references on tickets."
+            ) from exc
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {row[0]})")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self._db.execute("COMMIT")
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    # links
+
+    _LINK_COLUMNS = (
+        "case_id, target, state, ticket_id, ticket_key, intent_at, sir_updated, ticket_updated, "
+        "comments_checked_at"
+    )
+
+    def link(self, case_id: str, target: str) -> Link | None:
+        row = self._execute(
+            f"SELECT {self._LINK_COLUMNS} FROM links WHERE case_id = ? AND target = ?", (case_id, target)
+        ).fetchone()
+        return Link(*row) if row else None
+
+    def links(self, target: str, states: tuple[str, ...] = (LINKED,)) -> list[Link]:
+        marks = ",".join("?" * len(states))
+        rows = self._execute(
+            f"SELECT {self._LINK_COLUMNS} FROM links WHERE target = ? AND state IN ({marks}) "
+            "ORDER BY case_id",
+            (target, *states),
+        ).fetchall()
+        return [Link(*row) for row in rows]
+
+    def link_for_ticket(self, target: str, ticket_id: str) -> Link | None:
+        row = self._execute(
+            f"SELECT {self._LINK_COLUMNS} FROM links WHERE target = ? AND ticket_id = ?", (target, ticket_id)
+        ).fetchone()
+        return Link(*row) if row else None
+
+    def save_link(self, link: Link) -> None:
+        self._execute(
+            f"INSERT OR REPLACE INTO links ({self._LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                link.case_id,
+                link.target,
+                link.state,
+                link.ticket_id,
+                link.ticket_key,
+                link.intent_at,
+                link.sir_updated,
+                link.ticket_updated,
+                link.comments_checked_at,
+            ),
+        )
+
+    # baselines
+
+    def baselines(self, case_id: str, target: str) -> dict[str, Baseline]:
+        rows = self._execute(
+            "SELECT name, sir_value, target_value FROM baselines WHERE case_id = ? AND target = ?",
+            (case_id, target),
+        ).fetchall()
+        return {name: Baseline(sir, tgt) for name, sir, tgt in rows}
+
+    def save_baseline(self, case_id: str, target: str, name: str, baseline: Baseline) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?, ?)",
+            (case_id, target, name, baseline.sir, baseline.target),
+        )
+
+    # comments
+
+    def comment_links(self, case_id: str, target: str) -> list[CommentLink]:
+        rows = self._execute(
+            "SELECT origin, source_id, mirror_ids, source_hash FROM comment_links "
+            "WHERE case_id = ? AND target = ?",
+            (case_id, target),
+        ).fetchall()
+        return [
+            CommentLink(case_id, target, origin, source_id, json.loads(mirrors), source_hash)
+            for origin, source_id, mirrors, source_hash in rows
+        ]
+
+    def save_comment_link(self, link: CommentLink) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO comment_links VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                link.case_id,
+                link.target,
+                link.origin,
+                link.source_id,
+                json.dumps(link.mirror_ids),
+                link.source_hash,
+            ),
+        )
+
+    # cursors
+
+    def cursor(self, system: str, target: str) -> str | None:
+        row = self._execute(
+            "SELECT value FROM cursors WHERE system = ? AND target = ?", (system, target)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def save_cursor(self, system: str, target: str, value: str) -> None:
+        self._execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (system, target, value))
+
+    # log
+
+    def record(self, case_id: str, target: str, action: str, /, **detail: Any) -> None:
+        self._execute(
+            "INSERT INTO actions (at, case_id, target, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (datetime.now(UTC).isoformat(), case_id, target, action, json.dumps(detail, default=str)),
+        )
+
+    def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]:
+        if case_id is None:
+            rows = self._execute(
+                "SELECT at, case_id, target, action, detail FROM actions ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self._execute(
+                "SELECT at, case_id, target, action, detail FROM actions WHERE case_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (case_id, limit),
+            ).fetchall()
+        for at, case, target, action, detail in reversed(rows):
+            yield Action(at, case, target, action, json.loads(detail))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,80 @@
+"""The interface every ticketing system implements for the engine (Jira, ServiceNow, ...).
+
+The engine speaks only in the canonical model (:mod:`connectors.model`) and target field names from the
+mapping; an adapter knows how its system stores, finds and transitions a ticket.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from connectors.model import Comment, Ticket
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """A ticket that a change search returned: which one, and when it was last updated."""
+
+    ticket_id: str
+    key: str
+    updated: str
+    case_id: str | None
+
+
+class TargetAdapter(ABC):
+    #: the name used in settings, mappings and the state store ("jira", "servicenow")
+    system: str
+    #: a person-friendly name for comment headers ("Jira", "ServiceNow")
+    display_name: str
+    #: the most a comment may hold; longer mirrored text is truncated with a visible marker
+    comment_limit: int
+
+    @abstractmethod
+    def find_ticket(self, case_id: str) -> Ticket | None:
+        """The ticket carrying this case's cross-reference, if one exists (search before create)."""
+
+    @abstractmethod
+    def create_ticket(
+        self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
+    ) -> Ticket:
+        """Create a ticket that carries the cross-reference to ``case_id``."""
+
+    @abstractmethod
+    def get_ticket(self, key: str) -> Ticket:
+        """Read a ticket; raise :class:`~connectors.errors.NotFoundError` if it was deleted."""
+
+    @abstractmethod
+    def update_ticket(
+        self, ticket: Ticket, fields: Mapping[str, str], add: set[str], remove: set[str]
+    ) -> None:
+        """Set fields and add or remove labels in one write."""
+
+    @abstractmethod
+    def stored_form(self, name: str, value: str) -> str:
+        """The value as the target will hold it after a write (limits applied), for the baseline."""
+
+    @abstractmethod
+    def move_to_status(self, ticket: Ticket, status: str, fields: Mapping[str, str]) -> int:
+        """Bring the ticket to ``status`` however the workflow allows; return the transitions made."""
+
+    @abstractmethod
+    def comments(self, ticket: Ticket) -> Sequence[Comment]: ...
+
+    @abstractmethod
+    def add_comment(self, ticket: Ticket, body: str) -> str:
+        """Post a comment and return its id."""
+
+    @abstractmethod
+    def edit_comment(self, ticket: Ticket, comment_id: str, body: str) -> None: ...
+
+    @abstractmethod
+    def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:
+        """Tickets synced by sirsync whose update time is at or after ``since`` (all if None)."""
+
+    @staticmethod
+    def parse_time(value: str) -> datetime:
+        """Turn the system's update-time text into an aware datetime (for cursors and "newest" wins)."""
+        return datetime.fromisoformat(value)
