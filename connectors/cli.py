@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from connectors import __version__
+
+if TYPE_CHECKING:
+    from connectors.settings import Settings
 
 app = typer.Typer(
     name="sirsync",
@@ -72,6 +79,85 @@ def sandbox(
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
+
+
+def _load_settings(config: Path | None) -> Settings:
+    from pydantic import ValidationError
+
+    from connectors.settings import Settings
+
+    if config is not None:
+        if not config.is_file():
+            _fail(f"config file {config} does not exist")
+        os.environ["SIRSYNC_CONFIG"] = str(config)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"sirsync: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def sync(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one cycle and exit (non-zero if anything failed).")
+    ] = False,
+    every: Annotated[
+        float | None, typer.Option(min=1, help="Run a cycle every N seconds until interrupted.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(envvar="SIRSYNC_CONFIG", help="YAML file with the same keys as SIRSYNC_*.")
+    ] = None,
+) -> None:
+    """Sync SIR cases with the configured targets: one cycle (--once) or one every N seconds (--every)."""
+    from connectors.errors import FatalError
+    from connectors.mapping import MappingError
+    from connectors.runtime import build_runtime
+    from connectors.state import StateError
+
+    if once == (every is not None):
+        _fail("give exactly one of --once or --every N")
+    settings = _load_settings(config)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        runtime = build_runtime(settings)
+    except (MappingError, StateError, FatalError) as exc:
+        _fail(str(exc))
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    failed = False
+    number = 0
+    try:
+        while True:
+            number += 1
+            started = time.monotonic()
+            try:
+                report = runtime.cycle.run()
+            except FatalError as exc:
+                _fail(f"cycle {number} stopped: {exc}", code=1)
+            elapsed = time.monotonic() - started
+            typer.echo(f"cycle {number}: {report.line()} ({elapsed:.1f}s)")
+            for problem in report.problems:
+                typer.echo(f"  error: {problem}", err=True)
+            failed = report.errors > 0
+            if once or stop.wait(every or 0):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+    if once and failed:
+        raise typer.Exit(1)
 
 
 @app.command()

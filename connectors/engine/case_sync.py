@@ -1,0 +1,271 @@
+"""Sync one case with its ticket in one target: the unit of work a cycle, an event or a webhook triggers.
+
+Each pass reads both sides, decides per field by comparing each side with the baseline (the values the
+two last agreed on), writes what must change, and records it. A pass that wrote is followed by another
+that re-reads, so the update times recorded at the end are ones whose state was fully compared: the
+next cycle then sees nothing new, and idle cycles write nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from connectors.crashpoints import crash_point
+from connectors.engine.comments import CommentSync
+from connectors.engine.report import Report
+from connectors.errors import CaseError
+from connectors.mapping import Mapping, Winner
+from connectors.model import Case, Ticket
+from connectors.settings import SyncSettings
+from connectors.sir.adapter import SirAdapter
+from connectors.sir.schema import max_length
+from connectors.state import CREATING, LINKED, Baseline, Link, StateStore
+from connectors.target import TargetAdapter
+from connectors.text import normalise, truncate
+
+MAX_PASSES = 3
+STATUS = "status"  # the baseline name of the status pair
+
+
+class CaseSync:
+    def __init__(
+        self,
+        sir: SirAdapter,
+        target: TargetAdapter,
+        mapping: Mapping,
+        state: StateStore,
+        settings: SyncSettings,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sir = sir
+        self.target = target
+        self.mapping = mapping
+        self.state = state
+        self.settings = settings
+        self.now = now
+        self.comments = CommentSync(sir, target, mapping, state)
+
+    @property
+    def system(self) -> str:
+        return self.target.system
+
+    def run(self, case_id: str) -> Report:
+        report = Report(cases=1)
+        for _ in range(MAX_PASSES):
+            if not self._pass(case_id, report):
+                return report
+        raise CaseError(f"case {case_id} kept changing during {MAX_PASSES} passes; will try again next cycle")
+
+    def _pass(self, case_id: str, report: Report) -> bool:
+        case = self.sir.get_case(case_id)
+        link = self.state.link(case_id, self.system)
+        if link is None or link.state != LINKED:
+            ticket = self._ensure_ticket(case, link, report)
+            if ticket is None:
+                return False
+            link = self.state.link(case_id, self.system)
+            assert link is not None
+        else:
+            ticket = self.target.get_ticket(link.ticket_key)
+
+        wrote = self._sync_fields(case, ticket, report)
+        wrote |= self._sync_status(case, ticket, report)
+        wrote |= self.comments.run(case_id, ticket, report, sir_accepts_comments=not case.closed)
+        if not wrote:
+            link.sir_updated = case.updated
+            link.ticket_updated = ticket.updated
+            link.comments_checked_at = self.now().isoformat()
+            self.state.save_link(link)
+        return wrote
+
+    # --- the ticket ----------------------------------------------------------------------------------
+
+    def _ensure_ticket(self, case: Case, link: Link | None, report: Report) -> Ticket | None:
+        """Find the case's ticket through its cross-reference, or create it: never twice."""
+        found = self.target.find_ticket(case.case_id)
+        if found is not None:
+            self._save_link(case, found)
+            self.state.record(case.case_id, self.system, "linked_existing", ticket=found.key)
+            return found
+        if link is not None and link.state == CREATING:
+            # An earlier create may have happened just before a crash, and search may not show it yet.
+            intended = datetime.fromisoformat(link.intent_at)
+            if (self.now() - intended).total_seconds() < self.settings.create_settle_seconds:
+                self.state.record(case.case_id, self.system, "create_deferred", intended=link.intent_at)
+                return None
+        self.state.save_link(Link(case.case_id, self.system, CREATING, intent_at=self.now().isoformat()))
+        fields = self.mapping.outbound_fields(case)
+        ticket = self.target.create_ticket(
+            case.case_id, case.value("caseArn"), fields, self.mapping.labels_for(case)
+        )
+        crash_point("ticket_created")
+        with self.state.transaction():
+            self._save_link(case, ticket)
+            for name, value in fields.items():
+                stored = self.target.stored_form(name, value)
+                self.state.save_baseline(case.case_id, self.system, name, Baseline(value, stored))
+            self.state.record(case.case_id, self.system, "created", ticket=ticket.key)
+        report.created += 1
+        return ticket
+
+    def _save_link(self, case: Case, ticket: Ticket) -> None:
+        self.state.save_link(Link(case.case_id, self.system, LINKED, ticket.id, ticket.key))
+
+    # --- fields and labels ---------------------------------------------------------------------------
+
+    def _winner(self, policy: Winner, case: Case, ticket: Ticket) -> Winner:
+        if policy is not Winner.NEWEST:
+            return policy
+        sir_time = datetime.fromisoformat(case.updated)
+        target_time = self.target.parse_time(ticket.updated)
+        return Winner.SIR if sir_time >= target_time else Winner.TARGET
+
+    def _sync_fields(self, case: Case, ticket: Ticket, report: Report) -> bool:
+        baselines = self.state.baselines(case.case_id, self.system)
+        to_target: dict[str, str] = {}
+        to_sir: dict[str, str] = {}
+        settled: dict[str, Baseline] = {}
+        for name, field in self.mapping.fields.items():
+            sir_now = field.source.render(case)
+            target_now = ticket.fields.get(name, "")
+            base = baselines.get(name)
+            if normalise(self.target.stored_form(name, sir_now)) == normalise(target_now):
+                if base != Baseline(sir_now, target_now):
+                    settled[name] = Baseline(sir_now, target_now)
+                continue
+            sir_changed = base is None or normalise(sir_now) != normalise(base.sir)
+            target_changed = base is not None and normalise(target_now) != normalise(base.target)
+            if sir_changed and target_changed:
+                winner = self._winner(field.winner, case, ticket)
+                report.conflicts += 1
+                self.state.record(
+                    case.case_id,
+                    self.system,
+                    "conflict",
+                    field=name,
+                    winner=winner.value,
+                    sir=sir_now,
+                    target=target_now,
+                )
+            elif sir_changed:
+                winner = Winner.SIR
+            elif target_changed:
+                winner = Winner.TARGET
+            else:
+                continue
+            if winner is Winner.SIR and field.outbound:
+                to_target[name] = sir_now
+                settled[name] = Baseline(sir_now, self.target.stored_form(name, sir_now))
+            elif winner is Winner.TARGET and field.inbound and not case.closed:
+                sir_value = field.inbound_value(target_now)
+                sir_field = field.source.sir or ""
+                if sir_value is None:
+                    raise CaseError(
+                        f"{self.system} {name} {target_now!r} has no SIR value in the mapping's table"
+                    )
+                limit = max_length("UpdateCase", sir_field)
+                sir_value = truncate(sir_value, limit) if limit else sir_value
+                to_sir[sir_field] = sir_value
+                patched = Case(case.case_id, {**case.fields, sir_field: sir_value})
+                settled[name] = Baseline(field.source.render(patched), target_now)
+            else:
+                # the mapping does not let this change flow (or SIR, closed, takes no more edits):
+                # accept the difference as the new baseline
+                settled[name] = Baseline(sir_now, target_now)
+
+        wanted = self.mapping.labels_for(case)
+        add = wanted - set(ticket.labels)
+        remove = (self.mapping.managed_labels & set(ticket.labels)) - wanted
+
+        wrote = False
+        if to_target or add or remove:
+            self.target.update_ticket(ticket, to_target, add, remove)
+            report.updated += 1
+            wrote = True
+        if to_sir:
+            self.sir.update_case(case.case_id, to_sir)
+            report.updated += 1
+            wrote = True
+        with self.state.transaction():
+            for name, baseline in settled.items():
+                self.state.save_baseline(case.case_id, self.system, name, baseline)
+            if wrote:
+                self.state.record(
+                    case.case_id,
+                    self.system,
+                    "fields",
+                    outbound=sorted(to_target),
+                    inbound=sorted(to_sir),
+                    labels_added=sorted(add),
+                    labels_removed=sorted(remove),
+                )
+        return wrote
+
+    # --- status --------------------------------------------------------------------------------------
+
+    def _sync_status(self, case: Case, ticket: Ticket, report: Report) -> bool:
+        base = self.state.baselines(case.case_id, self.system).get(STATUS)
+        sir_now, target_now = case.status, ticket.status
+        want_target = self.mapping.status_outbound(sir_now)
+        want_sir = self.mapping.status_inbound(target_now)
+        current = Baseline(sir_now, target_now)
+        if want_target == target_now or want_sir == sir_now:
+            if base != current:
+                self.state.save_baseline(case.case_id, self.system, STATUS, current)
+            return False
+
+        sir_changed = base is None or sir_now != base.sir
+        target_changed = base is not None and target_now != base.target
+        if sir_changed and target_changed:
+            winner = self._winner(self.mapping.status_winner, case, ticket)
+            report.conflicts += 1
+            self.state.record(
+                case.case_id,
+                self.system,
+                "conflict",
+                field=STATUS,
+                winner=winner.value,
+                sir=sir_now,
+                target=target_now,
+            )
+        elif sir_changed:
+            winner = Winner.SIR
+        elif target_changed:
+            winner = Winner.TARGET
+        else:
+            return False
+
+        closing = self.mapping.spec.closing
+        if winner is Winner.SIR:
+            if want_target is None:
+                raise CaseError(f"the mapping has no {self.system} status for SIR status {sir_now!r}")
+            if sir_now == "Closed" and not closing.close_ticket_when_case_closes:
+                self.state.save_baseline(case.case_id, self.system, STATUS, current)
+                return False
+            fields = self.mapping.fields_for_transition(want_target, case)
+            steps = self.target.move_to_status(ticket, want_target, fields)
+            crash_point("status_moved")
+            self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(sir_now, want_target))
+            self.state.record(
+                case.case_id, self.system, "status_outbound", sir=sir_now, target=want_target, steps=steps
+            )
+            report.transitions += steps
+            return steps > 0
+        if (
+            case.closed
+            or want_sir is None
+            or (want_sir == "Closed" and not closing.close_case_when_ticket_closes)
+        ):
+            # a ticket status the mapping does not push to SIR, or a case SIR no longer lets change:
+            # accept it as agreed
+            self.state.save_baseline(case.case_id, self.system, STATUS, current)
+            return False
+        steps = self.sir.move_to_status(case, want_sir)
+        crash_point("status_moved")
+        self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(want_sir, target_now))
+        self.state.record(
+            case.case_id, self.system, "status_inbound", target=target_now, sir=want_sir, steps=steps
+        )
+        report.transitions += steps
+        return steps > 0

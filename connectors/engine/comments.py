@@ -1,0 +1,191 @@
+"""Mirroring comments both ways, exactly once, never back.
+
+Three guards keep a mirrored comment from coming back: who wrote it (the integration's own identity on
+either side), the marker in its header, and the comment-link table. The marker is also how a comment
+posted just before a crash is found again instead of posted twice; SIR creates also carry a
+deterministic ``clientToken``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from connectors.crashpoints import crash_point
+from connectors.engine.markers import Marker, find_marker, header
+from connectors.engine.report import Report
+from connectors.mapping import Mapping
+from connectors.model import Comment, Ticket
+from connectors.sir.adapter import SirAdapter, client_token
+from connectors.sir.schema import max_length
+from connectors.state import CommentLink, StateStore
+from connectors.target import TargetAdapter
+from connectors.text import clean, digest, split, truncate
+
+
+class CommentSync:
+    def __init__(self, sir: SirAdapter, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
+        self.sir = sir
+        self.target = target
+        self.mapping = mapping
+        self.state = state
+        self.sir_limit = max_length("CreateCaseComment", "body") or 12000
+
+    def run(self, case_id: str, ticket: Ticket, report: Report, *, sir_accepts_comments: bool = True) -> bool:
+        """Mirror what is new or edited on either side; return whether anything was written.
+
+        A closed SIR case takes no more comments: ticket comments then stay where they are.
+        """
+        sir_comments = self.sir.comments(case_id)
+        target_comments = self.target.comments(ticket)
+        links = {
+            (link.origin, link.source_id): link
+            for link in self.state.comment_links(case_id, self.target.system)
+        }
+        self._learn_own_principal(sir_comments, links.values())
+
+        direction = self.mapping.spec.comments.direction
+        wrote = False
+        if direction in ("outbound", "both"):
+            wrote |= self._outbound(case_id, ticket, sir_comments, target_comments, links, report)
+        if direction in ("inbound", "both") and sir_accepts_comments:
+            wrote |= self._inbound(case_id, ticket, sir_comments, target_comments, links, report)
+        return wrote
+
+    def _learn_own_principal(self, sir_comments: Sequence[Comment], links: Iterable[CommentLink]) -> None:
+        """A comment sirsync is known to have written in SIR tells its own principal; remember it."""
+        if self.sir.principal:
+            return
+        ours = _mirror_ids(links, origin=self.target.system)
+        for comment in sir_comments:
+            if comment.id in ours and comment.author:
+                self.sir.principal = comment.author
+                self.state.save_cursor("sir", "principal", comment.author)
+                return
+
+    # --- SIR -> target --------------------------------------------------------------------------
+
+    def _outbound(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        sir_comments: Sequence[Comment],
+        target_comments: Sequence[Comment],
+        links: dict[tuple[str, str], CommentLink],
+        report: Report,
+    ) -> bool:
+        mirrors_in_sir = _mirror_ids(links.values(), origin=self.target.system)
+        found_in_target = {
+            marker.source_id: comment.id
+            for comment in target_comments
+            if (marker := find_marker(comment.body)) is not None and marker.system == "sir"
+        }
+        wrote = False
+        for comment in sir_comments:
+            if comment.own or comment.id in mirrors_in_sir or find_marker(comment.body) is not None:
+                continue
+            link = links.get(("sir", comment.id))
+            text = self._mirror_text("SIR", comment, Marker("sir", comment.id), self.target.comment_limit)
+            if link is None:
+                existing = found_in_target.get(comment.id)
+                if existing is None:
+                    existing = self.target.add_comment(ticket, text)
+                    crash_point("comment_posted_to_target")
+                    report.comments += 1
+                    wrote = True
+                    self.state.record(
+                        case_id, self.target.system, "comment_outbound", sir=comment.id, target=existing
+                    )
+                link = CommentLink(
+                    case_id, self.target.system, "sir", comment.id, [existing], digest(comment.body)
+                )
+                self.state.save_comment_link(link)
+            elif link.source_hash != digest(comment.body):
+                self.target.edit_comment(ticket, link.mirror_ids[0], text)
+                report.comments += 1
+                wrote = True
+                link.source_hash = digest(comment.body)
+                self.state.save_comment_link(link)
+                self.state.record(case_id, self.target.system, "comment_edit_outbound", sir=comment.id)
+        return wrote
+
+    # --- target -> SIR --------------------------------------------------------------------------
+
+    def _inbound(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        sir_comments: Sequence[Comment],
+        target_comments: Sequence[Comment],
+        links: dict[tuple[str, str], CommentLink],
+        report: Report,
+    ) -> bool:
+        system = self.target.system
+        mirrors_in_target = _mirror_ids(links.values(), origin="sir")
+        found_in_sir: dict[tuple[str, int], str] = {}
+        for comment in sir_comments:
+            marker = find_marker(comment.body)
+            if marker is not None and marker.system == system:
+                found_in_sir[(marker.source_id, marker.part)] = comment.id
+        wrote = False
+        for comment in target_comments:
+            if comment.own or comment.id in mirrors_in_target or find_marker(comment.body) is not None:
+                continue
+            link = links.get((system, comment.id))
+            if link is not None and link.source_hash == digest(comment.body):
+                continue
+            parts = self._sir_parts(comment)
+            previous = link.mirror_ids if link is not None else []
+            ids: list[str] = []
+            for index, part in enumerate(parts, start=1):
+                if index <= len(previous) and link is not None:
+                    self.sir.edit_comment(case_id, previous[index - 1], part)
+                    ids.append(previous[index - 1])
+                elif (existing := found_in_sir.get((comment.id, index))) is not None and link is None:
+                    ids.append(existing)
+                    continue
+                else:
+                    token = client_token(system, ticket.id, comment.id, str(index), digest(comment.body))
+                    ids.append(self.sir.add_comment(case_id, part, token))
+                    crash_point("comment_posted_to_sir")
+                report.comments += 1
+                wrote = True
+            for stale in previous[len(parts) :]:
+                self.sir.edit_comment(
+                    case_id, stale, f"{Marker(system, comment.id)} [this part was removed by an edit]"
+                )
+                ids.append(stale)
+            self.state.save_comment_link(
+                CommentLink(case_id, system, system, comment.id, ids, digest(comment.body))
+            )
+            self.state.record(case_id, system, "comment_inbound", target=comment.id, sir=ids)
+        return wrote
+
+    # --- rendering ------------------------------------------------------------------------------
+
+    def _header(self, origin: str, comment: Comment, parse: Callable[[str], datetime]) -> str:
+        try:
+            when: datetime | None = parse(comment.created).astimezone(UTC)
+        except ValueError:
+            when = None
+        return header(self.mapping.spec.comments.header, origin, comment.author, when)
+
+    def _mirror_text(self, origin: str, comment: Comment, marker: Marker, limit: int) -> str:
+        head = f"{self._header(origin, comment, datetime.fromisoformat)} {marker}"
+        return truncate(f"{head}\n\n{clean(comment.body)}", limit)
+
+    def _sir_parts(self, comment: Comment) -> list[str]:
+        system = self.target.system
+        head = self._header(self.target.display_name, comment, self.target.parse_time)
+        # room for the header and the widest marker this comment could need
+        reserve = len(head) + len(str(Marker(system, comment.id, 999, 999))) + 4
+        chunks = split(clean(comment.body), self.sir_limit - reserve)
+        total = len(chunks)
+        return [
+            f"{head} {Marker(system, comment.id, index, total)}\n\n{chunk}"
+            for index, chunk in enumerate(chunks, start=1)
+        ]
+
+
+def _mirror_ids(links: Iterable[CommentLink], origin: str) -> set[str]:
+    return {mirror for link in links if link.origin == origin for mirror in link.mirror_ids}

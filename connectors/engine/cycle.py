@@ -1,0 +1,148 @@
+"""A sync cycle: find what changed on each side since the last cycle, then sync those cases one by one.
+
+Timestamps only say where to look. SIR's ListCases has no filter, so every page is read and each case's
+``lastUpdatedDate`` is compared with the one recorded when it was last synced. A comment does not always
+bump its case, so a bounded rotation also looks at linked open cases whose comments were checked longest
+ago. Ticket systems are searched from a cursor, with an overlap window for coarse dates and lagging
+search; the cursor moves only once everything before it is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from connectors.engine.case_sync import CaseSync
+from connectors.engine.report import Report
+from connectors.errors import FatalError, SyncError
+from connectors.mapping import Mapping
+from connectors.settings import SyncSettings
+from connectors.sir.adapter import CaseSummary, SirAdapter
+from connectors.state import CREATING, LINKED, SKIPPED, Link, StateStore
+from connectors.target import TargetAdapter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Target:
+    adapter: TargetAdapter
+    mapping: Mapping
+
+
+class Cycle:
+    def __init__(
+        self,
+        sir: SirAdapter,
+        targets: Sequence[Target],
+        state: StateStore,
+        settings: SyncSettings,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sir = sir
+        self.targets = targets
+        self.state = state
+        self.settings = settings
+        self.now = now
+        if sir.principal is None:
+            sir.principal = state.cursor("sir", "principal")
+
+    def run(self) -> Report:
+        report = Report()
+        summaries = list(self.sir.list_cases())
+        for target in self.targets:
+            report.add(self._run_target(target, summaries))
+        return report
+
+    def case_sync(self, target: Target) -> CaseSync:
+        return CaseSync(self.sir, target.adapter, target.mapping, self.state, self.settings, self.now)
+
+    def sync_case(self, case_id: str, target: Target) -> Report:
+        """Sync one case with one target, turning a case's failure into a report line."""
+        try:
+            return self.case_sync(target).run(case_id)
+        except FatalError:
+            raise
+        except SyncError as exc:
+            message = str(exc)
+        except Exception as exc:  # a bug must not stop the other cases; it is logged in full
+            log.exception("unexpected failure syncing case %s with %s", case_id, target.adapter.system)
+            message = f"unexpected {type(exc).__name__}: {exc}"
+        report = Report(cases=1)
+        report.error(f"case {case_id} ({target.adapter.system}): {message}")
+        self.state.record(case_id, target.adapter.system, "error", message=message)
+        return report
+
+    def _run_target(self, target: Target, summaries: Sequence[CaseSummary]) -> Report:
+        system = target.adapter.system
+        due = self._due_from_sir(system, summaries)
+        changed, cursor = self._due_from_target(target)
+        due |= set(changed)
+
+        report = Report()
+        failed: set[str] = set()
+        for case_id in sorted(due):
+            result = self.sync_case(case_id, target)
+            if result.errors:
+                failed.add(case_id)
+            report.add(result)
+
+        if cursor is not None:
+            # never move past a change whose case failed: it must be searched for again
+            failed_times = [changed[case_id] for case_id in failed if case_id in changed]
+            new_cursor = min([cursor, *failed_times])
+            self.state.save_cursor(system, system, new_cursor.isoformat())
+        return report
+
+    def _due_from_sir(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
+        due: set[str] = set()
+        for summary in summaries:
+            link = self.state.link(summary.case_id, system)
+            if link is None:
+                if summary.status == "Closed" and not self.settings.sync_closed_cases:
+                    self.state.save_link(Link(summary.case_id, system, SKIPPED, sir_updated=summary.updated))
+                    continue
+                due.add(summary.case_id)
+            elif link.state == CREATING:
+                due.add(summary.case_id)
+            elif summary.updated != link.sir_updated:
+                if link.state == SKIPPED and summary.status == "Closed":
+                    continue
+                due.add(summary.case_id)
+        due |= self._comment_rotation(system, summaries)
+        return due
+
+    def _comment_rotation(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
+        """Linked open cases whose comments were checked longest ago, beyond the configured interval."""
+        open_cases = {summary.case_id for summary in summaries if summary.status != "Closed"}
+        horizon = (self.now() - timedelta(seconds=self.settings.comment_check_interval_seconds)).isoformat()
+        stale = [
+            link
+            for link in self.state.links(system, (LINKED,))
+            if link.case_id in open_cases and link.comments_checked_at < horizon
+        ]
+        stale.sort(key=lambda link: link.comments_checked_at)
+        return {link.case_id for link in stale[: self.settings.comment_checks_per_cycle]}
+
+    def _due_from_target(self, target: Target) -> tuple[dict[str, datetime], datetime | None]:
+        """Cases whose ticket changed since the last sync, with the ticket's update time; the new cursor."""
+        adapter = target.adapter
+        stored = self.state.cursor(adapter.system, adapter.system)
+        since = None
+        if stored:
+            since = datetime.fromisoformat(stored) - timedelta(
+                seconds=self.settings.jira_search_overlap_seconds
+            )
+        changed: dict[str, datetime] = {}
+        newest = datetime.fromisoformat(stored) if stored else None
+        for change in adapter.changed_since(since):
+            updated = adapter.parse_time(change.updated)
+            newest = updated if newest is None else max(newest, updated)
+            link = self.state.link_for_ticket(adapter.system, change.ticket_id)
+            if link is None or link.state != LINKED:
+                continue  # not ours yet, or still being created: the SIR side drives it
+            if change.updated != link.ticket_updated:
+                changed[link.case_id] = updated
+        return changed, newest

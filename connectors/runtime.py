@@ -1,0 +1,50 @@
+"""Build a ready-to-run cycle from settings: mappings first, so a bad one stops everything before a write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connectors.engine import Cycle, Target
+from connectors.errors import FatalError
+from connectors.mapping import load_mapping
+from connectors.settings import Settings
+from connectors.sir.adapter import SirAdapter
+from connectors.state import SqliteStateStore, StateStore
+
+
+@dataclass
+class Runtime:
+    cycle: Cycle
+    state: StateStore
+
+    def close(self) -> None:
+        self.state.close()
+
+
+def build_runtime(settings: Settings, now: Callable[[], datetime] | None = None) -> Runtime:
+    """``now`` replaces the wall clock (tests run against the sandbox's settable clock)."""
+    mappings = {}
+    if "jira" in settings.targets:
+        mappings["jira"] = load_mapping(settings.jira.mapping, "jira")
+    if "servicenow" in settings.targets:
+        raise FatalError("the ServiceNow target is not available yet; set SIRSYNC_TARGETS=jira")
+
+    state = SqliteStateStore(settings.state_path)
+    try:
+        sir = SirAdapter.from_settings(settings.sir)
+        targets = []
+        if "jira" in mappings:
+            from connectors.jira.adapter import JiraAdapter
+
+            mapping = mappings["jira"]
+            adapter = JiraAdapter.from_settings(
+                settings.jira, issue_type=mapping.spec.ticket.issue_type or "Task"
+            )
+            targets.append(Target(adapter, mapping))
+        clock = now or (lambda: datetime.now(UTC))
+        return Runtime(Cycle(sir, targets, state, settings.sync, clock), state)
+    except BaseException:
+        state.close()
+        raise

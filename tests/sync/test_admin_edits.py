@@ -1,0 +1,170 @@
+"""An admin's edits to the mapping and settings change behaviour with no code change."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
+from connectors.sandbox.runner import Sandbox
+from connectors.settings import Settings, shipped_mapping
+from tests.conftest import sir_client_for
+from tests.sync.conftest import Harness, make_settings, write_counts
+from tests.sync.test_crash import new_case, run_sync
+
+RENAMED_WORKFLOW = {
+    "statuses": [
+        {"name": "Open", "category": "new"},
+        {"name": "Investigating", "category": "indeterminate"},
+        {"name": "Resolved", "category": "done"},
+    ],
+    "transitions": [
+        {"name": "Investigate", "from": ["Open"], "to": "Investigating"},
+        {"name": "Resolve", "from": ["Investigating"], "to": "Resolved"},
+        {"name": "Reopen", "from": ["Resolved"], "to": "Open"},
+    ],
+}
+
+
+def test_renamed_statuses_and_a_new_label_rule_need_only_a_mapping_edit(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    sandbox.jira.set_workflow(RENAMED_WORKFLOW)
+    text = shipped_mapping("jira.yaml").read_text()
+    text = text.replace(": To Do\n", ": Open\n").replace(": In Progress\n", ": Investigating\n")
+    text = text.replace(": In Review\n", ": Investigating\n").replace(": Done\n", ": Resolved\n")
+    text = text.replace(
+        "    In Progress: Detection and Analysis\n    In Review: Post-incident Activities\n",
+        "    Investigating: Detection and Analysis\n",
+    )
+    text = text.replace("    Done: Closed\n", "    Resolved: Closed\n").replace(
+        "    Done:\n      resolution:", "    Resolved:\n      resolution:"
+    )
+    text = text.replace(
+        "labels:\n",
+        "labels:\n  - label: needs-cloud-forensics\n    when: {engagementType: Investigation}\n",
+        1,
+    )
+    mapping = tmp_path / "custom.yaml"
+    mapping.write_text(text)
+    settings = make_settings(sandbox, tmp_path)
+    settings.jira.mapping = mapping
+    harness = Harness(sandbox, settings)
+
+    case_id = harness.create_case("Custom workflow", engagementType="Investigation")
+    harness.sir_responder.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    harness.converge()
+    issue = harness.issue_for(case_id)
+    assert issue.fields.status.name == "Investigating"
+    assert "needs-cloud-forensics" in issue.fields.labels
+
+    jira = harness.jira_responder
+    jira.transition_issue(
+        issue.key, next(t["id"] for t in jira.transitions(issue.key) if t["name"] == "Resolve")
+    )
+    harness.converge()
+    assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Closed"
+    harness.runtime.close()
+
+
+def test_invalid_mapping_stops_the_run_before_any_write(sandbox: Sandbox, tmp_path: Path) -> None:
+    case_id = new_case(sandbox)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(shipped_mapping("jira.yaml").read_text().replace("direction: both", "direction: upward"))
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
+        env=_env(sandbox, tmp_path, SIRSYNC_JIRA__MAPPING=str(bad)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "fields.summary.direction" in result.stderr
+    assert write_counts(sandbox) == {"sir": 1, "jira": 0}  # only the test's own create_case
+    assert case_id
+
+
+def _env(sandbox: Sandbox, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SIRSYNC_STATE_PATH": str(tmp_path / "state.sqlite"),
+        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
+        "SIRSYNC_JIRA__URL": sandbox.jira_url,
+        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
+        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
+        "AWS_ACCESS_KEY_ID": INTEGRATION.aws_access_key_id,
+        "AWS_SECRET_ACCESS_KEY": INTEGRATION.aws_secret_access_key,
+        **extra,
+    }
+
+
+def test_sync_once_prints_a_summary_line_and_exits_zero(sandbox: Sandbox, tmp_path: Path) -> None:
+    new_case(sandbox)
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
+        env=_env(sandbox, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("cycle 1: cases 1, created 1, updated 0, comments 0, transitions 0, ")
+    assert "conflicts 0, errors 0" in result.stdout
+    assert run_sync(sandbox, tmp_path / "state.sqlite") == 0
+
+
+def test_sync_once_exits_one_when_a_case_fails(sandbox: Sandbox, tmp_path: Path) -> None:
+    case_id = new_case(sandbox)
+    assert run_sync(sandbox, tmp_path / "state.sqlite") == 0
+    sandbox.jira.set_workflow({**RENAMED_WORKFLOW})  # "In Progress" no longer exists
+
+    sir_client_for(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
+        env=_env(sandbox, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "errors 1" in result.stdout
+    assert case_id in result.stderr
+
+
+def test_settings_come_from_sirsync_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIRSYNC_TARGETS", "jira")
+    monkeypatch.setenv("SIRSYNC_STATE_PATH", str(tmp_path / "s.sqlite"))
+    monkeypatch.setenv("SIRSYNC_SIR__REGION", "eu-west-1")
+    monkeypatch.setenv("SIRSYNC_SIR__ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SIRSYNC_JIRA__URL", "http://127.0.0.1:8")
+    monkeypatch.setenv("SIRSYNC_JIRA__USER", "bot@example.com")
+    monkeypatch.setenv("SIRSYNC_JIRA__TOKEN", "very-secret-token")
+    monkeypatch.setenv("SIRSYNC_JIRA__PROJECT", "SOC")
+    monkeypatch.setenv("SIRSYNC_JIRA__MAPPING", str(tmp_path / "m.yaml"))
+    settings = Settings()
+    assert settings.targets == ["jira"]
+    assert settings.state_path == tmp_path / "s.sqlite"
+    assert settings.sir.region == "eu-west-1" and settings.sir.endpoint_url == "http://127.0.0.1:9"
+    assert settings.jira.project == "SOC" and settings.jira.mapping == tmp_path / "m.yaml"
+    assert settings.jira.token is not None and settings.jira.token.get_secret_value() == "very-secret-token"
+    assert "very-secret-token" not in repr(settings)
+
+    config = tmp_path / "sirsync.yaml"
+    config.write_text(
+        "jira:\n  project: FILE\n  url: http://127.0.0.1:7\nsync:\n  comment_checks_per_cycle: 9\n"
+    )
+    monkeypatch.setenv("SIRSYNC_CONFIG", str(config))
+    monkeypatch.delenv("SIRSYNC_JIRA__PROJECT")
+    from_file = Settings()
+    assert from_file.jira.project == "FILE"
+    assert from_file.jira.url == "http://127.0.0.1:8"  # the environment wins over the file
+    assert from_file.sync.comment_checks_per_cycle == 9
