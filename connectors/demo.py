@@ -1,22 +1,29 @@
-"""``sirsync demo``: the sandbox, seeded, answering the real client libraries.
+"""``sirsync demo``: a real sync against the built-in sandbox, shown before and after.
 
-Everything here goes over HTTP on loopback through boto3, jira and pysnow, exactly as the sync will.
+Everything goes over HTTP on loopback through boto3, jira and pysnow, exactly as in production: the
+sync runs the same runtime ``sirsync sync`` builds, only its settings point at the sandbox.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pysnow
 from botocore.config import Config
 from jira import JIRA
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from connectors.runtime import Runtime, build_runtime
 from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER, Identity
 from connectors.sandbox.runner import Sandbox
+from connectors.settings import JiraSettings, Settings, SirSettings
 
 
 def _sir_client(sandbox: Sandbox, identity: Identity) -> Any:
@@ -28,35 +35,45 @@ def _sir_client(sandbox: Sandbox, identity: Identity) -> Any:
     return session.client("security-ir", endpoint_url=sandbox.sir_url, config=Config(read_timeout=10))
 
 
-def _seed_sir(sandbox: Sandbox, console: Console) -> None:
-    sir = _sir_client(sandbox, INTEGRATION)
-    created = sir.create_case(
-        clientToken="demo-case-1",
+def _seed_sir(sandbox: Sandbox) -> list[str]:
+    """Three cases: two a customer opened, one AWS opened and is working on."""
+    sir = _sir_client(sandbox, RESPONDER)
+    common: dict[str, Any] = {
+        "resolverType": "Self",
+        "reportedIncidentStartDate": datetime(2026, 11, 26, 22, 15, tzinfo=UTC),
+        "impactedAccounts": ["111122223333"],
+        "watchers": [{"email": "secops@example.com", "name": "SecOps"}],
+    }
+    first = sir.create_case(
         title="Suspicious IAM access key use from unknown IP",
-        description="GuardDuty reported UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.",
+        description="GuardDuty: UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.",
         engagementType="Security Incident",
-        resolverType="Self",
-        reportedIncidentStartDate=datetime(2026, 11, 26, 22, 15, tzinfo=UTC),
-        impactedAccounts=["111122223333"],
-        watchers=[{"email": "secops@example.com", "name": "SecOps"}],
         impactedAwsRegions=[{"region": "eu-west-1"}],
-    )
-    case_id = created["caseId"]
-    sir.create_case_comment(caseId=case_id, body="Rotated the key; investigating CloudTrail.")
-    sir.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+        **common,
+    )["caseId"]
+    sir.create_case_comment(caseId=first, body="Key AKIA...XYZ deactivated; reviewing CloudTrail.")
+    sir.update_case_status(caseId=first, caseStatus="Detection and Analysis")
+    second = sir.create_case(
+        title="Public S3 bucket reported by a researcher",
+        description="A researcher reports listing access on a bucket.",
+        engagementType="Investigation",
+        **common,
+    )["caseId"]
 
     aws_case = sandbox.sir.aws_create_case(
         title="Possible crypto-mining on EC2 fleet", description="Unusual CPU and outbound traffic."
     )
     sandbox.sir.aws_add_comment(aws_case, "AWS CIRT has started triage of this case.")
+    sandbox.sir.aws_add_comment(aws_case, "Can you confirm who owns instance i-0abc123?")
     sandbox.sir.aws_set_status(aws_case, "Acknowledged")
     sandbox.sir.aws_set_pending_action(aws_case, "Customer")
-    sandbox.sir.add_investigation(
-        aws_case, "Evidence", "CloudTrail activity", "RunInstances calls from 203.0.113.7.", "Completed"
-    )
+    return [first, second, aws_case]
 
-    table = Table(title=f"SIR ({sandbox.sir_url}) via boto3 security-ir")
-    for column in ("caseId", "title", "status", "resolver", "pending", "comments"):
+
+def _sir_table(sandbox: Sandbox, title: str) -> Table:
+    sir = _sir_client(sandbox, INTEGRATION)
+    table = Table(title=title)
+    for column in ("caseId", "title", "status", "pending", "comments"):
         table.add_column(column)
     for item in sir.list_cases(maxResults=25)["items"]:
         case = sir.get_case(caseId=item["caseId"])
@@ -65,106 +82,148 @@ def _seed_sir(sandbox: Sandbox, console: Console) -> None:
             item["caseId"],
             case["title"],
             case["caseStatus"],
-            case["resolverType"],
             case.get("pendingAction", ""),
             str(comments.get("total", len(comments["items"]))),
         )
-    console.print(table)
+    return table
 
 
-def _seed_jira(sandbox: Sandbox, console: Console) -> None:
-    jira = JIRA(
+def _jira(sandbox: Sandbox, identity: Identity) -> JIRA:
+    return JIRA(
         server=sandbox.jira_url,
-        basic_auth=(INTEGRATION.jira_user, INTEGRATION.jira_token),
+        basic_auth=(identity.jira_user, identity.jira_token),
         timeout=10,
         max_retries=0,
     )
-    issue = jira.create_issue(
-        project="SEC",
-        summary="Suspicious IAM access key use from unknown IP",
-        description="Seeded by sirsync demo.",
-        issuetype={"name": "Task"},
-        labels=["sirsync", "demo"],
-    )
-    responder = JIRA(
-        server=sandbox.jira_url,
-        basic_auth=(RESPONDER.jira_user, RESPONDER.jira_token),
-        timeout=10,
-        max_retries=0,
-    )
-    responder.add_comment(issue.key, "Looking into it.")
-    start = next(t for t in responder.transitions(issue.key) if t["to"]["name"] == "In Progress")
-    responder.transition_issue(issue.key, start["id"])
 
-    table = Table(title=f"Jira ({sandbox.jira_url}) via jira")
-    for column in ("key", "summary", "status", "labels", "comments"):
+
+def _jira_table(jira: JIRA, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("key", "summary", "status", "priority", "labels", "comments"):
         table.add_column(column)
     found = jira.enhanced_search_issues(
-        "project = SEC ORDER BY updated DESC", fields="summary,status,labels,comment"
+        "project = SEC ORDER BY key ASC", fields="summary,status,labels,priority", maxResults=50
     )
-    for item in found:
+    for issue in found:
+        labels = [label for label in issue.fields.labels if not label.startswith("sirsync")]
         table.add_row(
-            item.key,
-            item.fields.summary,
-            item.fields.status.name,
-            ", ".join(item.fields.labels),
-            str(len(jira.comments(item.key))),
+            issue.key,
+            issue.fields.summary,
+            issue.fields.status.name,
+            issue.fields.priority.name if issue.fields.priority else "",
+            ", ".join(labels),
+            str(len(jira.comments(issue.key))),
         )
-    console.print(table)
+    return table
 
 
-def _seed_servicenow(sandbox: Sandbox, console: Console) -> None:
+def _sync_until_quiet(runtime: Runtime, console: Console, label: str) -> None:
+    for number in range(1, 6):
+        report = runtime.cycle.run()
+        console.print(f"[bold]{label} cycle {number}:[/bold] {report.line()}")
+        for problem in report.problems:
+            console.print(f"  [red]error:[/red] {problem}")
+        if report.writes == 0:
+            return
+
+
+def _act_as_responder(jira: JIRA, console: Console) -> None:
+    """A person working in Jira: a comment, a transition, an edit."""
+    issues = {
+        issue.fields.summary: issue.key
+        for issue in jira.enhanced_search_issues("project = SEC", fields="summary", maxResults=50)
+    }
+    crypto = issues["Possible crypto-mining on EC2 fleet"]
+    jira.add_comment(crypto, "i-0abc123 belongs to the data team; they did not start it. Isolating now.")
+    bucket = issues["Public S3 bucket reported by a researcher"]
+    start = next(t["id"] for t in jira.transitions(bucket) if t["to"]["name"] == "In Progress")
+    jira.transition_issue(bucket, start)
+    key = issues["Suspicious IAM access key use from unknown IP"]
+    jira.issue(key).update(summary="Compromised IAM access key used from 203.0.113.7")
+    console.print(
+        f"[cyan]Responder in Jira:[/cyan] commented on {crypto}, moved {bucket} to In Progress, "
+        f"renamed {key}."
+    )
+
+
+def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
+    found = jira.enhanced_search_issues('summary ~ "crypto"', fields="labels", maxResults=5)
+    if not found:
+        return
+    issue = found[0]
+    case_id = next(label.removeprefix("sirsync-case-") for label in issue.fields.labels if "case-" in label)
+    sir = _sir_client(sandbox, INTEGRATION)
+    console.rule(f"Comments on SIR case {case_id}")
+    for comment in sir.list_comments(caseId=case_id, maxResults=25)["items"]:
+        console.print("  - " + comment["body"].replace("\n\n", "\n    "))
+    console.rule(f"Comments on {issue.key}")
+    for comment in jira.comments(issue.key):
+        console.print("  - " + comment.body.replace("\n\n", "\n    "))
+
+
+def _servicenow_check(sandbox: Sandbox, console: Console) -> None:
     host = sandbox.servicenow_url.removeprefix("http://")
     snow = pysnow.Client(
         host=host, user=INTEGRATION.servicenow_user, password=INTEGRATION.servicenow_password, use_ssl=False
     )
-    incidents = snow.resource(api_path="/table/incident")
-    created = incidents.create(
-        payload={
-            "short_description": "Suspicious IAM access key use from unknown IP",
-            "impact": "1",
-            "urgency": "2",
-            "correlation_id": "sirsync-demo",
-        }
-    ).one()
-    responder = pysnow.Client(
-        host=host, user=RESPONDER.servicenow_user, password=RESPONDER.servicenow_password, use_ssl=False
+    created = (
+        snow.resource(api_path="/table/incident")
+        .create(payload={"short_description": "sandbox check", "impact": "2", "urgency": "2"})
+        .one()
     )
-    responder.resource(api_path="/table/incident").update(
-        query={"sys_id": created["sys_id"]}, payload={"state": "2", "work_notes": "Contained the instance."}
+    console.print(
+        f"ServiceNow sandbox at {sandbox.servicenow_url} answers pysnow: created {created['number']} "
+        "(the ServiceNow connector is not wired into the sync yet)."
     )
-    journal = snow.resource(api_path="/table/sys_journal_field")
 
-    table = Table(title=f"ServiceNow ({sandbox.servicenow_url}) via pysnow")
-    for column in ("number", "short_description", "state", "priority", "journal entries"):
-        table.add_column(column)
-    for record in incidents.get(query={}).all():
-        entries = journal.get(query={"element_id": record["sys_id"]}).all()
-        table.add_row(
-            record["number"],
-            record["short_description"],
-            record["state"],
-            record["priority"],
-            str(len(entries)),
-        )
-    console.print(table)
+
+def _settings(sandbox: Sandbox, state_dir: Path) -> Settings:
+    return Settings(
+        targets=["jira"],
+        state_path=state_dir / "state.sqlite",
+        sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION),
+        jira=JiraSettings(
+            url=sandbox.jira_url,
+            user=INTEGRATION.jira_user,
+            token=SecretStr(INTEGRATION.jira_token),
+            project="SEC",
+        ),
+    )
 
 
 def run_demo() -> None:
     console = Console()
-    with Sandbox() as sandbox:
-        console.rule("sirsync sandbox")
-        console.print_json(
-            data={k: v for k, v in sandbox.info().items() if k in ("sir", "jira", "servicenow")}
+    # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
+    os.environ["AWS_ACCESS_KEY_ID"] = INTEGRATION.aws_access_key_id
+    os.environ["AWS_SECRET_ACCESS_KEY"] = INTEGRATION.aws_secret_access_key
+    with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="sirsync-demo-") as state_dir:
+        console.rule("sirsync demo: SIR <-> Jira against the built-in sandbox")
+        console.print(
+            f"SIR {sandbox.sir_url}   Jira {sandbox.jira_url}   ServiceNow {sandbox.servicenow_url}"
         )
-        _seed_sir(sandbox, console)
-        _seed_jira(sandbox, console)
-        _seed_servicenow(sandbox, console)
+        _seed_sir(sandbox)
+        jira = _jira(sandbox, RESPONDER)
+        console.print(_sir_table(sandbox, "SIR before the first sync"))
 
-        calls = Table(title="API calls served")
+        runtime = build_runtime(_settings(sandbox, Path(state_dir)))
+        try:
+            _sync_until_quiet(runtime, console, "first sync:")
+            console.print(_jira_table(jira, "Jira after the first sync"))
+            _act_as_responder(jira, console)
+            _sync_until_quiet(runtime, console, "after the responder:")
+            console.print(_sir_table(sandbox, "SIR after"))
+            console.print(_jira_table(jira, "Jira after"))
+            _comment_thread(sandbox, jira, console)
+            idle = runtime.cycle.run()
+            console.print(f"[bold]idle cycle:[/bold] {idle.line()}")
+        finally:
+            runtime.close()
+        _servicenow_check(sandbox, console)
+
+        calls = Table(title="API calls served by the sandbox")
         calls.add_column("system")
         calls.add_column("calls", justify="right")
         for app in sandbox.apps:
             calls.add_row(app.name, str(app.stats()["total"]))
         console.print(calls)
-        console.print("[green]All three APIs answered the real clients.[/green]")
+        console.print("[green]Demo complete: both sides agree, and an idle cycle writes nothing.[/green]")

@@ -69,6 +69,8 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
         [*SIRSYNC, "demo"], capture_output=True, text=True, timeout=120, check=False, env=env
     )
     assert result.returncode == 0, result.stderr
-    assert "All three APIs answered" in result.stdout
-    assert "SEC-1" in result.stdout
+    assert "Demo complete" in result.stdout
+    assert "idle cycle: cases 0, created 0, updated 0, comments 0, transitions 0" in result.stdout
+    assert "first sync: cycle 1: cases 3, created 3" in result.stdout
+    assert "Compromised IAM access key used from" in result.stdout  # the responder's rename reached SIR
     assert "INC0010001" in result.stdout
