@@ -95,14 +95,14 @@ class CaseSync:
                 self.state.record(case.case_id, self.system, "create_deferred", intended=link.intent_at)
                 return None
         self.state.save_link(Link(case.case_id, self.system, CREATING, intent_at=self.now().isoformat()))
-        fields = self.mapping.outbound_fields(case)
+        fields = self.mapping.create_fields(case)
         ticket = self.target.create_ticket(
             case.case_id, case.value("caseArn"), fields, self.mapping.labels_for(case)
         )
         crash_point("ticket_created")
         with self.state.transaction():
             self._save_link(case, ticket)
-            for name, value in fields.items():
+            for name, value in self.mapping.outbound_fields(case).items():
                 stored = self.target.stored_form(name, value)
                 self.state.save_baseline(case.case_id, self.system, name, Baseline(value, stored))
             self.state.record(case.case_id, self.system, "created", ticket=ticket.key)
@@ -126,8 +126,9 @@ class CaseSync:
         to_target: dict[str, str] = {}
         to_sir: dict[str, str] = {}
         settled: dict[str, Baseline] = {}
+        rendered = self.mapping.outbound_fields(case)  # raises for an empty required field
         for name, field in self.mapping.fields.items():
-            sir_now = field.source.render(case)
+            sir_now = rendered.get(name) or field.source.render(case)
             target_now = ticket.fields.get(name, "")
             base = baselines.get(name)
             if normalise(self.target.stored_form(name, sir_now)) == normalise(target_now):

@@ -10,10 +10,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from connectors.errors import CaseError
 from connectors.mapping.model import FieldMap, MappingFile, ValueSource
 from connectors.mapping.source import LocatedYaml, Location, MappingError, dotted
 from connectors.model import Case
 from connectors.sir import schema
+
+
+class MappingValueError(CaseError):
+    """A case whose values the mapping cannot render (a required field is empty)."""
 
 
 class Winner(Enum):
@@ -45,6 +50,7 @@ class CompiledField:
     outbound: bool
     inbound: bool
     winner: Winner
+    required: bool = False
 
     def inbound_value(self, ticket_value: str) -> str | None:
         """The SIR value for a ticket value, or None where the table has no way back."""
@@ -134,6 +140,7 @@ class Mapping:
             outbound=field.direction in ("outbound", "both"),
             inbound=inbound,
             winner=self._winner(field.conflict, (*location, "conflict")),
+            required=field.required,
         )
 
     def _check_status(self) -> None:
@@ -172,7 +179,15 @@ class Mapping:
     # --- questions the engine asks ------------------------------------------------------------------
 
     def outbound_fields(self, case: Case) -> dict[str, str]:
-        return {name: field.source.render(case) for name, field in self.fields.items() if field.outbound}
+        values = {name: field.source.render(case) for name, field in self.fields.items() if field.outbound}
+        missing = [name for name, value in values.items() if self.fields[name].required and not value.strip()]
+        if missing:
+            raise MappingValueError(f"case {case.case_id} has no value for required field(s) {missing}")
+        return values
+
+    def create_fields(self, case: Case) -> dict[str, str]:
+        """What a new ticket is created with: the defaults, then every outbound field."""
+        return {**self.spec.ticket.defaults, **self.outbound_fields(case)}
 
     def status_outbound(self, sir_status: str) -> str | None:
         return self.spec.status.outbound.get(sir_status)

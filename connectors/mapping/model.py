@@ -25,6 +25,7 @@ class ValueSource(_Strict):
 class FieldMap(ValueSource):
     direction: Direction = "outbound"
     conflict: str = "sir_wins"
+    required: bool = False  # an empty value is an error for the case instead of an empty field
 
 
 class LabelRule(_Strict):
@@ -35,6 +36,7 @@ class LabelRule(_Strict):
 class TicketSpec(_Strict):
     issue_type: str | None = None
     labels: list[str] = Field(default_factory=list)
+    # fixed values set when a ticket is created (a component, a team field), never synced afterwards
     defaults: dict[str, str] = Field(default_factory=dict)
 
 

@@ -168,3 +168,90 @@ def test_settings_come_from_sirsync_environment_variables(
     assert from_file.jira.project == "FILE"
     assert from_file.jira.url == "http://127.0.0.1:8"  # the environment wins over the file
     assert from_file.sync.comment_checks_per_cycle == 9
+
+
+def _custom_mapping(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    text = shipped_mapping("jira.yaml").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return path
+
+
+def _harness_with(sandbox: Sandbox, tmp_path: Path, mapping: Path) -> Harness:
+    settings = make_settings(sandbox, tmp_path)
+    settings.jira.mapping = mapping
+    return Harness(sandbox, settings)
+
+
+def test_ticket_defaults_apply_at_create_and_required_fields_are_enforced(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    priority_map = (
+        "  priority:\n    sir: engagementType\n    direction: outbound\n    values:\n"
+        "      Security Incident: High\n      Investigation: Medium\n    default: Medium\n"
+    )
+    mapping = _custom_mapping(
+        tmp_path,
+        (priority_map, "  environment:\n    sir: metadata.environment\n    required: true\n"),
+        (
+            "  labels: [security-incident-response]",
+            "  labels: [security-incident-response]\n  defaults: {priority: Low}",
+        ),
+    )
+    harness = _harness_with(sandbox, tmp_path, mapping)
+    ok = harness.create_case("Has metadata")
+    harness.sir_responder.update_case(caseId=ok, caseMetadata=[{"key": "environment", "value": "production"}])
+    missing = harness.create_case("No metadata")
+    report = harness.cycle()
+    assert report.errors == 1 and missing in report.problems[0] and "environment" in report.problems[0]
+    issue = harness.issue_for(ok)
+    assert issue.fields.priority.name == "Low"
+    assert issue.raw["fields"]["environment"] == "production"
+    harness.runtime.close()
+
+
+def test_closing_the_ticket_leaves_the_case_open_when_the_mapping_says_so(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    mapping = _custom_mapping(
+        tmp_path, ("close_case_when_ticket_closes: true", "close_case_when_ticket_closes: false")
+    )
+    harness = _harness_with(sandbox, tmp_path, mapping)
+    case_id = harness.create_case()
+    harness.sir_responder.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    harness.converge()
+    issue = harness.issue_for(case_id)
+    jira = harness.jira_responder
+    jira.transition_issue(
+        issue.key, next(t["id"] for t in jira.transitions(issue.key) if t["name"] == "Review")
+    )
+    harness.converge()
+    done = next(t["id"] for t in jira.transitions(issue.key) if t["name"] == "Done")
+    jira.transition_issue(issue.key, done, fields={"resolution": {"name": "Done"}})
+    harness.converge()
+    for _ in range(2):
+        assert harness.cycle().writes == 0
+    assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Post-incident Activities"
+    assert harness.issue_for(case_id).fields.status.name == "Done"
+    harness.runtime.close()
+
+
+def test_jira_wins_policy_keeps_the_ticket_value_when_both_sides_changed(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    mapping = _custom_mapping(tmp_path, ("    conflict: newest", "    conflict: jira_wins"))
+    harness = _harness_with(sandbox, tmp_path, mapping)
+    case_id = harness.create_case("Start")
+    harness.converge()
+    key = harness.issue_for(case_id).key
+    harness.jira_responder.issue(key).update(summary="Jira's title")
+    sandbox.clock.advance(10)
+    harness.sir_responder.update_case(caseId=case_id, title="SIR's later title")
+    reports = harness.converge()
+    assert reports[0].conflicts == 1
+    assert harness.sir.get_case(caseId=case_id)["title"] == "Jira's title"
+    assert harness.issue_for(case_id).fields.summary == "Jira's title"
+    harness.runtime.close()

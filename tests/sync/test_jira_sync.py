@@ -275,7 +275,9 @@ def test_ticket_activity_after_the_case_closed_is_not_an_error(harness: Harness)
     assert issue.fields.status.name == "Done"
 
     jira = harness.jira_responder
-    jira.transition_issue(issue.key, next(t["id"] for t in jira.transitions(issue.key) if t["name"] == "Reopen"))
+    jira.transition_issue(
+        issue.key, next(t["id"] for t in jira.transitions(issue.key) if t["name"] == "Reopen")
+    )
     jira.add_comment(issue.key, "late note after closure")
     jira.issue(issue.key).update(summary="renamed after closure")
     reports = harness.converge()

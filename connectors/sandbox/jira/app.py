@@ -363,6 +363,7 @@ class JiraSandbox(SandboxApp):
             updated=now,
             priority=changes.get("priority", DEFAULT_PRIORITY),
             description=changes.get("description"),
+            environment=changes.get("environment"),
             labels=changes.get("labels") or [],
             assignee=changes.get("assignee"),
             flagged=bool(changes.get("customfield_10021")),

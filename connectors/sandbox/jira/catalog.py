@@ -59,6 +59,16 @@ _FIELDS: tuple[tuple[str, str, bool, bool, bool, bool, list[str], dict[str, Any]
         {"type": "string", "system": "description"},
     ),
     (
+        "environment",
+        "Environment",
+        False,
+        True,
+        True,
+        True,
+        ["environment"],
+        {"type": "string", "system": "environment"},
+    ),
+    (
         "labels",
         "Labels",
         False,

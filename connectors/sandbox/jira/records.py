@@ -28,7 +28,9 @@ from connectors.sandbox.jira.catalog import (
 
 NOT_ON_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 NOT_A_STRING = "Operation value must be a string"
-EDITABLE = frozenset({"summary", "description", "labels", "priority", "assignee", "reporter", "issuetype"})
+EDITABLE = frozenset(
+    {"summary", "description", "environment", "labels", "priority", "assignee", "reporter", "issuetype"}
+)
 EDITABLE_ALL = EDITABLE | {FLAGGED_FIELD}
 
 
@@ -66,6 +68,7 @@ class Issue:
     updated: datetime
     priority: str = "3"
     description: str | None = None
+    environment: str | None = None
     labels: list[str] = field(default_factory=list)
     resolution: str | None = None  # resolution id
     resolutiondate: datetime | None = None
@@ -179,7 +182,7 @@ def normalise(values: dict[str, Any], allowed: frozenset[str], errors: FieldErro
             errors[name] = NOT_ON_SCREEN.format(name)
         elif name == "summary":
             changes[name] = check_summary(value, errors)
-        elif name == "description":
+        elif name in ("description", "environment"):
             changes[name] = check_text(name, value, errors)
         elif name == "labels":
             changes[name] = check_labels(value, errors)

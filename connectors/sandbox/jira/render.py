@@ -103,6 +103,8 @@ def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> A
         return issue.summary
     if name == "description":
         return issue.description
+    if name == "environment":
+        return issue.environment
     if name == "labels":
         return list(issue.labels)
     if name == "status":
