@@ -12,32 +12,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pysnow
-from botocore.config import Config
 from jira import JIRA
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from connectors.runtime import Runtime, build_runtime
-from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER, Identity
+from connectors.sandbox.clients import (
+    aws_environment,
+    jira_client,
+    servicenow_client,
+    sir_client,
+    sync_settings,
+)
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
-from connectors.settings import JiraSettings, Settings, SirSettings
-
-
-def _sir_client(sandbox: Sandbox, identity: Identity) -> Any:
-    session = boto3.session.Session(
-        aws_access_key_id=identity.aws_access_key_id,
-        aws_secret_access_key=identity.aws_secret_access_key,
-        region_name=REGION,
-    )
-    return session.client("security-ir", endpoint_url=sandbox.sir_url, config=Config(read_timeout=10))
 
 
 def _seed_sir(sandbox: Sandbox) -> list[str]:
     """Three cases: two a customer opened, one AWS opened and is working on."""
-    sir = _sir_client(sandbox, RESPONDER)
+    sir = sir_client(sandbox, RESPONDER)
     common: dict[str, Any] = {
         "resolverType": "Self",
         "reportedIncidentStartDate": datetime(2026, 11, 26, 22, 15, tzinfo=UTC),
@@ -71,7 +64,7 @@ def _seed_sir(sandbox: Sandbox) -> list[str]:
 
 
 def _sir_table(sandbox: Sandbox, title: str) -> Table:
-    sir = _sir_client(sandbox, INTEGRATION)
+    sir = sir_client(sandbox, INTEGRATION)
     table = Table(title=title)
     for column in ("caseId", "title", "status", "pending", "comments"):
         table.add_column(column)
@@ -86,15 +79,6 @@ def _sir_table(sandbox: Sandbox, title: str) -> Table:
             str(comments.get("total", len(comments["items"]))),
         )
     return table
-
-
-def _jira(sandbox: Sandbox, identity: Identity) -> JIRA:
-    return JIRA(
-        server=sandbox.jira_url,
-        basic_auth=(identity.jira_user, identity.jira_token),
-        timeout=10,
-        max_retries=0,
-    )
 
 
 def _jira_table(jira: JIRA, title: str) -> Table:
@@ -152,7 +136,7 @@ def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
         return
     issue = found[0]
     case_id = next(label.removeprefix("sirsync-case-") for label in issue.fields.labels if "case-" in label)
-    sir = _sir_client(sandbox, INTEGRATION)
+    sir = sir_client(sandbox, INTEGRATION)
     console.rule(f"Comments on SIR case {case_id}")
     for comment in sir.list_comments(caseId=case_id, maxResults=25)["items"]:
         console.print("  - " + comment["body"].replace("\n\n", "\n    "))
@@ -162,10 +146,7 @@ def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
 
 
 def _servicenow_check(sandbox: Sandbox, console: Console) -> None:
-    host = sandbox.servicenow_url.removeprefix("http://")
-    snow = pysnow.Client(
-        host=host, user=INTEGRATION.servicenow_user, password=INTEGRATION.servicenow_password, use_ssl=False
-    )
+    snow = servicenow_client(sandbox, INTEGRATION)
     created = (
         snow.resource(api_path="/table/incident")
         .create(payload={"short_description": "sandbox check", "impact": "2", "urgency": "2"})
@@ -177,35 +158,20 @@ def _servicenow_check(sandbox: Sandbox, console: Console) -> None:
     )
 
 
-def _settings(sandbox: Sandbox, state_dir: Path) -> Settings:
-    return Settings(
-        targets=["jira"],
-        state_path=state_dir / "state.sqlite",
-        sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION),
-        jira=JiraSettings(
-            url=sandbox.jira_url,
-            user=INTEGRATION.jira_user,
-            token=SecretStr(INTEGRATION.jira_token),
-            project="SEC",
-        ),
-    )
-
-
 def run_demo() -> None:
     console = Console()
     # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
-    os.environ["AWS_ACCESS_KEY_ID"] = INTEGRATION.aws_access_key_id
-    os.environ["AWS_SECRET_ACCESS_KEY"] = INTEGRATION.aws_secret_access_key
+    os.environ.update(aws_environment())
     with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="sirsync-demo-") as state_dir:
         console.rule("sirsync demo: SIR <-> Jira against the built-in sandbox")
         console.print(
             f"SIR {sandbox.sir_url}   Jira {sandbox.jira_url}   ServiceNow {sandbox.servicenow_url}"
         )
         _seed_sir(sandbox)
-        jira = _jira(sandbox, RESPONDER)
+        jira = jira_client(sandbox, RESPONDER)
         console.print(_sir_table(sandbox, "SIR before the first sync"))
 
-        runtime = build_runtime(_settings(sandbox, Path(state_dir)))
+        runtime = build_runtime(sync_settings(sandbox, Path(state_dir) / "state.sqlite"))
         try:
             _sync_until_quiet(runtime, console, "first sync:")
             console.print(_jira_table(jira, "Jira after the first sync"))

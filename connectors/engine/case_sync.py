@@ -121,6 +121,40 @@ class CaseSync:
         target_time = self.target.parse_time(ticket.updated)
         return Winner.SIR if sir_time >= target_time else Winner.TARGET
 
+    def _decide(
+        self,
+        name: str,
+        policy: Winner,
+        base: Baseline | None,
+        sir_now: str,
+        target_now: str,
+        case: Case,
+        ticket: Ticket,
+        report: Report,
+    ) -> Winner | None:
+        """Which side's value stands, by the three-way comparison; None when neither side changed.
+
+        With no baseline (a new or re-found link) SIR's value counts as the change.
+        """
+        sir_changed = base is None or normalise(sir_now) != normalise(base.sir)
+        target_changed = base is not None and normalise(target_now) != normalise(base.target)
+        if sir_changed and target_changed:
+            winner = self._winner(policy, case, ticket)
+            report.conflicts += 1
+            self.state.record(
+                case.case_id,
+                self.system,
+                "conflict",
+                field=name,
+                winner=winner.value,
+                sir=sir_now,
+                target=target_now,
+            )
+            return winner
+        if sir_changed:
+            return Winner.SIR
+        return Winner.TARGET if target_changed else None
+
     def _sync_fields(self, case: Case, ticket: Ticket, report: Report) -> bool:
         baselines = self.state.baselines(case.case_id, self.system)
         to_target: dict[str, str] = {}
@@ -135,25 +169,8 @@ class CaseSync:
                 if base != Baseline(sir_now, target_now):
                     settled[name] = Baseline(sir_now, target_now)
                 continue
-            sir_changed = base is None or normalise(sir_now) != normalise(base.sir)
-            target_changed = base is not None and normalise(target_now) != normalise(base.target)
-            if sir_changed and target_changed:
-                winner = self._winner(field.winner, case, ticket)
-                report.conflicts += 1
-                self.state.record(
-                    case.case_id,
-                    self.system,
-                    "conflict",
-                    field=name,
-                    winner=winner.value,
-                    sir=sir_now,
-                    target=target_now,
-                )
-            elif sir_changed:
-                winner = Winner.SIR
-            elif target_changed:
-                winner = Winner.TARGET
-            else:
+            winner = self._decide(name, field.winner, base, sir_now, target_now, case, ticket, report)
+            if winner is None:
                 continue
             if winner is Winner.SIR and field.outbound:
                 to_target[name] = sir_now
@@ -216,25 +233,10 @@ class CaseSync:
                 self.state.save_baseline(case.case_id, self.system, STATUS, current)
             return False
 
-        sir_changed = base is None or sir_now != base.sir
-        target_changed = base is not None and target_now != base.target
-        if sir_changed and target_changed:
-            winner = self._winner(self.mapping.status_winner, case, ticket)
-            report.conflicts += 1
-            self.state.record(
-                case.case_id,
-                self.system,
-                "conflict",
-                field=STATUS,
-                winner=winner.value,
-                sir=sir_now,
-                target=target_now,
-            )
-        elif sir_changed:
-            winner = Winner.SIR
-        elif target_changed:
-            winner = Winner.TARGET
-        else:
+        winner = self._decide(
+            STATUS, self.mapping.status_winner, base, sir_now, target_now, case, ticket, report
+        )
+        if winner is None:
             return False
 
         closing = self.mapping.spec.closing

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.sandbox.clients import jira_client, servicenow_client, sir_client
 from connectors.sandbox.identities import INTEGRATION
 from connectors.sandbox.runner import Sandbox
-from tests.conftest import jira_client_for, servicenow_client_for, sir_client_for
 
 SYSTEMS = ("sir", "jira", "servicenow")
 
@@ -22,12 +22,12 @@ def _url(sandbox: Sandbox, system: str) -> str:
 def _one_api_call(sandbox: Sandbox, system: str) -> tuple[str, Callable[[], Any]]:
     """A real client's read, and the stats key it must be counted under."""
     if system == "sir":
-        sir = sir_client_for(sandbox, INTEGRATION)
+        sir = sir_client(sandbox, INTEGRATION)
         return "POST /v1/list-cases", lambda: sir.list_cases(maxResults=5)
     if system == "jira":
-        jira = jira_client_for(sandbox, INTEGRATION)
+        jira = jira_client(sandbox, INTEGRATION)
         return "GET /rest/api/2/myself", jira.myself
-    snow = servicenow_client_for(sandbox, INTEGRATION)
+    snow = servicenow_client(sandbox, INTEGRATION)
     incidents = snow.resource(api_path="/table/incident")
     return "GET /api/now/table/{table}", lambda: incidents.get(query={}).all()
 
@@ -119,7 +119,7 @@ def test_latency_is_added_to_api_calls_not_control_routes() -> None:
 
 
 def test_reset_after_fault_applies_a_jira_comment_but_loses_the_answer(sandbox: Sandbox) -> None:
-    jira = jira_client_for(sandbox, INTEGRATION)
+    jira = jira_client(sandbox, INTEGRATION)
     issue = jira.create_issue(project="SEC", summary="reset after", issuetype={"name": "Task"})
     sandbox.jira.set_faults({"rate": 1, "kinds": ["reset_after"]})
     with pytest.raises(requests.exceptions.ConnectionError):

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from connectors.sandbox.base import SandboxError
+from connectors.sandbox.clients import sir_client
 from connectors.sandbox.identities import ACCOUNT_ID, AWS_RESPONDER, INTEGRATION, REGION, RESPONDER
 from connectors.sandbox.runner import Sandbox
-from tests.conftest import sir_client_for
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FAKE_AUTH = (
@@ -710,7 +710,7 @@ def test_list_investigations_reads_max_results_from_the_query(sir: Any, sandbox:
 @pytest.fixture
 def one_shot_sir(sandbox: Sandbox) -> Any:
     """A client that really makes one attempt: botocore's ``max_attempts`` counts retries, not attempts."""
-    return sir_client_for(sandbox, INTEGRATION, retries={"total_max_attempts": 1, "mode": "standard"})
+    return sir_client(sandbox, INTEGRATION, retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 def test_injected_429_is_throttling_exception_with_retry_after(one_shot_sir: Any, sandbox: Sandbox) -> None:

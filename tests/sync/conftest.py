@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jira import JIRA
-from pydantic import SecretStr
 
 from connectors.engine import Report
 from connectors.runtime import Runtime, build_runtime
+from connectors.sandbox.clients import aws_environment, jira_client, sir_client, sync_settings
 from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER
 from connectors.sandbox.runner import Sandbox
-from connectors.settings import JiraSettings, Settings, SirSettings, SyncSettings
-from tests.conftest import jira_client_for, sir_client_for
+from connectors.settings import Settings
 
 SIR_WRITE_ROUTES = (
     "create-case",
@@ -47,9 +49,9 @@ class Harness:
         self.sandbox = sandbox
         self.settings = settings
         self.runtime: Runtime = build_runtime(settings, now=sandbox.clock.now)
-        self.sir: Any = sir_client_for(sandbox, INTEGRATION)
-        self.sir_responder: Any = sir_client_for(sandbox, RESPONDER)
-        self.jira_responder: JIRA = jira_client_for(sandbox, RESPONDER)
+        self.sir: Any = sir_client(sandbox, INTEGRATION)
+        self.sir_responder: Any = sir_client(sandbox, RESPONDER)
+        self.jira_responder: JIRA = jira_client(sandbox, RESPONDER)
 
     def cycle(self) -> Report:
         return self.runtime.cycle.run()
@@ -101,26 +103,44 @@ class Harness:
                 return items
 
 
-def make_settings(sandbox: Sandbox, tmp_path: Path, **sync: Any) -> Settings:
-    return Settings(
-        targets=["jira"],
-        state_path=tmp_path / "state.sqlite",
-        sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION),
-        jira=JiraSettings(
-            url=sandbox.jira_url,
-            user=INTEGRATION.jira_user,
-            token=SecretStr(INTEGRATION.jira_token),
-            project="SEC",
-        ),
-        sync=SyncSettings(**sync),
+def sync_process(
+    sandbox: Sandbox, state: Path, crash_at: str | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``sirsync sync --once`` in a process of its own, configured the documented way (SIRSYNC_*)."""
+    env = {
+        **os.environ,
+        "SIRSYNC_TARGETS": "jira",
+        "SIRSYNC_STATE_PATH": str(state),
+        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
+        "SIRSYNC_SIR__REGION": REGION,
+        "SIRSYNC_JIRA__URL": sandbox.jira_url,
+        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
+        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
+        "SIRSYNC_JIRA__PROJECT": "SEC",
+        **aws_environment(),
+        **extra,
+    }
+    env.pop("SIRSYNC_CRASH_AT", None)
+    if crash_at:
+        env["SIRSYNC_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+def make_settings(sandbox: Sandbox, tmp_path: Path, **sync: Any) -> Settings:
+    return sync_settings(sandbox, tmp_path / "state.sqlite", **sync)
 
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", INTEGRATION.aws_access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", INTEGRATION.aws_secret_access_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in aws_environment().items():
+        monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(name, raising=False)
 

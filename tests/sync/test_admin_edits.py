@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.identities import INTEGRATION, RESPONDER
+from connectors.sandbox.clients import sir_client
+from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings, shipped_mapping
-from tests.conftest import sir_client_for
-from tests.sync.conftest import Harness, make_settings, write_counts
+from tests.sync.conftest import Harness, make_settings, sync_process, write_counts
 from tests.sync.test_crash import new_case, run_sync
 
 RENAMED_WORKFLOW = {
@@ -75,44 +72,16 @@ def test_invalid_mapping_stops_the_run_before_any_write(sandbox: Sandbox, tmp_pa
     case_id = new_case(sandbox)
     bad = tmp_path / "bad.yaml"
     bad.write_text(shipped_mapping("jira.yaml").read_text().replace("direction: both", "direction: upward"))
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
-        env=_env(sandbox, tmp_path, SIRSYNC_JIRA__MAPPING=str(bad)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = sync_process(sandbox, tmp_path / "state.sqlite", SIRSYNC_JIRA__MAPPING=str(bad))
     assert result.returncode == 2
     assert f"{bad}:" in result.stderr and "fields.summary.direction" in result.stderr
     assert write_counts(sandbox) == {"sir": 1, "jira": 0}  # only the test's own create_case
     assert case_id
 
 
-def _env(sandbox: Sandbox, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SIRSYNC_STATE_PATH": str(tmp_path / "state.sqlite"),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "AWS_ACCESS_KEY_ID": INTEGRATION.aws_access_key_id,
-        "AWS_SECRET_ACCESS_KEY": INTEGRATION.aws_secret_access_key,
-        **extra,
-    }
-
-
 def test_sync_once_prints_a_summary_line_and_exits_zero(sandbox: Sandbox, tmp_path: Path) -> None:
     new_case(sandbox)
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
-        env=_env(sandbox, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = sync_process(sandbox, tmp_path / "state.sqlite")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("cycle 1: cases 1, created 1, updated 0, comments 0, transitions 0, ")
     assert "conflicts 0, errors 0" in result.stdout
@@ -124,15 +93,8 @@ def test_sync_once_exits_one_when_a_case_fails(sandbox: Sandbox, tmp_path: Path)
     assert run_sync(sandbox, tmp_path / "state.sqlite") == 0
     sandbox.jira.set_workflow({**RENAMED_WORKFLOW})  # "In Progress" no longer exists
 
-    sir_client_for(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
-        env=_env(sandbox, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    sir_client(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    result = sync_process(sandbox, tmp_path / "state.sqlite")
     assert result.returncode == 1
     assert "errors 1" in result.stdout
     assert case_id in result.stderr

@@ -6,53 +6,27 @@ The process dies with ``os._exit`` at a named crash point (see :mod:`connectors.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from connectors.crashpoints import EXIT_CODE
-from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER
+from connectors.sandbox.clients import jira_client, sir_client
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.state import LINKED, SqliteStateStore
-from tests.conftest import jira_client_for, sir_client_for
+from tests.sync.conftest import sync_process
 
 
-def run_sync(sandbox: Sandbox, state: Path, crash_at: str | None = None, **extra: str) -> int:
-    env = {
-        **os.environ,
-        "SIRSYNC_TARGETS": "jira",
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_SIR__REGION": REGION,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "SIRSYNC_JIRA__PROJECT": "SEC",
-        "AWS_ACCESS_KEY_ID": INTEGRATION.aws_access_key_id,
-        "AWS_SECRET_ACCESS_KEY": INTEGRATION.aws_secret_access_key,
-        **extra,
-    }
-    env.pop("SIRSYNC_CRASH_AT", None)
-    if crash_at:
-        env["SIRSYNC_CRASH_AT"] = crash_at
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_sync(sandbox: Sandbox, state: Path, crash_at: str | None = None) -> int:
+    result = sync_process(sandbox, state, crash_at)
     if result.returncode not in (0, EXIT_CODE):
         pytest.fail(f"sync exited {result.returncode}: {result.stdout}\n{result.stderr}")
     return result.returncode
 
 
 def new_case(sandbox: Sandbox, title: str = "Crash test case") -> str:
-    sir = sir_client_for(sandbox, RESPONDER)
+    sir = sir_client(sandbox, RESPONDER)
     return str(
         sir.create_case(
             title=title,
@@ -67,7 +41,7 @@ def new_case(sandbox: Sandbox, title: str = "Crash test case") -> str:
 
 
 def jira_keys(sandbox: Sandbox, case_id: str) -> list[str]:
-    jira = jira_client_for(sandbox, RESPONDER)
+    jira = jira_client(sandbox, RESPONDER)
     return [issue.key for issue in jira.enhanced_search_issues(f'labels = "sirsync-case-{case_id}"')]
 
 
@@ -112,13 +86,13 @@ def test_kill_after_create_while_search_lags_waits_instead_of_creating_again(
 
 def test_kill_after_posting_a_sir_comment_to_jira_mirrors_it_once(sandbox: Sandbox, tmp_path: Path) -> None:
     case_id = new_case(sandbox)
-    sir_client_for(sandbox, RESPONDER).create_case_comment(caseId=case_id, body="from SIR, once")
+    sir_client(sandbox, RESPONDER).create_case_comment(caseId=case_id, body="from SIR, once")
     state = tmp_path / "state.sqlite"
     assert run_sync(sandbox, state, crash_at="comment_posted_to_target") == EXIT_CODE
     assert run_sync(sandbox, state) == 0
     assert run_sync(sandbox, state) == 0
     (key,) = jira_keys(sandbox, case_id)
-    bodies = [c.body for c in jira_client_for(sandbox, RESPONDER).comments(key)]
+    bodies = [c.body for c in jira_client(sandbox, RESPONDER).comments(key)]
     assert len(bodies) == 1 and bodies[0].endswith("from SIR, once")
 
 
@@ -131,12 +105,12 @@ def test_kill_after_posting_a_jira_comment_to_sir_mirrors_it_once(
     assert run_sync(sandbox, state) == 0
     (key,) = jira_keys(sandbox, case_id)
     long_reply = "\n".join(f"finding {n}: " + "y" * 100 for n in range(200))  # two SIR comments' worth
-    jira_client_for(sandbox, RESPONDER).add_comment(key, long_reply)
+    jira_client(sandbox, RESPONDER).add_comment(key, long_reply)
 
     assert run_sync(sandbox, state, crash_at=crash_at) == EXIT_CODE
     assert run_sync(sandbox, state) == 0
     assert run_sync(sandbox, state) == 0
-    comments = sir_client_for(sandbox, INTEGRATION).list_comments(caseId=case_id, maxResults=25)["items"]
+    comments = sir_client(sandbox, INTEGRATION).list_comments(caseId=case_id, maxResults=25)["items"]
     assert [c["body"].split("\n", 1)[0].endswith(f"part {n}/2)") for n, c in enumerate(comments, 1)] == [
         True
     ] * 2
@@ -146,10 +120,10 @@ def test_kill_after_a_transition_before_its_record_does_not_loop(sandbox: Sandbo
     case_id = new_case(sandbox)
     state = tmp_path / "state.sqlite"
     assert run_sync(sandbox, state) == 0
-    sir_client_for(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    sir_client(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
     assert run_sync(sandbox, state, crash_at="status_moved") == EXIT_CODE
     assert run_sync(sandbox, state) == 0
     (key,) = jira_keys(sandbox, case_id)
     assert sandbox.jira.issue(key)["fields"]["status"]["name"] == "In Progress"
-    case = sir_client_for(sandbox, INTEGRATION).get_case(caseId=case_id)
+    case = sir_client(sandbox, INTEGRATION).get_case(caseId=case_id)
     assert case["caseStatus"] == "Detection and Analysis"
