@@ -67,6 +67,7 @@ class Comment:
     created: str
     updated: str = ""
     own: bool = False  # written by the integration's own identity
+    internal: bool = False  # visible to the team only (a ServiceNow work note), not to the customer
 
     @property
     def version(self) -> str:
@@ -85,3 +86,10 @@ class Ticket:
     labels: tuple[str, ...] = ()
     case_id: str | None = None
     url: str = ""
+    #: what tells one state of the ticket from the next, where ``updated`` alone cannot (a
+    #: second-precision time with a modification count); defaults to ``updated``
+    version: str = ""
+
+    @property
+    def revision(self) -> str:
+        return self.version or self.updated

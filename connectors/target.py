@@ -22,6 +22,11 @@ class TicketChange:
     key: str
     updated: str
     case_id: str | None
+    version: str = ""  # as Ticket.version
+
+    @property
+    def revision(self) -> str:
+        return self.version or self.updated
 
 
 class TargetAdapter(ABC):
@@ -31,6 +36,8 @@ class TargetAdapter(ABC):
     display_name: str
     #: the most a comment may hold; longer mirrored text is truncated with a visible marker
     comment_limit: int
+    #: how far each change search reaches back before the cursor (coarse dates, lagging search)
+    search_overlap_seconds: int
 
     @abstractmethod
     def find_ticket(self, case_id: str) -> Ticket | None:
@@ -64,11 +71,13 @@ class TargetAdapter(ABC):
     def comments(self, ticket: Ticket) -> Sequence[Comment]: ...
 
     @abstractmethod
-    def add_comment(self, ticket: Ticket, body: str) -> str:
-        """Post a comment and return its id."""
+    def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
+        """Post a comment (``internal``: visible to the team only, where the system has that) and
+        return its id."""
 
     @abstractmethod
-    def edit_comment(self, ticket: Ticket, comment_id: str, body: str) -> None: ...
+    def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
+        """Replace a comment's text; a system whose comments cannot be edited posts the new text."""
 
     @abstractmethod
     def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:

@@ -74,7 +74,7 @@ class CaseSync:
         wrote |= self.comments.run(case_id, ticket, report, sir_accepts_comments=not case.closed)
         if not wrote:
             link.sir_updated = case.updated
-            link.ticket_updated = ticket.updated
+            link.ticket_updated = ticket.revision
             link.comments_checked_at = self.now().isoformat()
             self.state.save_link(link)
         return wrote
@@ -204,6 +204,7 @@ class CaseSync:
         if to_sir:
             self.sir.update_case(case.case_id, to_sir)
             report.updated += 1
+            report.sir_writes += 1
             wrote = True
         with self.state.transaction():
             for name, baseline in settled.items():
@@ -223,30 +224,30 @@ class CaseSync:
     # --- status --------------------------------------------------------------------------------------
 
     def _sync_status(self, case: Case, ticket: Ticket, report: Report) -> bool:
+        mapping = self.mapping
         base = self.state.baselines(case.case_id, self.system).get(STATUS)
-        sir_now, target_now = case.status, ticket.status
-        want_target = self.mapping.status_outbound(sir_now)
-        want_sir = self.mapping.status_inbound(target_now)
+        sir_now, target_now = mapping.sir_status_key(case), ticket.status
+        want_target = mapping.status_outbound_for(case)
+        want_sir = mapping.status_inbound(target_now)
         current = Baseline(sir_now, target_now)
-        if want_target == target_now or want_sir == sir_now:
+        overridden = sir_now != case.status  # waiting on the customer shows as its own ticket status
+        if want_target == target_now or (want_sir == case.status and not overridden):
             if base != current:
                 self.state.save_baseline(case.case_id, self.system, STATUS, current)
             return False
 
-        winner = self._decide(
-            STATUS, self.mapping.status_winner, base, sir_now, target_now, case, ticket, report
-        )
+        winner = self._decide(STATUS, mapping.status_winner, base, sir_now, target_now, case, ticket, report)
         if winner is None:
             return False
 
-        closing = self.mapping.spec.closing
+        closing = mapping.spec.closing
         if winner is Winner.SIR:
             if want_target is None:
-                raise CaseError(f"the mapping has no {self.system} status for SIR status {sir_now!r}")
-            if sir_now == "Closed" and not closing.close_ticket_when_case_closes:
+                raise CaseError(f"the mapping has no {self.system} status for SIR status {case.status!r}")
+            if case.closed and not closing.close_ticket_when_case_closes:
                 self.state.save_baseline(case.case_id, self.system, STATUS, current)
                 return False
-            fields = self.mapping.fields_for_transition(want_target, case)
+            fields = mapping.fields_for_transition(want_target, case)
             steps = self.target.move_to_status(ticket, want_target, fields)
             crash_point("status_moved")
             self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(sir_now, want_target))
@@ -266,7 +267,11 @@ class CaseSync:
             return False
         steps = self.sir.move_to_status(case, want_sir)
         crash_point("status_moved")
-        self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(want_sir, target_now))
+        report.sir_writes += steps
+        moved = Case(case.case_id, {**case.fields, "caseStatus": want_sir})
+        self.state.save_baseline(
+            case.case_id, self.system, STATUS, Baseline(mapping.sir_status_key(moved), target_now)
+        )
         self.state.record(
             case.case_id, self.system, "status_inbound", target=target_now, sir=want_sir, steps=steps
         )

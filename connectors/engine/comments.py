@@ -65,6 +65,20 @@ class CommentSync:
 
     # --- SIR -> target --------------------------------------------------------------------------
 
+    def _goes_to_target(self, comment: Comment, mirrors_in_sir: set[str]) -> bool:
+        """Whether a SIR comment is one to mirror into this target.
+
+        Not if it is this target's own comment mirrored into SIR (by the link table or its marker).
+        A mirror of another target's comment does go on, so that a comment made in Jira reaches
+        ServiceNow through SIR; anything else the integration itself wrote in SIR does not.
+        """
+        if comment.id in mirrors_in_sir:
+            return False
+        marker = find_marker(comment.body)
+        if marker is None:
+            return not comment.own
+        return marker.system not in (self.target.system, "sir")
+
     def _outbound(
         self,
         case_id: str,
@@ -80,16 +94,17 @@ class CommentSync:
             for comment in target_comments
             if (marker := find_marker(comment.body)) is not None and marker.system == "sir"
         }
+        internal = self.mapping.spec.comments.visibility == "internal"
         wrote = False
         for comment in sir_comments:
-            if comment.own or comment.id in mirrors_in_sir or find_marker(comment.body) is not None:
+            if not self._goes_to_target(comment, mirrors_in_sir):
                 continue
             link = links.get(("sir", comment.id))
-            text = self._mirror_text("SIR", comment, Marker("sir", comment.id), self.target.comment_limit)
+            text = self._mirror_text(comment)
             if link is None:
                 existing = found_in_target.get(comment.id)
                 if existing is None:
-                    existing = self.target.add_comment(ticket, text)
+                    existing = self.target.add_comment(ticket, text, internal=internal)
                     crash_point("comment_posted_to_target")
                     report.comments += 1
                     wrote = True
@@ -101,7 +116,7 @@ class CommentSync:
                 )
                 self.state.save_comment_link(link)
             elif link.source_hash != digest(comment.body):
-                self.target.edit_comment(ticket, link.mirror_ids[0], text)
+                self.target.edit_comment(ticket, link.mirror_ids[0], text, internal=internal)
                 report.comments += 1
                 wrote = True
                 link.source_hash = digest(comment.body)
@@ -128,8 +143,11 @@ class CommentSync:
             if marker is not None and marker.system == system:
                 found_in_sir[(marker.source_id, marker.part)] = comment.id
         wrote = False
+        visible = set(self.mapping.spec.comments.inbound_visibility)
         for comment in target_comments:
             if comment.own or comment.id in mirrors_in_target or find_marker(comment.body) is not None:
+                continue
+            if ("internal" if comment.internal else "public") not in visible:
                 continue
             link = links.get((system, comment.id))
             if link is not None and link.source_hash == digest(comment.body):
@@ -149,6 +167,7 @@ class CommentSync:
                     ids.append(self.sir.add_comment(case_id, part, token))
                     crash_point("comment_posted_to_sir")
                 report.comments += 1
+                report.sir_writes += 1
                 wrote = True
             for stale in previous[len(parts) :]:
                 self.sir.edit_comment(
@@ -170,9 +189,24 @@ class CommentSync:
             when = None
         return header(self.mapping.spec.comments.header, origin, comment.author, when)
 
-    def _mirror_text(self, origin: str, comment: Comment, marker: Marker, limit: int) -> str:
-        head = f"{self._header(origin, comment, datetime.fromisoformat)} {marker}"
-        return truncate(f"{head}\n\n{clean(comment.body)}", limit)
+    def _mirror_text(self, comment: Comment) -> str:
+        """A SIR comment as posted into the target: header and marker line, blank line, text.
+
+        A SIR comment that itself mirrors another target's comment keeps that comment's header
+        (its origin and author), with the marker now naming the SIR comment.
+        """
+        marker = Marker("sir", comment.id)
+        body = clean(comment.body)
+        foreign = find_marker(body)
+        if foreign is not None:
+            first, _, rest = body.partition("\n")
+            head = first.replace(
+                str(Marker(foreign.system, foreign.source_id, foreign.part, foreign.parts)), ""
+            )
+            text = f"{head.rstrip()} {marker}\n{rest}"
+        else:
+            text = f"{self._header('SIR', comment, datetime.fromisoformat)} {marker}\n\n{body}"
+        return truncate(text, self.target.comment_limit)
 
     def _sir_parts(self, comment: Comment) -> list[str]:
         system = self.target.system

@@ -87,6 +87,8 @@ class Cycle:
             result = self.sync_case(case_id, target)
             if result.errors:
                 failed.add(case_id)
+            if result.sir_writes:
+                self._tell_other_targets(case_id, system)
             report.add(result)
 
         if cursor is not None:
@@ -95,6 +97,17 @@ class Cycle:
             new_cursor = min([cursor, *failed_times])
             self.state.save_cursor(system, system, new_cursor.isoformat())
         return report
+
+    def _tell_other_targets(self, case_id: str, system: str) -> None:
+        """A write into SIR from one target is news for the others, even where it did not bump the
+        case's update time (a comment need not): put the case first in their comment rotation."""
+        for other in self.targets:
+            if other.adapter.system == system:
+                continue
+            link = self.state.link(case_id, other.adapter.system)
+            if link is not None and link.state == LINKED and link.comments_checked_at:
+                link.comments_checked_at = ""
+                self.state.save_link(link)
 
     def _due_from_sir(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
         due: set[str] = set()
@@ -132,9 +145,7 @@ class Cycle:
         stored = self.state.cursor(adapter.system, adapter.system)
         since = None
         if stored:
-            since = datetime.fromisoformat(stored) - timedelta(
-                seconds=self.settings.jira_search_overlap_seconds
-            )
+            since = datetime.fromisoformat(stored) - timedelta(seconds=adapter.search_overlap_seconds)
         changed: dict[str, datetime] = {}
         newest = datetime.fromisoformat(stored) if stored else None
         for change in adapter.changed_since(since):
@@ -143,6 +154,6 @@ class Cycle:
             link = self.state.link_for_ticket(adapter.system, change.ticket_id)
             if link is None or link.state != LINKED:
                 continue  # not ours yet, or still being created: the SIR side drives it
-            if change.updated != link.ticket_updated:
+            if change.revision != link.ticket_updated:
                 changed[link.case_id] = updated
         return changed, newest

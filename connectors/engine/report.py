@@ -14,6 +14,7 @@ class Report:
     conflicts: int = 0
     errors: int = 0
     cases: int = 0
+    sir_writes: int = 0  # the part of the writes that went to SIR, which other targets must then see
     problems: list[str] = field(default_factory=list)
 
     @property

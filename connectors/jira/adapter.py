@@ -50,8 +50,10 @@ class JiraAdapter(TargetAdapter):
         *,
         issue_type: str = "Task",
         timezone: str = "UTC",
+        search_overlap_seconds: int = 180,
         retry: RetryPolicy | None = None,
     ) -> None:
+        self.search_overlap_seconds = search_overlap_seconds
         self._jira = client
         self.project = project
         self.issue_type = issue_type
@@ -86,7 +88,14 @@ class JiraAdapter(TargetAdapter):
                 raise RetriableError(f"Jira connect: {exc.__class__.__name__}") from exc
 
         client = policy.call(connect)
-        return cls(client, settings.project, issue_type=issue_type, timezone=settings.timezone, retry=policy)
+        return cls(
+            client,
+            settings.project,
+            issue_type=issue_type,
+            timezone=settings.timezone,
+            search_overlap_seconds=settings.search_overlap_seconds,
+            retry=policy,
+        )
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -293,11 +302,12 @@ class JiraAdapter(TargetAdapter):
             if not page.get("comments") or start >= int(page.get("total", 0)):
                 return found
 
-    def add_comment(self, ticket: Ticket, body: str) -> str:
+    def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
+        # Jira Software comments have one visibility; role-restricted comments are not used
         created = self._send("POST", f"issue/{ticket.key}/comment", {"body": truncate(body, TEXT_LIMIT)})
         return str(created["id"])
 
-    def edit_comment(self, ticket: Ticket, comment_id: str, body: str) -> None:
+    def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
         self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", {"body": truncate(body, TEXT_LIMIT)})
 
     # --- change search -------------------------------------------------------------------------------

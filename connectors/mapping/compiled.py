@@ -192,6 +192,21 @@ class Mapping:
     def status_outbound(self, sir_status: str) -> str | None:
         return self.spec.status.outbound.get(sir_status)
 
+    def _customer_status(self, case: Case) -> str | None:
+        status = self.spec.pending_action.customer_status
+        return status if status and case.value("pendingAction") == "Customer" and not case.closed else None
+
+    def status_outbound_for(self, case: Case) -> str | None:
+        """The ticket status the case calls for, the waiting-on-customer status included."""
+        return self._customer_status(case) or self.status_outbound(case.status)
+
+    def sir_status_key(self, case: Case) -> str:
+        """The SIR side of the status baseline: the status, and whether it waits on the customer
+        where the mapping shows that as a ticket status."""
+        if self._customer_status(case):
+            return f"{case.status} (waiting on customer)"
+        return case.status
+
     def status_inbound(self, target_status: str) -> str | None:
         return self.spec.status.inbound.get(target_status)
 

@@ -55,11 +55,24 @@ class Closing(_Strict):
 
 class PendingAction(_Strict):
     customer_label: str | None = None
+    # a ticket status shown while SIR waits on the customer, instead of the mapped one
+    customer_status: str | None = None
+
+
+Visibility = Literal["public", "internal"]
+
+
+def _both_visibilities() -> list[Visibility]:
+    return ["public", "internal"]
 
 
 class CommentSettings(_Strict):
     direction: Direction = "both"
     header: str = "{origin} comment by {author}, {time}"
+    # how SIR comments are posted: public (Jira comment, ServiceNow "comments") or internal (work notes)
+    visibility: Visibility = "public"
+    # which ticket comments go back to SIR
+    inbound_visibility: list[Visibility] = Field(default_factory=_both_visibilities)
 
 
 class MappingFile(_Strict):
