@@ -130,8 +130,8 @@ def _act_as_responder(jira: JIRA, console: Console) -> None:
     )
 
 
-def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
-    found = jira.enhanced_search_issues('summary ~ "crypto"', fields="labels", maxResults=5)
+def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console, word: str) -> None:
+    found = jira.enhanced_search_issues(f'summary ~ "{word}"', fields="labels", maxResults=5)
     if not found:
         return
     issue = found[0]
@@ -143,19 +143,42 @@ def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
     console.rule(f"Comments on {issue.key}")
     for comment in jira.comments(issue.key):
         console.print("  - " + comment.body.replace("\n\n", "\n    "))
+    record = next(r for r in sandbox.servicenow.records("incident") if r["correlation_id"] == case_id)
+    console.rule(f"Journal of {record['number']}")
+    for entry in sandbox.servicenow.journal(record["sys_id"]):
+        console.print(f"  - ({entry['element']}) " + entry["value"].replace("\n\n", "\n    "))
 
 
-def _servicenow_check(sandbox: Sandbox, console: Console) -> None:
-    snow = servicenow_client(sandbox, INTEGRATION)
-    created = (
-        snow.resource(api_path="/table/incident")
-        .create(payload={"short_description": "sandbox check", "impact": "2", "urgency": "2"})
-        .one()
-    )
-    console.print(
-        f"ServiceNow sandbox at {sandbox.servicenow_url} answers pysnow: created {created['number']} "
-        "(the ServiceNow connector is not wired into the sync yet)."
-    )
+def _servicenow_table(sandbox: Sandbox, title: str) -> Table:
+    snow = servicenow_client(sandbox, RESPONDER)
+    table = Table(title=title)
+    for column in ("number", "short_description", "state", "priority", "journal"):
+        table.add_column(column)
+    incidents = snow.resource(api_path="/table/incident")
+    records = incidents.get(query="ORDERBYnumber", display_value=True).all()
+    for record in records:
+        journal = sandbox.servicenow.journal(record["sys_id"])
+        table.add_row(
+            record["number"],
+            record["short_description"],
+            record["state"],
+            record["priority"],
+            str(len(journal)),
+        )
+    return table
+
+
+def _act_in_servicenow(sandbox: Sandbox, console: Console) -> None:
+    """A person working in ServiceNow: a customer-visible comment on the key-compromise incident."""
+    snow = servicenow_client(sandbox, RESPONDER)
+    incidents = snow.resource(api_path="/table/incident")
+    record = incidents.get(query="short_descriptionSTARTSWITHCompromised").one()
+    snow.resource(api_path="/table/incident").request(
+        "PATCH",
+        path_append=f"/{record['sys_id']}",
+        json={"comments": "Finance confirmed no fraudulent spend on the account."},
+    ).one()
+    console.print(f"[cyan]Responder in ServiceNow:[/cyan] commented on {record['number']}.")
 
 
 def run_demo() -> None:
@@ -163,7 +186,7 @@ def run_demo() -> None:
     # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
     os.environ.update(aws_environment())
     with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="sirsync-demo-") as state_dir:
-        console.rule("sirsync demo: SIR <-> Jira against the built-in sandbox")
+        console.rule("sirsync demo: SIR <-> Jira and ServiceNow against the built-in sandbox")
         console.print(
             f"SIR {sandbox.sir_url}   Jira {sandbox.jira_url}   ServiceNow {sandbox.servicenow_url}"
         )
@@ -171,20 +194,25 @@ def run_demo() -> None:
         jira = jira_client(sandbox, RESPONDER)
         console.print(_sir_table(sandbox, "SIR before the first sync"))
 
-        runtime = build_runtime(sync_settings(sandbox, Path(state_dir) / "state.sqlite"))
+        settings = sync_settings(sandbox, Path(state_dir) / "state.sqlite", targets=("jira", "servicenow"))
+        runtime = build_runtime(settings)
         try:
             _sync_until_quiet(runtime, console, "first sync:")
             console.print(_jira_table(jira, "Jira after the first sync"))
+            console.print(_servicenow_table(sandbox, "ServiceNow after the first sync"))
             _act_as_responder(jira, console)
-            _sync_until_quiet(runtime, console, "after the responder:")
+            _sync_until_quiet(runtime, console, "after the Jira responder:")
+            _act_in_servicenow(sandbox, console)
+            _sync_until_quiet(runtime, console, "after the ServiceNow responder:")
             console.print(_sir_table(sandbox, "SIR after"))
             console.print(_jira_table(jira, "Jira after"))
-            _comment_thread(sandbox, jira, console)
+            console.print(_servicenow_table(sandbox, "ServiceNow after"))
+            _comment_thread(sandbox, jira, console, "crypto")
+            _comment_thread(sandbox, jira, console, "Compromised")
             idle = runtime.cycle.run()
             console.print(f"[bold]idle cycle:[/bold] {idle.line()}")
         finally:
             runtime.close()
-        _servicenow_check(sandbox, console)
 
         calls = Table(title="API calls served by the sandbox")
         calls.add_column("system")
@@ -192,4 +220,6 @@ def run_demo() -> None:
         for app in sandbox.apps:
             calls.add_row(app.name, str(app.stats()["total"]))
         console.print(calls)
-        console.print("[green]Demo complete: both sides agree, and an idle cycle writes nothing.[/green]")
+        console.print(
+            "[green]Demo complete: all three systems agree, and an idle cycle writes nothing.[/green]"
+        )

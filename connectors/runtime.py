@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.engine import Cycle, Target
-from connectors.errors import FatalError
-from connectors.mapping import load_mapping
+from connectors.mapping import Mapping, load_mapping
 from connectors.settings import Settings
 from connectors.sir.adapter import SirAdapter
 from connectors.state import SqliteStateStore, StateStore
+from connectors.target import TargetAdapter
 
 
 @dataclass
@@ -29,22 +29,26 @@ def build_runtime(settings: Settings, now: Callable[[], datetime] | None = None)
     if "jira" in settings.targets:
         mappings["jira"] = load_mapping(settings.jira.mapping, "jira")
     if "servicenow" in settings.targets:
-        raise FatalError("the ServiceNow target is not available yet; set SIRSYNC_TARGETS=jira")
+        mappings["servicenow"] = load_mapping(settings.servicenow.mapping_path, "servicenow")
 
     state = SqliteStateStore(settings.state_path)
     try:
         sir = SirAdapter.from_settings(settings.sir)
-        targets = []
-        if "jira" in mappings:
-            from connectors.jira.adapter import JiraAdapter
-
-            mapping = mappings["jira"]
-            adapter = JiraAdapter.from_settings(
-                settings.jira, issue_type=mapping.spec.ticket.issue_type or "Task"
-            )
-            targets.append(Target(adapter, mapping))
+        targets = [
+            Target(_adapter(settings, system, mapping), mapping) for system, mapping in mappings.items()
+        ]
         clock = now or (lambda: datetime.now(UTC))
         return Runtime(Cycle(sir, targets, state, settings.sync, clock), state)
     except BaseException:
         state.close()
         raise
+
+
+def _adapter(settings: Settings, system: str, mapping: Mapping) -> TargetAdapter:
+    if system == "jira":
+        from connectors.jira.adapter import JiraAdapter
+
+        return JiraAdapter.from_settings(settings.jira, issue_type=mapping.spec.ticket.issue_type or "Task")
+    from connectors.servicenow.adapter import ServiceNowAdapter
+
+    return ServiceNowAdapter.from_settings(settings.servicenow)

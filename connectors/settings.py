@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -53,14 +53,35 @@ class JiraSettings(BaseModel):
     )
     mapping: Path = Field(default_factory=lambda: shipped_mapping("jira.yaml"))
     timeout_seconds: float = Field(10.0, gt=0)
+    search_overlap_seconds: int = Field(
+        180,
+        ge=60,
+        description="JQL dates have minute granularity and search lags writes: reach back this far.",
+    )
+
+
+class ServiceNowSettings(BaseModel):
+    url: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    table: Literal["incident", "sn_si_incident"] = "incident"
+    mapping: Path | None = Field(None, description="Default: the shipped mapping for the table.")
+    timeout_seconds: float = Field(10.0, gt=0)
+    search_overlap_seconds: int = Field(
+        60, ge=2, description="sys_updated_on has second precision: reach back this far."
+    )
+
+    @property
+    def mapping_path(self) -> Path:
+        if self.mapping is not None:
+            return self.mapping
+        name = "servicenow.yaml" if self.table == "incident" else "servicenow-secops.yaml"
+        return shipped_mapping(name)
 
 
 class SyncSettings(BaseModel):
     """How a cycle looks for changes; the defaults suit a job run every minute."""
 
-    jira_search_overlap_seconds: int = Field(
-        180, ge=60, description="Jira dates have minute granularity and search lags writes."
-    )
     create_settle_seconds: int = Field(
         60, ge=0, description="How long to wait for search to show a ticket whose create may have happened."
     )
@@ -85,6 +106,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sir: SirSettings = SirSettings()
     jira: JiraSettings = JiraSettings()
+    servicenow: ServiceNowSettings = ServiceNowSettings()
     sync: SyncSettings = SyncSettings()
 
     @field_validator("targets", mode="before")

@@ -111,3 +111,21 @@ def test_a_mapping_for_another_system_is_refused(tmp_path: Path) -> None:
     path = edited(tmp_path, "system: jira", "system: servicenow")
     with pytest.raises(MappingError, match="not 'jira'"):
         load_mapping(path, "jira")
+
+
+@pytest.mark.parametrize("name", ["servicenow.yaml", "servicenow-secops.yaml"])
+def test_shipped_servicenow_mappings_load_and_fill_what_closing_requires(name: str) -> None:
+    mapping = load_mapping(shipped_mapping(name), "servicenow")
+    closed = mapping.status_outbound("Closed")
+    assert closed is not None
+    case = Case("1234567890", {"caseStatus": "Closed", "closureCode": "Duplicate", "title": "T"})
+    fields = mapping.fields_for_transition(closed, case)
+    assert fields["close_code"] == "Duplicate"
+    assert "1234567890" in fields["close_notes"]
+
+
+def test_servicenow_table_selects_its_shipped_mapping() -> None:
+    from connectors.settings import ServiceNowSettings
+
+    assert ServiceNowSettings(table="incident").mapping_path.name == "servicenow.yaml"
+    assert ServiceNowSettings(table="sn_si_incident").mapping_path.name == "servicenow-secops.yaml"

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from connectors.sandbox.identities import INTEGRATION, REGION, Identity
 from connectors.sandbox.runner import Sandbox
-from connectors.settings import JiraSettings, Settings, SirSettings, SyncSettings
+from connectors.settings import JiraSettings, ServiceNowSettings, Settings, SirSettings, SyncSettings
 
 
 def sir_client(sandbox: Sandbox, identity: Identity, **config: Any) -> Any:
@@ -47,13 +47,19 @@ def servicenow_client(sandbox: Sandbox, identity: Identity) -> pysnow.Client:
     )
 
 
-def sync_settings(sandbox: Sandbox, state_path: Path, **sync: Any) -> Settings:
+def sync_settings(
+    sandbox: Sandbox,
+    state_path: Path,
+    targets: tuple[str, ...] = ("jira",),
+    servicenow_table: str = "incident",
+    **sync: Any,
+) -> Settings:
     """Settings for a sync against the sandbox as the integration's identity.
 
     AWS credentials still come the standard boto3 way: the caller sets them (see :func:`aws_environment`).
     """
     return Settings(
-        targets=["jira"],
+        targets=list(targets),
         state_path=state_path,
         sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION),
         jira=JiraSettings(
@@ -61,6 +67,12 @@ def sync_settings(sandbox: Sandbox, state_path: Path, **sync: Any) -> Settings:
             user=INTEGRATION.jira_user,
             token=SecretStr(INTEGRATION.jira_token),
             project="SEC",
+        ),
+        servicenow=ServiceNowSettings(
+            url=sandbox.servicenow_url,
+            user=INTEGRATION.servicenow_user,
+            password=SecretStr(INTEGRATION.servicenow_password),
+            table=servicenow_table,
         ),
         sync=SyncSettings(**sync),
     )

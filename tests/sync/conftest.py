@@ -41,7 +41,12 @@ def write_counts(sandbox: Sandbox) -> dict[str, int]:
         for route, count in sandbox.jira.stats()["calls"].items()
         if route.split(" ")[0] in ("POST", "PUT", "DELETE") and "/search" not in route
     )
-    return {"sir": sir, "jira": jira}
+    servicenow = sum(
+        count
+        for route, count in sandbox.servicenow.stats()["calls"].items()
+        if route.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE")
+    )
+    return {"sir": sir, "jira": jira, "servicenow": servicenow}
 
 
 class Harness:
@@ -104,12 +109,21 @@ class Harness:
 
 
 def sync_process(
-    sandbox: Sandbox, state: Path, crash_at: str | None = None, **extra: str
+    sandbox: Sandbox,
+    state: Path,
+    crash_at: str | None = None,
+    targets: str = "jira",
+    table: str = "incident",
+    **extra: str,
 ) -> subprocess.CompletedProcess[str]:
     """``sirsync sync --once`` in a process of its own, configured the documented way (SIRSYNC_*)."""
     env = {
         **os.environ,
-        "SIRSYNC_TARGETS": "jira",
+        "SIRSYNC_TARGETS": targets,
+        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
+        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
+        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
+        "SIRSYNC_SERVICENOW__TABLE": table,
         "SIRSYNC_STATE_PATH": str(state),
         "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
         "SIRSYNC_SIR__REGION": REGION,
@@ -146,7 +160,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def harness(sandbox: Sandbox, tmp_path: Path, aws_env: None) -> Iterator[Harness]:
-    running = Harness(sandbox, make_settings(sandbox, tmp_path))
+def harness(
+    request: pytest.FixtureRequest, sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> Iterator[Harness]:
+    """The sync runtime; a test class may set ``targets`` and ``servicenow_table``."""
+    targets = getattr(request.cls, "targets", ("jira",))
+    table = getattr(request.cls, "servicenow_table", "incident")
+    settings = sync_settings(sandbox, tmp_path / "state.sqlite", targets=targets, servicenow_table=table)
+    running = Harness(sandbox, settings)
     yield running
     running.runtime.close()

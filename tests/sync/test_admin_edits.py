@@ -75,7 +75,7 @@ def test_invalid_mapping_stops_the_run_before_any_write(sandbox: Sandbox, tmp_pa
     result = sync_process(sandbox, tmp_path / "state.sqlite", SIRSYNC_JIRA__MAPPING=str(bad))
     assert result.returncode == 2
     assert f"{bad}:" in result.stderr and "fields.summary.direction" in result.stderr
-    assert write_counts(sandbox) == {"sir": 1, "jira": 0}  # only the test's own create_case
+    assert write_counts(sandbox) == {"sir": 1, "jira": 0, "servicenow": 0}  # only the test's create_case
     assert case_id
 
 
@@ -112,8 +112,21 @@ def test_settings_come_from_sirsync_environment_variables(
     monkeypatch.setenv("SIRSYNC_JIRA__TOKEN", "very-secret-token")
     monkeypatch.setenv("SIRSYNC_JIRA__PROJECT", "SOC")
     monkeypatch.setenv("SIRSYNC_JIRA__MAPPING", str(tmp_path / "m.yaml"))
+    monkeypatch.setenv("SIRSYNC_SERVICENOW__URL", "http://127.0.0.1:6")
+    monkeypatch.setenv("SIRSYNC_SERVICENOW__USER", "sirsync.bot")
+    monkeypatch.setenv("SIRSYNC_SERVICENOW__PASSWORD", "another-secret")
+    monkeypatch.setenv("SIRSYNC_SERVICENOW__TABLE", "sn_si_incident")
     settings = Settings()
     assert settings.targets == ["jira"]
+    assert settings.servicenow.table == "sn_si_incident"
+    assert settings.servicenow.mapping_path.name == "servicenow-secops.yaml"
+    assert "another-secret" not in repr(settings)
+    monkeypatch.setenv("SIRSYNC_TARGETS", "jira, servicenow")
+    assert Settings().targets == ["jira", "servicenow"]
+    monkeypatch.setenv("SIRSYNC_TARGETS", "jira,zendesk")
+    with pytest.raises(ValueError, match="zendesk"):
+        Settings()
+    monkeypatch.setenv("SIRSYNC_TARGETS", "jira")
     assert settings.state_path == tmp_path / "s.sqlite"
     assert settings.sir.region == "eu-west-1" and settings.sir.endpoint_url == "http://127.0.0.1:9"
     assert settings.jira.project == "SOC" and settings.jira.mapping == tmp_path / "m.yaml"

@@ -1,0 +1,1 @@
+"""ServiceNow: the adapter the engine syncs incidents and security incidents through."""

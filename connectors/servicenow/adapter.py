@@ -1,0 +1,327 @@
+"""ServiceNow through pysnow and the Table API: incidents or security incidents, journals, change search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import pysnow
+import requests
+from pysnow.exceptions import PysnowException
+
+from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError
+from connectors.model import Comment, Ticket
+from connectors.retry import RetryPolicy
+from connectors.settings import ServiceNowSettings
+from connectors.target import TargetAdapter, TicketChange
+from connectors.text import truncate
+
+T = TypeVar("T")
+
+CORRELATION_DISPLAY = "AWS Security Incident Response"  # with correlation_id = caseId: the cross-reference
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+JOURNAL_TABLE = "sys_journal_field"
+PAGE = 500
+# field length limits of the base system's incident and security incident tables
+LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "close_code": 40}
+JOURNAL_LIMIT = 32000  # journal entries hold far more; keep mirrored ones readable
+_JOURNALS = {False: "comments", True: "work_notes"}  # internal -> journal field
+
+
+def parse_servicenow_time(value: str) -> datetime:
+    return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+class ServiceNowAdapter(TargetAdapter):
+    system = "servicenow"
+    display_name = "ServiceNow"
+    comment_limit = JOURNAL_LIMIT
+
+    def __init__(
+        self,
+        client: pysnow.Client,
+        table: str,
+        user: str,
+        *,
+        timeout: float = 10.0,
+        search_overlap_seconds: int = 60,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self.table = table
+        self.user = user
+        self._timeout = timeout
+        self.search_overlap_seconds = search_overlap_seconds
+        self._retry = retry or RetryPolicy()
+        self._has_journal: dict[str, bool] = {}  # sys_id -> the record's journal blob is not empty
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServiceNowSettings, retry: RetryPolicy | None = None
+    ) -> ServiceNowAdapter:
+        if not (settings.url and settings.user and settings.password):
+            raise FatalError(
+                "ServiceNow needs SIRSYNC_SERVICENOW__URL, SIRSYNC_SERVICENOW__USER and "
+                "SIRSYNC_SERVICENOW__PASSWORD"
+            )
+        url = urlsplit(settings.url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise FatalError(
+                "SIRSYNC_SERVICENOW__URL must look like https://instance.service-now.com, "
+                f"not {settings.url!r}"
+            )
+        client = pysnow.Client(
+            host=url.netloc,
+            user=settings.user,
+            password=settings.password.get_secret_value(),
+            use_ssl=url.scheme == "https",
+        )
+        return cls(
+            client,
+            settings.table,
+            settings.user,
+            timeout=settings.timeout_seconds,
+            search_overlap_seconds=settings.search_overlap_seconds,
+            retry=retry,
+        )
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _resource(self, table: str) -> Any:
+        # a fresh resource per call: pysnow keeps query parameters on a resource between calls
+        return self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
+
+    def _call(self, what: str, function: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return function()
+            except requests.HTTPError as exc:
+                raise _translate(exc, what) from exc
+            except requests.RequestException as exc:
+                raise RetriableError(f"ServiceNow {what}: {exc.__class__.__name__}") from exc
+            except PysnowException as exc:
+                raise CaseError(f"ServiceNow {what}: {exc}") from exc
+
+        return self._retry.call(attempt)
+
+    def _query(
+        self, table: str, query: str, fields: Sequence[str], *, display_value: bool | str = False
+    ) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+
+            def page(offset: int = offset) -> list[dict[str, Any]]:
+                response = self._resource(table).get(
+                    query=query, fields=list(fields), limit=PAGE, offset=offset, display_value=display_value
+                )
+                return list(response.all())
+
+            records = self._call(f"GET {table}", page)
+            yield from records
+            if len(records) < PAGE:
+                return
+            offset += PAGE
+
+    def _write(self, method: str, sys_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        def send() -> dict[str, Any]:
+            response = self._resource(self.table).request(
+                method, path_append=f"/{sys_id}", json=dict(payload)
+            )
+            return dict(response.one())
+
+        return self._call(f"{method} {self.table}/{sys_id}", send)
+
+    # --- tickets -------------------------------------------------------------------------------------
+
+    _READ_FIELDS = (
+        "sys_id",
+        "number",
+        "state",
+        "sys_updated_on",
+        "sys_mod_count",
+        "correlation_id",
+        "short_description",
+        "description",
+        "impact",
+        "urgency",
+        "close_code",
+        "close_notes",
+        "hold_reason",
+        "comments",
+        "work_notes",
+    )
+
+    def _ticket(self, raw: Mapping[str, Any]) -> Ticket:
+        values = {name: _value(raw.get(name)) for name in raw}
+        sys_id = values["sys_id"]
+        self._has_journal[sys_id] = bool(_display(raw.get("comments")) or _display(raw.get("work_notes")))
+        return Ticket(
+            id=sys_id,
+            key=values.get("number", sys_id),
+            status=values.get("state", ""),
+            updated=values.get("sys_updated_on", ""),
+            fields={k: v for k, v in values.items() if k not in ("comments", "work_notes")},
+            case_id=values.get("correlation_id") or None,
+            version=_version(values),
+            url=f"{self._client.base_url}/nav_to.do?uri={self.table}.do?sys_id={sys_id}",
+        )
+
+    def _read(self, query: str) -> list[Ticket]:
+        # display_value=all: raw values for the fields, display text for the journal blobs
+        return [
+            self._ticket(raw)
+            for raw in self._query(self.table, query, self._READ_FIELDS, display_value="all")
+        ]
+
+    def find_ticket(self, case_id: str) -> Ticket | None:
+        found = self._read(
+            f"correlation_id={case_id}^correlation_display={CORRELATION_DISPLAY}^ORDERBYsys_created_on"
+        )
+        return found[0] if found else None
+
+    def create_ticket(
+        self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
+    ) -> Ticket:
+        payload = {name: self.stored_form(name, value) for name, value in fields.items()}
+        payload.update(correlation_id=case_id, correlation_display=CORRELATION_DISPLAY)
+
+        def create() -> dict[str, Any]:
+            return dict(self._resource(self.table).create(payload=payload).one())
+
+        created = self._call(f"POST {self.table}", create)
+        found = self._read(f"sys_id={created['sys_id']}")
+        if not found:
+            raise CaseError(f"ServiceNow {self.table} {created.get('number')} was created but cannot be read")
+        return found[0]
+
+    def get_ticket(self, key: str) -> Ticket:
+        """The ticket by its number (INC0010001), as the link records it."""
+        found = self._read(f"number={key}")
+        if not found:
+            raise NotFoundError(f"ServiceNow {self.table} {key} is gone (deleted, or no longer readable)")
+        return found[0]
+
+    def stored_form(self, name: str, value: str) -> str:
+        limit = LIMITS.get(name)
+        return truncate(value, limit) if limit else value
+
+    def update_ticket(
+        self, ticket: Ticket, fields: Mapping[str, str], add: set[str], remove: set[str]
+    ) -> None:
+        if fields:
+            self._write(
+                "PATCH", ticket.id, {name: self.stored_form(name, value) for name, value in fields.items()}
+            )
+
+    def move_to_status(self, ticket: Ticket, status: str, fields: Mapping[str, str]) -> int:
+        """ServiceNow sets ``state`` directly; fields the new state requires go in the same write."""
+        payload = {name: self.stored_form(name, value) for name, value in fields.items()}
+        payload["state"] = status
+        self._write("PATCH", ticket.id, payload)
+        return 1
+
+    # --- comments ------------------------------------------------------------------------------------
+
+    def comments(self, ticket: Ticket) -> Sequence[Comment]:
+        query = f"element_id={ticket.id}^elementINcomments,work_notes^ORDERBYsys_created_on"
+        fields = ("sys_id", "element", "value", "sys_created_on", "sys_created_by")
+        entries = list(self._query(JOURNAL_TABLE, query, fields))
+        if not entries and self._has_journal.get(ticket.id):
+            raise FatalError(
+                f"ServiceNow {ticket.key} has journal entries but {JOURNAL_TABLE} shows none to {self.user}: "
+                f"grant the integration user read access to {JOURNAL_TABLE} (an ACL hides it)"
+            )
+        return [
+            Comment(
+                id=str(entry["sys_id"]),
+                body=str(entry.get("value", "")),
+                author=str(entry.get("sys_created_by", "")),
+                created=str(entry.get("sys_created_on", "")),
+                own=entry.get("sys_created_by") == self.user,
+                internal=entry.get("element") == "work_notes",
+            )
+            for entry in entries
+        ]
+
+    def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
+        """Journals are write-by-append: the new entry's id is read back from sys_journal_field.
+
+        Mirrored text carries a marker naming its source, so the newest entry with this exact text
+        is the one just written.
+        """
+        field = _JOURNALS[internal]
+        text = truncate(body, JOURNAL_LIMIT)
+        self._write("PATCH", ticket.id, {field: text})
+        self._has_journal[ticket.id] = True
+        query = f"element_id={ticket.id}^element={field}^sys_created_by={self.user}^ORDERBYDESCsys_created_on"
+        for entry in self._query(JOURNAL_TABLE, query, ("sys_id", "value")):
+            if entry.get("value") == text:
+                return str(entry["sys_id"])
+        raise CaseError(f"ServiceNow {ticket.key}: the new {field} entry did not appear in {JOURNAL_TABLE}")
+
+    def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
+        """Journal entries cannot be edited: the edited text is appended as a new entry."""
+        self.add_comment(ticket, f"[edited] {body}", internal=internal)
+
+    # --- change search -------------------------------------------------------------------------------
+
+    def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:
+        query = f"correlation_display={CORRELATION_DISPLAY}^correlation_idISNOTEMPTY"
+        if since is not None:
+            query += f"^sys_updated_on>={since.astimezone(UTC):{TIME_FORMAT}}"
+        query += "^ORDERBYsys_updated_on"
+        fields = ("sys_id", "number", "sys_updated_on", "sys_mod_count", "correlation_id")
+        return [
+            TicketChange(
+                str(raw["sys_id"]),
+                str(raw.get("number", "")),
+                str(raw["sys_updated_on"]),
+                raw.get("correlation_id"),
+                _version(raw),
+            )
+            for raw in self._query(self.table, query, fields)
+        ]
+
+    @staticmethod
+    def parse_time(value: str) -> datetime:
+        return parse_servicenow_time(value)
+
+
+def _version(record: Mapping[str, Any]) -> str:
+    """sys_updated_on has second precision; sys_mod_count tells two updates in one second apart."""
+    return f"{_value(record.get('sys_updated_on'))}#{_value(record.get('sys_mod_count'))}"
+
+
+def _value(field: Any) -> str:
+    if isinstance(field, dict):
+        return str(field.get("value") or "")
+    return "" if field is None else str(field)
+
+
+def _display(field: Any) -> str:
+    if isinstance(field, dict):
+        return str(field.get("display_value") or "")
+    return "" if field is None else str(field)
+
+
+def _translate(exc: requests.HTTPError, what: str) -> Exception:
+    response = exc.response
+    status = response.status_code if response is not None else 0
+    detail = ""
+    if response is not None:
+        try:
+            error = response.json().get("error") or {}
+            detail = f"{error.get('message', '')} {error.get('detail') or ''}".strip()
+        except ValueError:
+            detail = response.text[:200]
+    message = f"ServiceNow {what}: HTTP {status}: {detail}"
+    if status == 429 or status >= 500:
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        return RetriableError(message, float(retry_after) if retry_after else None)
+    if status == 401:
+        return FatalError(message)
+    if status == 404:
+        return NotFoundError(message)
+    return CaseError(message)  # 400, and 403 from data policies and business rules
