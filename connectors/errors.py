@@ -8,11 +8,17 @@ class SyncError(Exception):
 
 
 class RetriableError(SyncError):
-    """Worth trying again: throttling, a server error, a dropped connection, a timeout."""
+    """Worth trying again: throttling, a server error, a dropped connection, a timeout.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``applied`` says whether a write may have taken effect before the failure: a refused request
+    (429) certainly did not; a dropped connection or a 5xx may have. Only a write that cannot have
+    been applied is repeated blindly; any other is looked for again before it is redone.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, applied: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.applied = applied
 
 
 class CaseError(SyncError):
@@ -28,3 +34,17 @@ class NotFoundError(CaseError):
 
 class FatalError(SyncError):
     """Nothing can be synced: bad credentials, a missing permission, an invalid mapping or setting."""
+
+
+def throttled_or_failed(message: str, status: int, retry_after: str | None) -> RetriableError:
+    """A 429 or 5xx answer: a 429 refused the request, a 5xx may have applied it."""
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    return RetriableError(message, wait, applied=status != 429)
+
+
+def connection_failed(what: str, exc: Exception) -> RetriableError:
+    """A transport failure from requests: only one that never reached the server proves nothing applied."""
+    import requests
+
+    never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc.args)
+    return RetriableError(f"{what}: {type(exc).__name__}", applied=not never_sent)

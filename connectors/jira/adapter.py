@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import requests
 from jira import JIRA, JIRAError
 
-from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError
+from connectors.errors import CaseError, FatalError, NotFoundError, connection_failed, throttled_or_failed
 from connectors.model import Comment, Ticket
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
@@ -85,7 +85,7 @@ class JiraAdapter(TargetAdapter):
             except JIRAError as exc:
                 raise _translate(exc, "connect") from exc
             except requests.RequestException as exc:
-                raise RetriableError(f"Jira connect: {exc.__class__.__name__}") from exc
+                raise connection_failed("Jira connect", exc) from exc
 
         client = policy.call(connect)
         return cls(
@@ -99,16 +99,16 @@ class JiraAdapter(TargetAdapter):
 
     # --- plumbing ------------------------------------------------------------------------------------
 
-    def _call(self, what: str, function: Callable[[], T]) -> T:
+    def _call(self, what: str, function: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
             try:
                 return function()
             except JIRAError as exc:
                 raise _translate(exc, what) from exc
             except requests.RequestException as exc:
-                raise RetriableError(f"Jira {what}: {exc.__class__.__name__}") from exc
+                raise connection_failed(f"Jira {what}", exc) from exc
 
-        return self._retry.call(attempt)
+        return self._retry.call(attempt, idempotent=idempotent)
 
     def _url(self, path: str) -> str:
         return str(self._jira._get_url(path))
@@ -119,11 +119,13 @@ class JiraAdapter(TargetAdapter):
         )
 
     def _send(self, method: str, path: str, body: Any) -> Any:
+        """A write; a POST (create, comment, transition) is not repeated unless it surely failed."""
+
         def send() -> Any:
             response = self._jira._session.request(method, self._url(path), data=json.dumps(body))
             return response.json() if response.content else None
 
-        return self._call(f"{method} {path}", send)
+        return self._call(f"{method} {path}", send, idempotent=method != "POST")
 
     @property
     def account_id(self) -> str:
@@ -347,8 +349,7 @@ def _translate(exc: JIRAError, what: str) -> Exception:
     message = f"Jira {what}: HTTP {status}: {(exc.text or '')[:300]}"
     if status == 429 or status >= 500:
         headers = exc.response.headers if exc.response is not None else {}
-        retry_after = headers.get("Retry-After")
-        return RetriableError(message, float(retry_after) if retry_after else None)
+        return throttled_or_failed(message, status, headers.get("Retry-After"))
     if status in (401, 403):
         return FatalError(message)
     if status == 404:

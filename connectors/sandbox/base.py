@@ -149,6 +149,8 @@ class FaultPlan:
     seed: int | None = None
     slow_ms: int = 1500
     retry_after: int = 1
+    routes: tuple[str, ...] = ()  # only these routes ("POST /rest/api/2/issue"), or all when empty
+    limit: int | None = None  # inject at most this many faults, then none
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> FaultPlan:
@@ -165,6 +167,8 @@ class FaultPlan:
             seed=data.get("seed"),
             slow_ms=int(data.get("slow_ms", 1500)),
             retry_after=int(data.get("retry_after", 1)),
+            routes=tuple(data.get("routes") or ()),
+            limit=int(data["limit"]) if data.get("limit") is not None else None,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -174,6 +178,8 @@ class FaultPlan:
             "seed": self.seed,
             "slow_ms": self.slow_ms,
             "retry_after": self.retry_after,
+            "routes": list(self.routes),
+            "limit": self.limit,
         }
 
 
@@ -196,6 +202,7 @@ class SandboxApp:
         self.faults_injected: Counter[str] = Counter()
         self._fault_plan = FaultPlan()
         self._fault_rng = random.Random(seed)
+        self._plan_faults = 0
         self._routes = [Route.make(m, t, h) for m, t, h in self.routes()]
         self._control = [Route.make(m, t, h) for m, t, h in self._control_routes()]
         self.reset_state()
@@ -249,19 +256,23 @@ class SandboxApp:
         with self.lock:
             self._fault_plan = plan
             self._fault_rng = random.Random(plan.seed if plan.seed is not None else self.seed)
+            self._plan_faults = 0
 
     def clear_faults(self) -> None:
         self.set_faults(FaultPlan())
 
-    def _pick_fault(self) -> str | None:
+    def _pick_fault(self, route: str) -> str | None:
         plan = self._fault_plan
-        if plan.rate <= 0:
+        if plan.rate <= 0 or (plan.routes and route not in plan.routes):
             return None
         with self.lock:
+            if plan.limit is not None and self._plan_faults >= plan.limit:
+                return None
             if self._fault_rng.random() >= plan.rate:
                 return None
             kind = self._fault_rng.choice(plan.kinds)
             self.faults_injected[kind] += 1
+            self._plan_faults += 1
             return kind
 
     def stats(self) -> dict[str, Any]:
@@ -279,6 +290,7 @@ class SandboxApp:
             self.faults_injected.clear()
             self._fault_plan = FaultPlan()
             self._fault_rng = random.Random(self.seed)
+            self._plan_faults = 0
             self.reset_state()
 
     # --- control routes ----------------------------------------------------------------------------
@@ -352,12 +364,13 @@ class SandboxApp:
         route = self._match(self._routes, request)
         if route is None:
             return self.not_found_response(request)
+        key = f"{route.method} {route.template}"
         with self.lock:
-            self.calls[f"{route.method} {route.template}"] += 1
+            self.calls[key] += 1
 
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
-        fault = self._pick_fault()
+        fault = self._pick_fault(key)
         if fault == "reset_before":
             connection.reset()
             return None

@@ -11,7 +11,7 @@ import pysnow
 import requests
 from pysnow.exceptions import PysnowException
 
-from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError
+from connectors.errors import CaseError, FatalError, NotFoundError, connection_failed, throttled_or_failed
 from connectors.model import Comment, Ticket
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
@@ -93,18 +93,18 @@ class ServiceNowAdapter(TargetAdapter):
         # a fresh resource per call: pysnow keeps query parameters on a resource between calls
         return self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
 
-    def _call(self, what: str, function: Callable[[], T]) -> T:
+    def _call(self, what: str, function: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
             try:
                 return function()
             except requests.HTTPError as exc:
                 raise _translate(exc, what) from exc
             except requests.RequestException as exc:
-                raise RetriableError(f"ServiceNow {what}: {exc.__class__.__name__}") from exc
+                raise connection_failed(f"ServiceNow {what}", exc) from exc
             except PysnowException as exc:
                 raise CaseError(f"ServiceNow {what}: {exc}") from exc
 
-        return self._retry.call(attempt)
+        return self._retry.call(attempt, idempotent=idempotent)
 
     def _query(
         self, table: str, query: str, fields: Sequence[str], *, display_value: bool | str = False
@@ -124,14 +124,16 @@ class ServiceNowAdapter(TargetAdapter):
                 return
             offset += PAGE
 
-    def _write(self, method: str, sys_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def _write(
+        self, method: str, sys_id: str, payload: Mapping[str, Any], *, idempotent: bool = True
+    ) -> dict[str, Any]:
         def send() -> dict[str, Any]:
             response = self._resource(self.table).request(
                 method, path_append=f"/{sys_id}", json=dict(payload)
             )
             return dict(response.one())
 
-        return self._call(f"{method} {self.table}/{sys_id}", send)
+        return self._call(f"{method} {self.table}/{sys_id}", send, idempotent=idempotent)
 
     # --- tickets -------------------------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class ServiceNowAdapter(TargetAdapter):
         def create() -> dict[str, Any]:
             return dict(self._resource(self.table).create(payload=payload).one())
 
-        created = self._call(f"POST {self.table}", create)
+        created = self._call(f"POST {self.table}", create, idempotent=False)
         found = self._read(f"sys_id={created['sys_id']}")
         if not found:
             raise CaseError(f"ServiceNow {self.table} {created.get('number')} was created but cannot be read")
@@ -253,7 +255,7 @@ class ServiceNowAdapter(TargetAdapter):
         """
         field = _JOURNALS[internal]
         text = truncate(body, JOURNAL_LIMIT)
-        self._write("PATCH", ticket.id, {field: text})
+        self._write("PATCH", ticket.id, {field: text}, idempotent=False)  # a journal appends
         self._has_journal[ticket.id] = True
         query = f"element_id={ticket.id}^element={field}^sys_created_by={self.user}^ORDERBYDESCsys_created_on"
         for entry in self._query(JOURNAL_TABLE, query, ("sys_id", "value")):
@@ -319,7 +321,7 @@ def _translate(exc: requests.HTTPError, what: str) -> Exception:
     message = f"ServiceNow {what}: HTTP {status}: {detail}"
     if status == 429 or status >= 500:
         retry_after = response.headers.get("Retry-After") if response is not None else None
-        return RetriableError(message, float(retry_after) if retry_after else None)
+        return throttled_or_failed(message, status, retry_after)
     if status == 401:
         return FatalError(message)
     if status == 404:

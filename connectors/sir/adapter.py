@@ -11,9 +11,16 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
 
-from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError
+from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, throttled_or_failed
 from connectors.model import Case, Comment
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
@@ -100,7 +107,7 @@ class SirAdapter:
         )
         return cls(client, retry)
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _call(self, operation: str, *, idempotent: bool = True, **params: Any) -> dict[str, Any]:
         method: Callable[..., dict[str, Any]] = getattr(self._client, operation)
 
         def attempt() -> dict[str, Any]:
@@ -108,12 +115,14 @@ class SirAdapter:
                 return method(**params)
             except ClientError as exc:
                 raise self._translate(exc, operation) from exc
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                raise RetriableError(f"SIR {operation}: {exc}", applied=False) from exc
             except (ConnectionError, HTTPClientError) as exc:
                 raise RetriableError(f"SIR {operation}: {exc}") from exc
             except BotoCoreError as exc:
                 raise FatalError(f"SIR {operation}: {exc}") from exc
 
-        return self._retry.call(attempt)
+        return self._retry.call(attempt, idempotent=idempotent)
 
     @staticmethod
     def _translate(exc: ClientError, operation: str) -> Exception:
@@ -123,8 +132,7 @@ class SirAdapter:
         message = f"SIR {operation}: {code}: {error.get('Message', '')}"
         if code in _RETRIABLE_CODES or status == 429 or status >= 500:
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            retry_after = headers.get("retry-after")
-            return RetriableError(message, float(retry_after) if retry_after else None)
+            return throttled_or_failed(message, status, headers.get("retry-after"))
         if code in _FATAL_CODES or status in (401, 403):
             return FatalError(message)
         if code == "ResourceNotFoundException":
@@ -187,7 +195,8 @@ class SirAdapter:
         self._call("update_case_comment", caseId=case_id, commentId=comment_id, body=body)
 
     def update_case(self, case_id: str, fields: dict[str, str]) -> None:
-        self._call("update_case", caseId=case_id, **fields)
+        params: dict[str, Any] = {"caseId": case_id, **fields}
+        self._call("update_case", **params)
 
     def move_to_status(self, case: Case, wanted: str) -> int:
         """Walk SIR's allowed transitions to ``wanted`` (CloseCase for Closed); return the steps taken."""
@@ -197,11 +206,11 @@ class SirAdapter:
         if current == CLOSED:
             raise CaseError(f"case {case.case_id} is closed in SIR; it cannot move to {wanted!r}")
         if wanted == CLOSED:
-            self._call("close_case", caseId=case.case_id)
+            self._call("close_case", idempotent=False, caseId=case.case_id)
             return 1
         path = status_path(current, wanted)
         if path is None:
             raise CaseError(f"SIR allows no path from {current!r} to {wanted!r} for case {case.case_id}")
         for step in path:
-            self._call("update_case_status", caseId=case.case_id, caseStatus=step)
+            self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
         return len(path)
