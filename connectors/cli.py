@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
 import threading
-import time
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -104,60 +103,83 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+ConfigOption = Annotated[
+    Path | None, typer.Option(envvar="SIRSYNC_CONFIG", help="YAML file with the same keys as SIRSYNC_*.")
+]
+
+
 @app.command()
 def sync(
     once: Annotated[
-        bool, typer.Option("--once", help="Run one cycle and exit (non-zero if anything failed).")
+        bool, typer.Option("--once", help="Run one cycle and exit (1 if a case failed).")
     ] = False,
     every: Annotated[
         float | None, typer.Option(min=1, help="Run a cycle every N seconds until interrupted.")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(envvar="SIRSYNC_CONFIG", help="YAML file with the same keys as SIRSYNC_*.")
-    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="If another runner holds the lease, wait for it instead of exiting."),
+    ] = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Sync SIR cases with the configured targets: one cycle (--once) or one every N seconds (--every)."""
+    """Sync SIR cases with the configured targets: one cycle (--once) or one every N seconds (--every).
+
+    Exit codes: 0 all synced, 1 a case failed (see stderr), 2 bad settings, mapping or state file,
+    3 another runner holds the lease.
+    """
+    from connectors import jobs
     from connectors.errors import FatalError
     from connectors.mapping import MappingError
-    from connectors.runtime import build_runtime
     from connectors.state import StateError
 
     if once == (every is not None):
         _fail("give exactly one of --once or --every N")
     settings = _load_settings(config)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        runtime = build_runtime(settings)
-    except (MappingError, StateError, FatalError) as exc:
-        _fail(str(exc))
-
+    jobs.configure_logging(settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    failed = False
-    number = 0
+    echo_err = partial(typer.echo, err=True)
     try:
-        while True:
-            number += 1
-            started = time.monotonic()
-            try:
-                report = runtime.cycle.run()
-            except FatalError as exc:
-                _fail(f"cycle {number} stopped: {exc}", code=1)
-            elapsed = time.monotonic() - started
-            typer.echo(f"cycle {number}: {report.line()} ({elapsed:.1f}s)")
-            for problem in report.problems:
-                typer.echo(f"  error: {problem}", err=True)
-            failed = report.errors > 0
-            if once or stop.wait(every or 0):
-                break
+        code = jobs.run_sync(settings, jobs.SyncOptions(once, every, wait), typer.echo, echo_err, stop)
+    except (MappingError, StateError, FatalError) as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
-        pass
-    finally:
-        runtime.close()
-    if once and failed:
-        raise typer.Exit(1)
+        code = jobs.OK
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """Show what the state file knows: links, cursors, the runner's lease, quarantined cases."""
+    from connectors import jobs
+    from connectors.state import StateError
+
+    try:
+        raise typer.Exit(jobs.show_status(_load_settings(config), typer.echo))
+    except StateError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def retry(
+    case_id: Annotated[str | None, typer.Argument(help="The SIR case id to release.")] = None,
+    every_case: Annotated[bool, typer.Option("--all", help="Release every quarantined case.")] = False,
+    target: Annotated[str | None, typer.Option(help="Only for this target (jira, servicenow).")] = None,
+    recreate: Annotated[
+        bool, typer.Option("--recreate", help="Forget the case's ticket (deleted?) so a new one is created.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Release quarantined cases so the next cycle tries them again."""
+    from connectors import jobs
+    from connectors.state import StateError
+
+    try:
+        raise typer.Exit(
+            jobs.retry(_load_settings(config), case_id, every_case, target, recreate, typer.echo)
+        )
+    except StateError as exc:
+        _fail(str(exc))
 
 
 @app.command()

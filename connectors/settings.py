@@ -89,6 +89,14 @@ class SyncSettings(BaseModel):
         300, ge=0, description="Longest delay before a SIR comment that did not bump its case is seen."
     )
     comment_checks_per_cycle: int = Field(50, ge=0)
+    quarantine_after: int = Field(
+        5,
+        ge=1,
+        description="Cycles in a row a case may fail (refused value or transition) before quarantine.",
+    )
+    lease_seconds: int = Field(
+        300, ge=10, description="How long a runner's lease lasts unless renewed; a dead runner's lapses."
+    )
     sync_closed_cases: bool = Field(
         False, description="Create tickets for cases already closed when first seen."
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.model import Comment, Ticket
+from connectors.text import truncate
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,20 @@ class TargetAdapter(ABC):
 
     @abstractmethod
     def stored_form(self, name: str, value: str) -> str:
-        """The value as the target will hold it after a write (limits applied), for the baseline."""
+        """The value as the target will hold it after a write (limits applied, markup neutralised),
+        for the baseline."""
+
+    def plain_form(self, name: str, value: str) -> str:
+        """A field's value as plain text, undoing what :meth:`stored_form` adds (for inbound values)."""
+        return value
+
+    def mirror_text(self, head: str, body: str) -> str:
+        """A mirrored comment: the header line (with its marker), then the text, within the limit.
+
+        Adapters whose system renders markup override this so that text from SIR cannot inject
+        links, mentions or markup; the header line must stay the first line.
+        """
+        return truncate(f"{head}\n\n{body}", self.comment_limit)
 
     @abstractmethod
     def move_to_status(self, ticket: Ticket, status: str, fields: Mapping[str, str]) -> int:

@@ -22,7 +22,7 @@ from connectors.sir.adapter import SirAdapter
 from connectors.sir.schema import max_length
 from connectors.state import CREATING, LINKED, Baseline, Link, StateStore
 from connectors.target import TargetAdapter
-from connectors.text import normalise, truncate
+from connectors.text import clean, normalise, truncate
 
 MAX_PASSES = 3
 STATUS = "status"  # the baseline name of the status pair
@@ -176,7 +176,7 @@ class CaseSync:
                 to_target[name] = sir_now
                 settled[name] = Baseline(sir_now, self.target.stored_form(name, sir_now))
             elif winner is Winner.TARGET and field.inbound and not case.closed:
-                sir_value = field.inbound_value(target_now)
+                sir_value = field.inbound_value(clean(self.target.plain_form(name, target_now)))
                 sir_field = field.source.sir or ""
                 if sir_value is None:
                     raise CaseError(

@@ -20,7 +20,7 @@ from connectors.sir.adapter import SirAdapter, client_token
 from connectors.sir.schema import max_length
 from connectors.state import CommentLink, StateStore
 from connectors.target import TargetAdapter
-from connectors.text import clean, digest, split, truncate
+from connectors.text import clean, digest, split
 
 
 class CommentSync:
@@ -202,11 +202,11 @@ class CommentSync:
             first, _, rest = body.partition("\n")
             head = first.replace(
                 str(Marker(foreign.system, foreign.source_id, foreign.part, foreign.parts)), ""
-            )
-            text = f"{head.rstrip()} {marker}\n{rest}"
+            ).rstrip()
+            body = rest.strip("\n")
         else:
-            text = f"{self._header('SIR', comment, datetime.fromisoformat)} {marker}\n\n{body}"
-        return truncate(text, self.target.comment_limit)
+            head = self._header("SIR", comment, datetime.fromisoformat)
+        return self.target.mirror_text(f"{head} {marker}", body)
 
     def _sir_parts(self, comment: Comment) -> list[str]:
         system = self.target.system

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from connectors.engine.case_sync import CaseSync
 from connectors.engine.report import Report
-from connectors.errors import FatalError, SyncError
+from connectors.errors import FatalError, NotFoundError, RetriableError, SyncError
 from connectors.mapping import Mapping
 from connectors.settings import SyncSettings
 from connectors.sir.adapter import CaseSummary, SirAdapter
@@ -40,8 +40,10 @@ class Cycle:
         state: StateStore,
         settings: SyncSettings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.sir = sir
+        self.heartbeat = heartbeat  # called between cases: a long cycle renews its lease
         self.targets = targets
         self.state = state
         self.settings = settings
@@ -60,19 +62,44 @@ class Cycle:
         return CaseSync(self.sir, target.adapter, target.mapping, self.state, self.settings, self.now)
 
     def sync_case(self, case_id: str, target: Target) -> Report:
-        """Sync one case with one target, turning a case's failure into a report line."""
+        """Sync one case with one target, turning a case's failure into a report line.
+
+        A case that fails for a reason of its own (a refused value or transition, a deleted ticket, a
+        bug) cycle after cycle is quarantined with its reason; passing trouble (throttling, a dropped
+        connection) is only reported, and retried next cycle.
+        """
+        system = target.adapter.system
         try:
-            return self.case_sync(target).run(case_id)
+            report = self.case_sync(target).run(case_id)
         except FatalError:
             raise
+        except RetriableError as exc:
+            return self._failed(case_id, system, str(exc), counts=0)
+        except NotFoundError as exc:
+            hint = f"; to create a new ticket run `sirsync retry {case_id} --target {system} --recreate`"
+            return self._failed(case_id, system, f"{exc}{hint}", counts=1)
         except SyncError as exc:
-            message = str(exc)
+            return self._failed(case_id, system, str(exc), counts=self.settings.quarantine_after)
         except Exception as exc:  # a bug must not stop the other cases; it is logged in full
-            log.exception("unexpected failure syncing case %s with %s", case_id, target.adapter.system)
+            log.exception("unexpected failure syncing case %s with %s", case_id, system)
             message = f"unexpected {type(exc).__name__}: {exc}"
+            return self._failed(case_id, system, message, counts=self.settings.quarantine_after)
+        self.state.clear_failure(case_id, system)
+        return report
+
+    def _failed(self, case_id: str, system: str, message: str, *, counts: int) -> Report:
+        """Report a case's failure; ``counts`` is the quarantine threshold, 0 for passing trouble."""
         report = Report(cases=1)
-        report.error(f"case {case_id} ({target.adapter.system}): {message}")
-        self.state.record(case_id, target.adapter.system, "error", message=message)
+        report.error(f"case {case_id} ({system}): {message}")
+        self.state.record(case_id, system, "error", message=message)
+        if counts:
+            failure = self.state.record_failure(case_id, system, message, quarantine_after=counts)
+            if failure.quarantined:
+                self.state.record(case_id, system, "quarantined", message=message, failures=failure.count)
+                report.problems.append(
+                    f"case {case_id} ({system}) is quarantined after {failure.count} failure(s); "
+                    f"`sirsync retry {case_id}` releases it"
+                )
         return report
 
     def _run_target(self, target: Target, summaries: Sequence[CaseSummary]) -> Report:
@@ -82,8 +109,11 @@ class Cycle:
         due |= set(changed)
 
         report = Report()
+        held = {f.case_id for f in self.state.failures(quarantined_only=True) if f.target == system}
+        report.quarantined = len(held)
         failed: set[str] = set()
-        for case_id in sorted(due):
+        for case_id in sorted(due - held):
+            self.heartbeat()
             result = self.sync_case(case_id, target)
             if result.errors:
                 failed.add(case_id)

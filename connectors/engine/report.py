@@ -14,6 +14,7 @@ class Report:
     conflicts: int = 0
     errors: int = 0
     cases: int = 0
+    quarantined: int = 0  # cases skipped because they are quarantined
     sir_writes: int = 0  # the part of the writes that went to SIR, which other targets must then see
     problems: list[str] = field(default_factory=list)
 
@@ -35,5 +36,6 @@ class Report:
     def line(self) -> str:
         return (
             f"cases {self.cases}, created {self.created}, updated {self.updated}, comments {self.comments}, "
-            f"transitions {self.transitions}, conflicts {self.conflicts}, errors {self.errors}"
+            f"transitions {self.transitions}, conflicts {self.conflicts}, errors {self.errors}, "
+            f"quarantined {self.quarantined}"
         )

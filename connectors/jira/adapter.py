@@ -13,11 +13,12 @@ import requests
 from jira import JIRA, JIRAError
 
 from connectors.errors import CaseError, FatalError, NotFoundError, connection_failed, throttled_or_failed
+from connectors.jira import markup
 from connectors.model import Comment, Ticket
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
-from connectors.text import truncate
+from connectors.text import clean, truncate
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ PROPERTY_KEY = "sirsync"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
 _NAMED_FIELDS = {"priority", "resolution", "issuetype"}  # set as {"name": value}
+RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
 
 
@@ -199,9 +201,20 @@ class JiraAdapter(TargetAdapter):
         return values
 
     def stored_form(self, name: str, value: str) -> str:
-        limit = SUMMARY_LIMIT if name == "summary" else TEXT_LIMIT
-        text = truncate(value, limit)
-        return " ".join(text.split()) if name == "summary" else text
+        text = clean(value)
+        if name == "summary":  # plain text, one line
+            return " ".join(truncate(" ".join(text.split()), SUMMARY_LIMIT).split())
+        if name in RENDERED_FIELDS:
+            return markup.quote(truncate(text, TEXT_LIMIT - len(markup.OPEN) - len(markup.CLOSE)))
+        return truncate(text, TEXT_LIMIT)
+
+    def plain_form(self, name: str, value: str) -> str:
+        return markup.unquote(value) if name in RENDERED_FIELDS else value
+
+    def mirror_text(self, head: str, body: str) -> str:
+        """The header line escaped, the text in a noformat block: a comment from SIR stays text."""
+        room = TEXT_LIMIT - len(head) * 2 - len(markup.OPEN) - len(markup.CLOSE) - 2
+        return f"{markup.escape_inline(head)}\n\n{markup.quote(truncate(clean(body), room))}"
 
     def update_ticket(
         self, ticket: Ticket, fields: Mapping[str, str], add: set[str], remove: set[str]
@@ -306,11 +319,11 @@ class JiraAdapter(TargetAdapter):
 
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
         # Jira Software comments have one visibility; role-restricted comments are not used
-        created = self._send("POST", f"issue/{ticket.key}/comment", {"body": truncate(body, TEXT_LIMIT)})
+        created = self._send("POST", f"issue/{ticket.key}/comment", {"body": body})
         return str(created["id"])
 
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
-        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", {"body": truncate(body, TEXT_LIMIT)})
+        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", {"body": body})
 
     # --- change search -------------------------------------------------------------------------------
 
@@ -350,8 +363,16 @@ def _translate(exc: JIRAError, what: str) -> Exception:
     if status == 429 or status >= 500:
         headers = exc.response.headers if exc.response is not None else {}
         return throttled_or_failed(message, status, headers.get("Retry-After"))
-    if status in (401, 403):
-        return FatalError(message)
+    if status == 401:
+        return FatalError(
+            f"{message} -- Jira did not accept the credentials: check SIRSYNC_JIRA__USER (the account's "
+            "email) and SIRSYNC_JIRA__TOKEN (an API token, not the password)"
+        )
+    if status == 403:
+        return FatalError(
+            f"{message} -- the Jira user lacks a permission here: it needs Browse, Create, Edit, Transition "
+            "and Add Comments in the project"
+        )
     if status == 404:
         return NotFoundError(message)
     return CaseError(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from connectors.model import Comment, Ticket
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
 from connectors.target import TargetAdapter, TicketChange
-from connectors.text import truncate
+from connectors.text import clean, truncate
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ PAGE = 500
 LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "close_code": 40}
 JOURNAL_LIMIT = 32000  # journal entries hold far more; keep mirrored ones readable
 _JOURNALS = {False: "comments", True: "work_notes"}  # internal -> journal field
+_CODE_TAG = re.compile(r"\[/?code\]", re.IGNORECASE)
 
 
 def parse_servicenow_time(value: str) -> datetime:
@@ -206,8 +208,15 @@ class ServiceNowAdapter(TargetAdapter):
         return found[0]
 
     def stored_form(self, name: str, value: str) -> str:
+        text = clean(value)
         limit = LIMITS.get(name)
-        return truncate(value, limit) if limit else value
+        text = truncate(text, limit) if limit else text
+        return " ".join(text.split()) if name == "short_description" else text
+
+    def mirror_text(self, head: str, body: str) -> str:
+        """Journals render what is between [code] tags as HTML: text from SIR may not open one."""
+        text = truncate(f"{head}\n\n{clean(body)}", JOURNAL_LIMIT)
+        return _CODE_TAG.sub(lambda match: match.group(0).replace("[", "[\u200b"), text)
 
     def update_ticket(
         self, ticket: Ticket, fields: Mapping[str, str], add: set[str], remove: set[str]
@@ -254,7 +263,7 @@ class ServiceNowAdapter(TargetAdapter):
         is the one just written.
         """
         field = _JOURNALS[internal]
-        text = truncate(body, JOURNAL_LIMIT)
+        text = body
         self._write("PATCH", ticket.id, {field: text}, idempotent=False)  # a journal appends
         self._has_journal[ticket.id] = True
         query = f"element_id={ticket.id}^element={field}^sys_created_by={self.user}^ORDERBYDESCsys_created_on"
@@ -323,7 +332,10 @@ def _translate(exc: requests.HTTPError, what: str) -> Exception:
         retry_after = response.headers.get("Retry-After") if response is not None else None
         return throttled_or_failed(message, status, retry_after)
     if status == 401:
-        return FatalError(message)
+        return FatalError(
+            f"{message} -- ServiceNow did not accept the credentials: check SIRSYNC_SERVICENOW__USER and "
+            "SIRSYNC_SERVICENOW__PASSWORD"
+        )
     if status == 404:
         return NotFoundError(message)
     return CaseError(message)  # 400, and 403 from data policies and business rules

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
+    ParamValidationError,
 )
 
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, throttled_or_failed
@@ -119,6 +120,8 @@ class SirAdapter:
                 raise RetriableError(f"SIR {operation}: {exc}", applied=False) from exc
             except (ConnectionError, HTTPClientError) as exc:
                 raise RetriableError(f"SIR {operation}: {exc}") from exc
+            except ParamValidationError as exc:  # a value SIR's model refuses: this case's problem
+                raise CaseError(f"SIR {operation}: ValidationException: {exc}") from exc
             except BotoCoreError as exc:
                 raise FatalError(f"SIR {operation}: {exc}") from exc
 
@@ -134,7 +137,10 @@ class SirAdapter:
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             return throttled_or_failed(message, status, headers.get("retry-after"))
         if code in _FATAL_CODES or status in (401, 403):
-            return FatalError(message)
+            return FatalError(
+                f"{message} -- check the AWS credentials (environment, profile or role) and that they "
+                "allow security-ir:* on the cases, in the region set by SIRSYNC_SIR__REGION"
+            )
         if code == "ResourceNotFoundException":
             return NotFoundError(message)
         return CaseError(message)

@@ -1,6 +1,17 @@
 """State between cycles, behind :class:`StateStore`; SQLite is the embedded default."""
 
-from connectors.state.base import CREATING, LINKED, SKIPPED, Action, Baseline, CommentLink, Link, StateStore
+from connectors.state.base import (
+    CREATING,
+    LINKED,
+    SKIPPED,
+    Action,
+    Baseline,
+    CommentLink,
+    Failure,
+    Lease,
+    Link,
+    StateStore,
+)
 from connectors.state.sqlite import SqliteStateStore, StateError
 
 __all__ = [
@@ -10,6 +21,8 @@ __all__ = [
     "Action",
     "Baseline",
     "CommentLink",
+    "Failure",
+    "Lease",
     "Link",
     "SqliteStateStore",
     "StateError",

@@ -54,6 +54,28 @@ class CommentLink:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A case that keeps failing for one target; quarantined ones are skipped until released."""
+
+    case_id: str
+    target: str
+    count: int
+    last_error: str
+    since: str
+    quarantined: bool
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may write: one runner at a time, until ``expires_at`` unless renewed."""
+
+    holder: str
+    host: str
+    pid: int
+    expires_at: str
+
+
+@dataclass(frozen=True)
 class Action:
     at: str
     case_id: str
@@ -100,6 +122,36 @@ class StateStore(ABC):
 
     @abstractmethod
     def save_cursor(self, system: str, target: str, value: str) -> None: ...
+
+    # failures and quarantine
+    @abstractmethod
+    def record_failure(self, case_id: str, target: str, message: str, *, quarantine_after: int) -> Failure:
+        """Count one more failure in a row; quarantine at ``quarantine_after`` (1: at once)."""
+
+    @abstractmethod
+    def clear_failure(self, case_id: str, target: str) -> None: ...
+
+    @abstractmethod
+    def failures(self, *, quarantined_only: bool = False) -> list[Failure]: ...
+
+    @abstractmethod
+    def release(self, case_id: str | None = None, target: str | None = None) -> int:
+        """Release quarantined cases (all when ``case_id`` is None); return how many."""
+
+    @abstractmethod
+    def forget_link(self, case_id: str, target: str) -> None:
+        """Drop a link with its baselines and comment links, so the next cycle creates a ticket anew."""
+
+    # the single-runner lease
+    @abstractmethod
+    def acquire_lease(self, lease: Lease, now: str, *, take_over: bool = False) -> Lease:
+        """Take the lease if it is free, expired, already ours, or ``take_over``; return the holder."""
+
+    @abstractmethod
+    def lease(self) -> Lease | None: ...
+
+    @abstractmethod
+    def release_lease(self, holder: str) -> None: ...
 
     # log
     @abstractmethod

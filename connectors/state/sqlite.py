@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.state.base import LINKED, Action, Baseline, CommentLink, Link, StateStore
+from connectors.state.base import LINKED, Action, Baseline, CommentLink, Failure, Lease, Link, StateStore
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +43,19 @@ CREATE TABLE IF NOT EXISTS actions (
     target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_by_case ON actions (case_id, id);
+CREATE TABLE IF NOT EXISTS failures (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, count INTEGER NOT NULL, last_error TEXT NOT NULL,
+    since TEXT NOT NULL, quarantined INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (case_id, target)
+);
+CREATE TABLE IF NOT EXISTS lease (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    expires_at TEXT NOT NULL
+);
 """
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class StateError(Exception):
@@ -191,12 +203,80 @@ class SqliteStateStore(StateStore):
     def save_cursor(self, system: str, target: str, value: str) -> None:
         self._execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (system, target, value))
 
+    # failures and quarantine
+
+    def record_failure(self, case_id: str, target: str, message: str, *, quarantine_after: int) -> Failure:
+        with self.transaction():
+            row = self._execute(
+                "SELECT count, since FROM failures WHERE case_id = ? AND target = ?", (case_id, target)
+            ).fetchone()
+            count, since = (row[0] + 1, row[1]) if row else (1, _now())
+            quarantined = count >= quarantine_after
+            self._execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                (case_id, target, count, message, since, int(quarantined)),
+            )
+        return Failure(case_id, target, count, message, since, quarantined)
+
+    def clear_failure(self, case_id: str, target: str) -> None:
+        self._execute("DELETE FROM failures WHERE case_id = ? AND target = ?", (case_id, target))
+
+    def failures(self, *, quarantined_only: bool = False) -> list[Failure]:
+        where = "WHERE quarantined = 1" if quarantined_only else ""
+        rows = self._execute(
+            f"SELECT case_id, target, count, last_error, since, quarantined FROM failures {where} "
+            "ORDER BY since, case_id"
+        ).fetchall()
+        return [Failure(c, t, n, e, s, bool(q)) for c, t, n, e, s, q in rows]
+
+    def release(self, case_id: str | None = None, target: str | None = None) -> int:
+        where, params = "quarantined = 1", []
+        if case_id is not None:
+            where += " AND case_id = ?"
+            params.append(case_id)
+        if target is not None:
+            where += " AND target = ?"
+            params.append(target)
+        with self.transaction():
+            # forget when the case was last synced, so the next cycle looks at it whatever changed
+            self._execute(
+                "UPDATE links SET sir_updated = '' WHERE (case_id, target) IN "
+                f"(SELECT case_id, target FROM failures WHERE {where})",
+                tuple(params),
+            )
+            return self._execute(f"DELETE FROM failures WHERE {where}", tuple(params)).rowcount
+
+    def forget_link(self, case_id: str, target: str) -> None:
+        with self.transaction():
+            for table in ("links", "baselines", "comment_links", "failures"):
+                self._execute(f"DELETE FROM {table} WHERE case_id = ? AND target = ?", (case_id, target))
+
+    # the single-runner lease
+
+    def acquire_lease(self, lease: Lease, now: str, *, take_over: bool = False) -> Lease:
+        with self.transaction():
+            current = self.lease()
+            if current is None or current.holder == lease.holder or current.expires_at <= now or take_over:
+                self._execute(
+                    "INSERT OR REPLACE INTO lease VALUES ('sync', ?, ?, ?, ?)",
+                    (lease.holder, lease.host, lease.pid, lease.expires_at),
+                )
+                return lease
+            return current
+
+    def lease(self) -> Lease | None:
+        row = self._execute("SELECT holder, host, pid, expires_at FROM lease WHERE name = 'sync'").fetchone()
+        return Lease(*row) if row else None
+
+    def release_lease(self, holder: str) -> None:
+        self._execute("DELETE FROM lease WHERE name = 'sync' AND holder = ?", (holder,))
+
     # log
 
     def record(self, case_id: str, target: str, action: str, /, **detail: Any) -> None:
         self._execute(
             "INSERT INTO actions (at, case_id, target, action, detail) VALUES (?, ?, ?, ?, ?)",
-            (datetime.now(UTC).isoformat(), case_id, target, action, json.dumps(detail, default=str)),
+            (_now(), case_id, target, action, json.dumps(detail, default=str)),
         )
 
     def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.jira import markup
 from connectors.sandbox.clients import jira_client, servicenow_client
 from connectors.sandbox.identities import RESPONDER
 from tests.sync.conftest import Harness
 from tests.sync.contract import Driver, TicketView
 
 JIRA_FLOW = ("To Do", "In Progress", "In Review", "Done")
+
+
+def readable(body: str) -> str:
+    """A Jira comment as a person reads it: a mirrored one's noformat block shows as its text."""
+    head, sep, rest = body.partition("\n\n")
+    return f"{head}{sep}{markup.unquote(rest)}" if sep else body
 
 
 class JiraDriver(Driver):
@@ -29,7 +36,7 @@ class JiraDriver(Driver):
 
     def ticket(self, case_id: str) -> TicketView:
         issue = self.jira.issue(self._key(case_id))
-        comments = [comment.body for comment in self.jira.comments(issue.key)]
+        comments = [readable(comment.body) for comment in self.jira.comments(issue.key)]
         return TicketView(issue.key, issue.fields.summary, issue.fields.status.name, comments)
 
     def add_comment(self, case_id: str, text: str) -> None:

@@ -184,7 +184,7 @@ def test_ticket_defaults_apply_at_create_and_required_fields_are_enforced(
     assert report.errors == 1 and missing in report.problems[0] and "environment" in report.problems[0]
     issue = harness.issue_for(ok)
     assert issue.fields.priority.name == "Low"
-    assert issue.raw["fields"]["environment"] == "production"
+    assert issue.raw["fields"]["environment"] == "{noformat}\nproduction\n{noformat}"
     harness.runtime.close()
 
 

@@ -16,6 +16,7 @@ from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.state import LINKED, SqliteStateStore
 from tests.sync.conftest import sync_process
+from tests.sync.drivers import readable
 
 
 def run_sync(sandbox: Sandbox, state: Path, crash_at: str | None = None) -> int:
@@ -92,7 +93,7 @@ def test_kill_after_posting_a_sir_comment_to_jira_mirrors_it_once(sandbox: Sandb
     assert run_sync(sandbox, state) == 0
     assert run_sync(sandbox, state) == 0
     (key,) = jira_keys(sandbox, case_id)
-    bodies = [c.body for c in jira_client(sandbox, RESPONDER).comments(key)]
+    bodies = [readable(c.body) for c in jira_client(sandbox, RESPONDER).comments(key)]
     assert len(bodies) == 1 and bodies[0].endswith("from SIR, once")
 
 

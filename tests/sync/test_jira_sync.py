@@ -9,7 +9,7 @@ import pytest
 from connectors.sandbox.runner import Sandbox
 from tests.sync.conftest import Harness, make_settings
 from tests.sync.contract import SyncContract
-from tests.sync.drivers import JiraDriver
+from tests.sync.drivers import JiraDriver, readable
 
 
 class TestJiraContract(SyncContract):
@@ -48,7 +48,7 @@ def test_edited_comments_propagate_in_both_directions(harness: Harness) -> None:
     harness.sandbox.clock.advance(600)  # the SIR edit may not bump the case: the rotation finds it
     harness.converge()
 
-    jira_bodies = [c.body for c in harness.jira_responder.comments(issue.key)]
+    jira_bodies = [readable(c.body) for c in harness.jira_responder.comments(issue.key)]
     assert any(body.endswith("final wording") for body in jira_bodies)
     assert not any(body.endswith("draft") and "sir-" in body for body in jira_bodies)
     sir_bodies = [c["body"] for c in harness.sir_comments(case_id)]
@@ -66,7 +66,7 @@ def test_sir_comment_that_does_not_bump_the_case_is_found_within_the_check_inter
 
     harness.sandbox.clock.advance(harness.settings.sync.comment_check_interval_seconds + 1)
     harness.converge()
-    bodies = [c.body for c in harness.jira_responder.comments(issue.key)]
+    bodies = [readable(c.body) for c in harness.jira_responder.comments(issue.key)]
     assert len(bodies) == 1 and bodies[0].endswith("AWS CIRT: please confirm the instance owner")
     assert bodies[0].startswith("SIR comment by AWS Responder")
 
@@ -227,7 +227,9 @@ def test_a_lost_state_store_is_rebuilt_from_cross_references_without_duplicates(
     second = Harness(sandbox, make_settings(sandbox, tmp_path / "two"))  # an empty state store
     second.converge()
     issue = second.issue_for(case_id)
-    assert [c.body.endswith("keep me once") for c in second.jira_responder.comments(issue.key)] == [True]
+    assert [readable(c.body).endswith("keep me once") for c in second.jira_responder.comments(issue.key)] == [
+        True
+    ]
     second.runtime.close()
 
 

@@ -1,0 +1,144 @@
+"""What the ``sync``, ``status`` and ``retry`` commands do, apart from parsing their arguments."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connectors.engine import Report
+from connectors.errors import FatalError
+from connectors.lease import LeaseHeld, RunnerLease
+from connectors.runtime import build_runtime
+from connectors.settings import Settings
+from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore
+
+# exit codes, documented in the README
+OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD = 0, 1, 2, 3
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class SyncOptions:
+    once: bool
+    every: float | None = None
+    wait: bool = False
+
+
+def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, stop: threading.Event) -> int:
+    """Hold the lease, run cycles, print one line each; return the exit code."""
+    runtime = build_runtime(settings)  # MappingError, StateError and FatalError go to the caller
+    lease = RunnerLease(runtime.state, settings.sync.lease_seconds)
+    try:
+        while True:
+            try:
+                lease.acquire()
+                break
+            except LeaseHeld as exc:
+                if not options.wait:
+                    err(f"sirsync: {exc}. Run with --wait to wait for it, or `sirsync status` to see it.")
+                    return LEASE_HELD
+                if stop.wait(2):
+                    return OK
+        runtime.cycle.heartbeat = lease.renew
+        return _cycles(runtime.cycle.run, options, out, err, stop, lease)
+    finally:
+        lease.release()
+        runtime.close()
+
+
+def _cycles(
+    run: Callable[[], Report],
+    options: SyncOptions,
+    out: Echo,
+    err: Echo,
+    stop: threading.Event,
+    lease: RunnerLease,
+) -> int:
+    number = 0
+    code = OK
+    while True:
+        number += 1
+        started = time.monotonic()
+        try:
+            lease.renew()
+            report = run()
+        except FatalError as exc:
+            err(f"sirsync: cycle {number} stopped: {exc}")
+            return BAD_SETUP
+        out(f"cycle {number}: {report.line()} ({time.monotonic() - started:.1f}s)")
+        for problem in report.problems:
+            err(f"  error: {problem}")
+        code = CASE_ERRORS if report.errors else OK
+        if options.once or stop.wait(options.every or 0):
+            return code
+
+
+def show_status(settings: Settings, out: Echo) -> int:
+    """Links, cursors, the lease and quarantined cases, read from the state file alone."""
+    if not settings.state_path.exists():
+        out(f"No state yet at {settings.state_path}: nothing has been synced with these settings.")
+        return OK
+    state = SqliteStateStore(settings.state_path)
+    try:
+        out(f"state: {settings.state_path}")
+        for target in settings.targets:
+            counts = {name: len(state.links(target, (name,))) for name in (LINKED, CREATING, SKIPPED)}
+            cursor = state.cursor(target, target) or "none yet"
+            out(
+                f"{target}: {counts[LINKED]} linked, {counts[CREATING]} being created, "
+                f"{counts[SKIPPED]} skipped (closed when first seen); change cursor {cursor}"
+            )
+        lease = state.lease()
+        out(
+            f"runner: pid {lease.pid} on {lease.host}, lease until {lease.expires_at}"
+            if lease
+            else "runner: none"
+        )
+        held = state.failures(quarantined_only=True)
+        out(f"quarantined: {len(held)}")
+        for failure in held:
+            out(
+                f"  {failure.case_id} ({failure.target}) since {failure.since}, {failure.count} failure(s): "
+                f"{failure.last_error}"
+            )
+        failing = [f for f in state.failures() if not f.quarantined]
+        if failing:
+            out(f"failing, not yet quarantined: {len(failing)}")
+            for failure in failing:
+                out(
+                    f"  {failure.case_id} ({failure.target}) {failure.count} failure(s): {failure.last_error}"
+                )
+        return OK
+    finally:
+        state.close()
+
+
+def retry(
+    settings: Settings, case_id: str | None, every_case: bool, target: str | None, recreate: bool, out: Echo
+) -> int:
+    """Release quarantined cases; with ``recreate``, forget the case's link so a new ticket is made."""
+    if (case_id is None) == (not every_case):
+        out("sirsync: give a case id, or --all")
+        return BAD_SETUP
+    if recreate and (case_id is None or target is None):
+        out("sirsync: --recreate needs a case id and --target")
+        return BAD_SETUP
+    state = SqliteStateStore(settings.state_path)
+    try:
+        released = state.release(case_id, target)
+        if recreate and case_id is not None and target is not None:
+            state.forget_link(case_id, target)
+            state.record(case_id, target, "link_forgotten", reason="sirsync retry --recreate")
+            out(f"case {case_id} ({target}): link forgotten; the next cycle creates a new ticket")
+        out(f"released {released} quarantined case(s)")
+        return OK
+    finally:
+        state.close()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,82 @@
+"""One runner at a time: a lease in the state store that a runner takes, renews, and gives back.
+
+A runner that dies leaves its lease to lapse after ``lease_seconds``; one on this same host whose
+process is gone is taken over at once, so a restart after a crash or a kill need not wait.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from connectors.errors import FatalError
+from connectors.state import Lease, StateStore
+
+
+class LeaseHeld(Exception):
+    def __init__(self, holder: Lease) -> None:
+        self.holder = holder
+        super().__init__(
+            f"another sirsync (pid {holder.pid} on {holder.host}) is syncing with this state; "
+            f"its lease runs until {holder.expires_at} unless it is renewed"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunnerLease:
+    def __init__(
+        self,
+        state: StateStore,
+        seconds: int,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.state = state
+        self.seconds = seconds
+        self.now = now
+        self.host = socket.gethostname()
+        self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewed: datetime | None = None
+
+    def _mine(self, now: datetime) -> Lease:
+        expires = (now + timedelta(seconds=self.seconds)).isoformat()
+        return Lease(self.holder, self.host, os.getpid(), expires)
+
+    def acquire(self) -> None:
+        """Take the lease, or raise :class:`LeaseHeld` naming who has it."""
+        now = self.now()
+        current = self.state.lease()
+        orphaned = (
+            current is not None
+            and current.holder != self.holder
+            and current.host == self.host
+            and not _alive(current.pid)
+        )
+        holder = self.state.acquire_lease(self._mine(now), now.isoformat(), take_over=orphaned)
+        if holder.holder != self.holder:
+            raise LeaseHeld(holder)
+        self._renewed = now
+
+    def renew(self) -> None:
+        """Extend the lease once a third of it has passed; stop if another runner took it."""
+        now = self.now()
+        if self._renewed is not None and (now - self._renewed).total_seconds() < self.seconds / 3:
+            return
+        try:
+            self.acquire()
+        except LeaseHeld as exc:
+            raise FatalError(f"lost the lease: {exc}; stopping before writing anything more") from exc
+
+    def release(self) -> None:
+        self.state.release_lease(self.holder)
