@@ -13,7 +13,7 @@ from connectors.sandbox.clients import aws_environment, jira_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from tests.sync.conftest import Harness
-from tests.sync.drivers import JiraDriver
+from tests.sync.drivers import JiraDriver, ServiceNowDriver
 
 NO_WAY_TO_WORK = {  # "In Progress" exists but cannot be reached
     "statuses": [
@@ -206,3 +206,26 @@ def test_secrets_never_appear_in_output_logs_state_or_help(sandbox: Sandbox, tmp
     for secret in secrets.values():
         for output in outputs:
             assert secret not in output
+
+
+class TestDeletedIncident:
+    targets = ("servicenow",)
+
+    def test_a_deleted_incident_quarantines_its_case_until_recreated(self, harness: Harness) -> None:
+        case_id = harness.create_case("Deleted in ServiceNow")
+        harness.converge()
+        driver = ServiceNowDriver(harness)
+        record = driver.record(case_id)
+        driver.snow.resource(api_path="/table/incident").request("DELETE", path_append=f"/{record['sys_id']}")
+        harness.sir_responder.update_case(caseId=case_id, title="Changed after the delete")
+        report = harness.cycle()
+        assert report.errors == 1 and "--recreate" in report.problems[0]
+        assert driver.keys(case_id) == []
+
+        state = harness.settings.state_path
+        assert (
+            cli(harness.sandbox, state, "retry", case_id, "--target", "servicenow", "--recreate").returncode
+            == 0
+        )
+        harness.converge()
+        assert driver.record(case_id)["short_description"] == "Changed after the delete"
