@@ -140,7 +140,8 @@ def sync(
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     echo_err = partial(typer.echo, err=True)
     try:
-        code = jobs.run_sync(settings, jobs.SyncOptions(once, every, wait), typer.echo, echo_err, stop)
+        options = jobs.SyncOptions(once, every, wait, progress=sys.stderr.isatty())
+        code = jobs.run_sync(settings, options, typer.echo, echo_err, stop)
     except (MappingError, StateError, FatalError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

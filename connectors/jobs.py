@@ -8,6 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import rich.console
+import rich.progress
+
 from connectors.engine import Report
 from connectors.errors import FatalError
 from connectors.lease import LeaseHeld, RunnerLease
@@ -26,6 +29,39 @@ class SyncOptions:
     once: bool
     every: float | None = None
     wait: bool = False
+    progress: bool = False  # a progress bar on stderr, for a person at a terminal
+
+
+class Progress:
+    """A bar per target while a cycle works through many cases; nothing when disabled."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._bar: rich.progress.Progress | None = None
+        self._tasks: dict[str, rich.progress.TaskID] = {}
+        if enabled:
+            self._bar = rich.progress.Progress(
+                rich.progress.TextColumn("{task.description}"),
+                rich.progress.BarColumn(),
+                rich.progress.MofNCompleteColumn(),
+                console=rich.console.Console(stderr=True),
+                transient=True,
+            )
+
+    def show(self, system: str, done: int, total: int) -> None:
+        if self._bar is None or total < 2:
+            return
+        if system not in self._tasks:
+            self._tasks[system] = self._bar.add_task(f"syncing cases with {system}", total=total)
+        self._bar.update(self._tasks[system], completed=done, total=total)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, stop: threading.Event) -> int:
@@ -43,8 +79,14 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                     return LEASE_HELD
                 if stop.wait(2):
                     return OK
-        runtime.cycle.heartbeat = lease.renew
-        return _cycles(runtime.cycle.run, options, out, err, stop, lease)
+        with Progress(enabled=options.progress) as progress:
+
+            def heartbeat(system: str, done: int, total: int) -> None:
+                lease.renew()
+                progress.show(system, done, total)
+
+            runtime.cycle.heartbeat = heartbeat
+            return _cycles(runtime.cycle.run, options, out, err, stop, lease)
     finally:
         lease.release()
         runtime.close()
@@ -142,3 +184,6 @@ def retry(
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level.upper() != "DEBUG":  # the client libraries' chatter is for debugging
+        for name in ("botocore", "boto3", "urllib3", "jira"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -40,10 +40,11 @@ class Cycle:
         state: StateStore,
         settings: SyncSettings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        heartbeat: Callable[[], None] = lambda: None,
+        heartbeat: Callable[[str, int, int], None] = lambda system, done, total: None,
     ) -> None:
         self.sir = sir
-        self.heartbeat = heartbeat  # called between cases: a long cycle renews its lease
+        # called between cases with (target, cases done, cases due): to renew a lease, show progress
+        self.heartbeat = heartbeat
         self.targets = targets
         self.state = state
         self.settings = settings
@@ -112,8 +113,9 @@ class Cycle:
         held = {f.case_id for f in self.state.failures(quarantined_only=True) if f.target == system}
         report.quarantined = len(held)
         failed: set[str] = set()
-        for case_id in sorted(due - held):
-            self.heartbeat()
+        todo = sorted(due - held)
+        for done, case_id in enumerate(todo):
+            self.heartbeat(system, done, len(todo))
             result = self.sync_case(case_id, target)
             if result.errors:
                 failed.add(case_id)
