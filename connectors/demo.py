@@ -16,6 +16,7 @@ from jira import JIRA
 from rich.console import Console
 from rich.table import Table
 
+from connectors.jira.markup import readable, unquote
 from connectors.runtime import Runtime, build_runtime
 from connectors.sandbox.clients import (
     aws_environment,
@@ -60,6 +61,22 @@ def _seed_sir(sandbox: Sandbox) -> list[str]:
     sandbox.sir.aws_add_comment(aws_case, "Can you confirm who owns instance i-0abc123?")
     sandbox.sir.aws_set_status(aws_case, "Acknowledged")
     sandbox.sir.aws_set_pending_action(aws_case, "Customer")
+    # the investigative agent has been at work on it
+    sandbox.sir.add_investigation(
+        aws_case,
+        "Evidence",
+        "CloudTrail activity",
+        "40 RunInstances calls from 203.0.113.7 at 02:10 UTC.",
+        "Completed",
+    )
+    sandbox.sir.add_investigation(
+        aws_case,
+        "Summarization",
+        "Case summary",
+        "Critical: instances launched with a leaked key; no data access seen. Timeline: 02:10 key used, "
+        "02:12 instances launched.",
+        "Completed",
+    )
     return [first, second, aws_case]
 
 
@@ -142,7 +159,7 @@ def _comment_thread(sandbox: Sandbox, jira: JIRA, console: Console, word: str) -
         console.print("  - " + comment["body"].replace("\n\n", "\n    "))
     console.rule(f"Comments on {issue.key}")
     for comment in jira.comments(issue.key):
-        console.print("  - " + comment.body.replace("\n\n", "\n    "))
+        console.print("  - " + readable(comment.body).replace("\n\n", "\n    "))
     record = next(r for r in sandbox.servicenow.records("incident") if r["correlation_id"] == case_id)
     console.rule(f"Journal of {record['number']}")
     for entry in sandbox.servicenow.journal(record["sys_id"]):
@@ -181,6 +198,18 @@ def _act_in_servicenow(sandbox: Sandbox, console: Console) -> None:
     console.print(f"[cyan]Responder in ServiceNow:[/cyan] commented on {record['number']}.")
 
 
+def _investigation_view(jira: JIRA, console: Console) -> None:
+    """Where the agent's work landed in Jira: its summary in the description, its actions as comments."""
+    found = jira.enhanced_search_issues('summary ~ "crypto"', fields="description", maxResults=1)
+    if not found:
+        return
+    description = found[0].fields.description or ""
+    text = unquote(description)
+    summary = text[text.find("SIR investigation summary") :]
+    console.rule(f"The investigative agent in {found[0].key}")
+    console.print(f"  description: {summary.strip()}")
+
+
 def run_demo() -> None:
     console = Console()
     # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
@@ -208,6 +237,7 @@ def run_demo() -> None:
             console.print(_jira_table(jira, "Jira after"))
             console.print(_servicenow_table(sandbox, "ServiceNow after"))
             _comment_thread(sandbox, jira, console, "crypto")
+            _investigation_view(jira, console)
             _comment_thread(sandbox, jira, console, "Compromised")
             idle = runtime.cycle.run()
             console.print(f"[bold]idle cycle:[/bold] {idle.line()}")

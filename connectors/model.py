@@ -75,6 +75,24 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class Investigation:
+    """One action of SIR's investigative agent: evidence gathered, an investigation, a summary."""
+
+    id: str
+    action_type: str  # Evidence | Investigation | Summarization
+    title: str
+    content: str
+    status: str  # Pending | InProgress | Waiting | Completed | Failed | Cancelled
+    updated: str
+    usefulness: str = ""  # feedback already given: USEFUL | NOT_USEFUL
+    feedback_comment: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("Completed", "Failed", "Cancelled")
+
+
+@dataclass(frozen=True)
 class Ticket:
     """A ticket in a target system, reduced to what the mapping reads."""
 

@@ -75,3 +75,5 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
     assert "Compromised IAM access key used from" in result.stdout  # the responder's rename reached SIR
     assert "INC0010003" in result.stdout
     assert "Finance confirmed no fraudulent spend" in result.stdout
+    assert "SIR investigation summary (Completed" in result.stdout
+    assert "SIR investigation Evidence: CloudTrail activity (Completed" in result.stdout

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from connectors.crashpoints import crash_point
 from connectors.engine.comments import CommentSync
+from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
 from connectors.errors import CaseError
 from connectors.mapping import Mapping, Winner
@@ -45,6 +46,7 @@ class CaseSync:
         self.settings = settings
         self.now = now
         self.comments = CommentSync(sir, target, mapping, state)
+        self.investigations = InvestigationSync(sir, target, mapping, state)
 
     @property
     def system(self) -> str:
@@ -59,6 +61,10 @@ class CaseSync:
 
     def _pass(self, case_id: str, report: Report) -> bool:
         case = self.sir.get_case(case_id)
+        agent = self.mapping.spec.investigations
+        actions = self.sir.investigations(case_id) if agent.enabled else []
+        if agent.enabled and agent.summary == "template":
+            case = Case(case_id, {**case.fields, "investigationSummary": summary_text(actions)})
         link = self.state.link(case_id, self.system)
         if link is None or link.state != LINKED:
             ticket = self._ensure_ticket(case, link, report)
@@ -71,7 +77,12 @@ class CaseSync:
 
         wrote = self._sync_fields(case, ticket, report)
         wrote |= self._sync_status(case, ticket, report)
-        wrote |= self.comments.run(case_id, ticket, report, sir_accepts_comments=not case.closed)
+        target_comments = self.target.comments(ticket)
+        wrote |= self.comments.run(
+            case_id, ticket, target_comments, report, sir_accepts_comments=not case.closed
+        )
+        if agent.enabled:
+            wrote |= self.investigations.run(case_id, ticket, actions, target_comments, report)
         if not wrote:
             link.sir_updated = case.updated
             link.ticket_updated = ticket.revision

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from connectors.crashpoints import crash_point
+from connectors.engine.investigations import is_command
 from connectors.engine.markers import Marker, find_marker, header
 from connectors.engine.report import Report
 from connectors.mapping import Mapping
@@ -31,13 +32,20 @@ class CommentSync:
         self.state = state
         self.sir_limit = max_length("CreateCaseComment", "body") or 12000
 
-    def run(self, case_id: str, ticket: Ticket, report: Report, *, sir_accepts_comments: bool = True) -> bool:
+    def run(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        target_comments: Sequence[Comment],
+        report: Report,
+        *,
+        sir_accepts_comments: bool = True,
+    ) -> bool:
         """Mirror what is new or edited on either side; return whether anything was written.
 
         A closed SIR case takes no more comments: ticket comments then stay where they are.
         """
         sir_comments = self.sir.comments(case_id)
-        target_comments = self.target.comments(ticket)
         links = {
             (link.origin, link.source_id): link
             for link in self.state.comment_links(case_id, self.target.system)
@@ -146,6 +154,8 @@ class CommentSync:
         visible = set(self.mapping.spec.comments.inbound_visibility)
         for comment in target_comments:
             if comment.own or comment.id in mirrors_in_target or find_marker(comment.body) is not None:
+                continue
+            if is_command(comment.body):  # a "/sir ..." command is for sirsync, not a comment for SIR
                 continue
             if ("internal" if comment.internal else "public") not in visible:
                 continue

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from connectors.engine.case_sync import CaseSync
+from connectors.engine.investigations import INVESTIGATION, OPEN
 from connectors.engine.report import Report
 from connectors.errors import FatalError, NotFoundError, RetriableError, SyncError
 from connectors.mapping import Mapping
@@ -157,6 +158,9 @@ class Cycle:
                     continue
                 due.add(summary.case_id)
         due |= self._comment_rotation(system, summaries)
+        # the agent's actions change without bumping the case: follow the unfinished ones every cycle
+        linked = {link.case_id for link in self.state.links(system, (LINKED,))}
+        due |= self.state.cases_with_comment_links(system, INVESTIGATION, OPEN) & linked
         return due
 
     def _comment_rotation(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:

@@ -33,3 +33,9 @@ def unquote(text: str) -> str:
 def escape_inline(text: str) -> str:
     """Backslash-escape the characters that start wiki markup in one line of text."""
     return _INLINE.sub(r"\\\1", text)
+
+
+def readable(body: str) -> str:
+    """A comment as a person reads it in Jira: a mirrored comment's noformat block shows as its text."""
+    head, sep, rest = body.partition("\n\n")
+    return f"{head}{sep}{unquote(rest)}" if sep else body

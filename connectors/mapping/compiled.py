@@ -16,6 +16,9 @@ from connectors.mapping.source import LocatedYaml, Location, MappingError, dotte
 from connectors.model import Case
 from connectors.sir import schema
 
+# values sirsync adds to a case for templates, besides GetCase's fields
+SYNTHETIC_FIELDS = ("investigationSummary",)
+
 
 class MappingValueError(CaseError):
     """A case whose values the mapping cannot render (a required field is empty)."""
@@ -108,7 +111,7 @@ class Mapping:
     def _value(self, source: ValueSource, location: Location) -> CompiledValue:
         if (source.sir is None) == (source.template is None):
             raise self._error(location, "give exactly one of 'sir' (a case field) or 'template'")
-        known = set(schema.case_fields())
+        known = set(schema.case_fields()) | set(SYNTHETIC_FIELDS)
         if source.sir is not None and source.sir not in known and not source.sir.startswith("metadata."):
             raise self._error((*location, "sir"), f"{source.sir!r} is not a SIR case field")
         if source.template is not None:

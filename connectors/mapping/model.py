@@ -75,6 +75,18 @@ class CommentSettings(_Strict):
     inbound_visibility: list[Visibility] = Field(default_factory=_both_visibilities)
 
 
+class InvestigationSettings(_Strict):
+    """What of SIR's investigative agent reaches the ticket."""
+
+    enabled: bool = True
+    # which actions become a comment each (edited in place as they progress): none, completed or all
+    comments: Literal["none", "completed", "all"] = "completed"
+    # the latest summary: through {investigationSummary} in a field template, as one comment, or not
+    summary: Literal["none", "template", "comment"] = "template"
+    feedback: bool = True  # accept "/sir useful|not-useful inv-..." comment commands
+    visibility: Visibility = "public"
+
+
 class MappingFile(_Strict):
     version: Literal[1]
     system: str
@@ -85,3 +97,4 @@ class MappingFile(_Strict):
     closing: Closing = Closing()
     pending_action: PendingAction = PendingAction()
     comments: CommentSettings = CommentSettings()
+    investigations: InvestigationSettings = InvestigationSettings()

@@ -22,7 +22,7 @@ from botocore.exceptions import (
 )
 
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, throttled_or_failed
-from connectors.model import Case, Comment
+from connectors.model import Case, Comment, Investigation
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
 
@@ -191,7 +191,39 @@ class SirAdapter:
             if not token:
                 return found
 
+    def investigations(self, case_id: str) -> list[Investigation]:
+        found: list[Investigation] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"caseId": case_id, "maxResults": 25}
+            if token:
+                params["nextToken"] = token
+            page = self._call("list_investigations", **params)
+            for item in page.get("investigationActions", []):
+                feedback = item.get("feedback") or {}
+                found.append(
+                    Investigation(
+                        id=item["investigationId"],
+                        action_type=item.get("actionType", ""),
+                        title=item.get("title", ""),
+                        content=item.get("content", ""),
+                        status=item.get("status", ""),
+                        updated=_iso(item.get("lastUpdated", "")),
+                        usefulness=feedback.get("usefulness", ""),
+                        feedback_comment=feedback.get("comment", ""),
+                    )
+                )
+            token = page.get("nextToken")
+            if not token:
+                return found
+
     # --- writes --------------------------------------------------------------------------------------
+
+    def send_feedback(self, case_id: str, investigation_id: str, usefulness: str, comment: str) -> None:
+        params: dict[str, Any] = {"caseId": case_id, "resultId": investigation_id, "usefulness": usefulness}
+        if comment:
+            params["comment"] = comment
+        self._call("send_feedback", **params)
 
     def add_comment(self, case_id: str, body: str, token: str) -> str:
         answer = self._call("create_case_comment", caseId=case_id, body=body, clientToken=token)

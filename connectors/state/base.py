@@ -116,6 +116,10 @@ class StateStore(ABC):
     @abstractmethod
     def save_comment_link(self, link: CommentLink) -> None: ...
 
+    @abstractmethod
+    def cases_with_comment_links(self, target: str, origin: str, hash_prefix: str) -> set[str]:
+        """Cases having a comment link of ``origin`` whose hash starts with ``hash_prefix``."""
+
     # cursors
     @abstractmethod
     def cursor(self, system: str, target: str) -> str | None: ...

@@ -192,6 +192,14 @@ class SqliteStateStore(StateStore):
             ),
         )
 
+    def cases_with_comment_links(self, target: str, origin: str, hash_prefix: str) -> set[str]:
+        rows = self._execute(
+            "SELECT DISTINCT case_id FROM comment_links WHERE target = ? AND origin = ? AND "
+            "substr(source_hash, 1, ?) = ?",
+            (target, origin, len(hash_prefix), hash_prefix),
+        ).fetchall()
+        return {row[0] for row in rows}
+
     # cursors
 
     def cursor(self, system: str, target: str) -> str | None:

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.jira import markup
+from connectors.jira.markup import readable
 from connectors.sandbox.clients import jira_client, servicenow_client
 from connectors.sandbox.identities import RESPONDER
 from tests.sync.conftest import Harness
 from tests.sync.contract import Driver, TicketView
 
 JIRA_FLOW = ("To Do", "In Progress", "In Review", "Done")
-
-
-def readable(body: str) -> str:
-    """A Jira comment as a person reads it: a mirrored one's noformat block shows as its text."""
-    head, sep, rest = body.partition("\n\n")
-    return f"{head}{sep}{markup.unquote(rest)}" if sep else body
 
 
 class JiraDriver(Driver):
