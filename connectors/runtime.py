@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from connectors.engine import Cycle, Target
 from connectors.mapping import Mapping, load_mapping
+from connectors.retry import RetryPolicy
 from connectors.settings import Settings
 from connectors.sir.adapter import SirAdapter
 from connectors.state import SqliteStateStore, StateStore
@@ -23,8 +24,11 @@ class Runtime:
         self.state.close()
 
 
-def build_runtime(settings: Settings, now: Callable[[], datetime] | None = None) -> Runtime:
-    """``now`` replaces the wall clock (tests run against the sandbox's settable clock)."""
+def build_runtime(
+    settings: Settings, now: Callable[[], datetime] | None = None, retry: RetryPolicy | None = None
+) -> Runtime:
+    """``now`` replaces the wall clock and ``retry`` the default retry policy (tests and soaks run
+    against the sandbox's settable clock, and may wait less between retries)."""
     mappings = {}
     if "jira" in settings.targets:
         mappings["jira"] = load_mapping(settings.jira.mapping, "jira")
@@ -33,9 +37,10 @@ def build_runtime(settings: Settings, now: Callable[[], datetime] | None = None)
 
     state = SqliteStateStore(settings.state_path)
     try:
-        sir = SirAdapter.from_settings(settings.sir)
+        sir = SirAdapter.from_settings(settings.sir, retry)
         targets = [
-            Target(_adapter(settings, system, mapping), mapping) for system, mapping in mappings.items()
+            Target(_adapter(settings, system, mapping, retry), mapping)
+            for system, mapping in mappings.items()
         ]
         clock = now or (lambda: datetime.now(UTC))
         return Runtime(Cycle(sir, targets, state, settings.sync, clock), state)
@@ -44,11 +49,12 @@ def build_runtime(settings: Settings, now: Callable[[], datetime] | None = None)
         raise
 
 
-def _adapter(settings: Settings, system: str, mapping: Mapping) -> TargetAdapter:
+def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPolicy | None) -> TargetAdapter:
     if system == "jira":
         from connectors.jira.adapter import JiraAdapter
 
-        return JiraAdapter.from_settings(settings.jira, issue_type=mapping.spec.ticket.issue_type or "Task")
+        issue_type = mapping.spec.ticket.issue_type or "Task"
+        return JiraAdapter.from_settings(settings.jira, issue_type=issue_type, retry=retry)
     from connectors.servicenow.adapter import ServiceNowAdapter
 
-    return ServiceNowAdapter.from_settings(settings.servicenow)
+    return ServiceNowAdapter.from_settings(settings.servicenow, retry)
