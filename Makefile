@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox clean
+.PHONY: test lint demo sandbox soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/sirsync sandbox
+
+# The reliability proofs in full (CI runs them reduced): 50 cases killed 30+ times, 200 cycles under faults.
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak --full
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
