@@ -1,0 +1,64 @@
+"""Comment handlers: list, add, get, edit and delete the comments of an issue."""
+
+from __future__ import annotations
+
+from connectors.sandbox.base import Request, Response, body_of
+from connectors.sandbox.jira.catalog import jira_error
+from connectors.sandbox.jira.core import JiraCore
+from connectors.sandbox.jira.records import Comment, Issue
+from connectors.sandbox.jira.render import comment_json, split_list
+
+COMMENT_PAGE_LIMIT = 5000
+
+
+class CommentHandlers(JiraCore):
+    def list_comments(self, request: Request) -> Response:
+        issue = self._issue_of(request)
+        start, limit = self._paging(request, default_limit=COMMENT_PAGE_LIMIT, cap=COMMENT_PAGE_LIMIT)
+        comments = list(issue.comments)
+        if (request.arg("orderBy") or "").startswith("-"):
+            comments.reverse()
+        expand = split_list(request.query.get("expand"))
+        page = [comment_json(issue, c, self.base_url, expand=expand) for c in comments[start : start + limit]]
+        body = {"startAt": start, "maxResults": limit, "total": len(comments), "comments": page}
+        return Response(200, body)
+
+    def add_comment(self, request: Request) -> Response:
+        issue = self._issue_of(request)
+        data = body_of(request)
+        comment = self._new_comment(issue, request.caller, data.get("body"))
+        for prop in data.get("properties") or []:
+            if isinstance(prop, dict) and "key" in prop:
+                comment.properties[str(prop["key"])] = prop.get("value")
+        self._written(issue, request.caller, [])
+        return Response(201, comment_json(issue, comment, self.base_url))
+
+    def _comment_of(self, request: Request) -> tuple[Issue, Comment]:
+        issue = self._issue_of(request)
+        comment = issue.comment(request.params["comment"])
+        if comment is None:
+            raise jira_error(404, [f"Can not find a comment for the id: {request.params['comment']}."])
+        return issue, comment
+
+    def get_comment(self, request: Request) -> Response:
+        issue, comment = self._comment_of(request)
+        expand = split_list(request.query.get("expand"))
+        return Response(200, comment_json(issue, comment, self.base_url, expand=expand))
+
+    def edit_comment(self, request: Request) -> Response:
+        issue, comment = self._comment_of(request)
+        data = body_of(request)
+        if "body" in data:
+            self._check_comment_body(data["body"])
+            if data["body"] != comment.body:
+                comment.body = data["body"]
+                comment.updated = self.clock.now()
+                comment.update_author = request.caller
+                self._written(issue, request.caller, [])
+        return Response(200, comment_json(issue, comment, self.base_url))
+
+    def delete_comment(self, request: Request) -> Response:
+        issue, comment = self._comment_of(request)
+        issue.comments.remove(comment)
+        self._written(issue, request.caller, [])
+        return Response(204)
