@@ -147,20 +147,19 @@ class SirAdapter:
 
     # --- reads ---------------------------------------------------------------------------------------
 
-    def list_cases(self) -> Iterator[CaseSummary]:
-        token: str | None = None
+    def _pages(self, operation: str, items: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list operation, 25 a page (the most SIR gives)."""
+        request: dict[str, Any] = {**params, "maxResults": 25}
         while True:
-            params: dict[str, Any] = {"maxResults": 25}
-            if token:
-                params["nextToken"] = token
-            page = self._call("list_cases", **params)
-            for item in page.get("items", []):
-                yield CaseSummary(
-                    item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", "")
-                )
-            token = page.get("nextToken")
-            if not token:
+            page = self._call(operation, **request)
+            yield from page.get(items, [])
+            request["nextToken"] = page.get("nextToken")
+            if not request["nextToken"]:
                 return
+
+    def list_cases(self) -> Iterator[CaseSummary]:
+        for item in self._pages("list_cases", "items"):
+            yield CaseSummary(item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", ""))
 
     def get_case(self, case_id: str) -> Case:
         answer = self._call("get_case", caseId=case_id)
@@ -168,54 +167,35 @@ class SirAdapter:
         return Case(case_id, _iso(answer))
 
     def comments(self, case_id: str) -> list[Comment]:
-        found: list[Comment] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"caseId": case_id, "maxResults": 25}
-            if token:
-                params["nextToken"] = token
-            page = self._call("list_comments", **params)
-            for item in page.get("items", []):
-                creator = item.get("creator", "")
-                found.append(
-                    Comment(
-                        id=item["commentId"],
-                        body=item.get("body", ""),
-                        author=creator,
-                        created=_iso(item.get("createdDate", "")),
-                        updated=_iso(item.get("lastUpdatedDate", "")),
-                        own=bool(self.principal) and creator == self.principal,
-                    )
-                )
-            token = page.get("nextToken")
-            if not token:
-                return found
+        return [
+            Comment(
+                id=item["commentId"],
+                body=item.get("body", ""),
+                author=item.get("creator", ""),
+                created=_iso(item.get("createdDate", "")),
+                updated=_iso(item.get("lastUpdatedDate", "")),
+                own=bool(self.principal) and item.get("creator") == self.principal,
+            )
+            for item in self._pages("list_comments", "items", caseId=case_id)
+        ]
 
     def investigations(self, case_id: str) -> list[Investigation]:
-        found: list[Investigation] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"caseId": case_id, "maxResults": 25}
-            if token:
-                params["nextToken"] = token
-            page = self._call("list_investigations", **params)
-            for item in page.get("investigationActions", []):
-                feedback = item.get("feedback") or {}
-                found.append(
-                    Investigation(
-                        id=item["investigationId"],
-                        action_type=item.get("actionType", ""),
-                        title=item.get("title", ""),
-                        content=item.get("content", ""),
-                        status=item.get("status", ""),
-                        updated=_iso(item.get("lastUpdated", "")),
-                        usefulness=feedback.get("usefulness", ""),
-                        feedback_comment=feedback.get("comment", ""),
-                    )
+        found = []
+        for item in self._pages("list_investigations", "investigationActions", caseId=case_id):
+            feedback = item.get("feedback") or {}
+            found.append(
+                Investigation(
+                    id=item["investigationId"],
+                    action_type=item.get("actionType", ""),
+                    title=item.get("title", ""),
+                    content=item.get("content", ""),
+                    status=item.get("status", ""),
+                    updated=_iso(item.get("lastUpdated", "")),
+                    usefulness=feedback.get("usefulness", ""),
+                    feedback_comment=feedback.get("comment", ""),
                 )
-            token = page.get("nextToken")
-            if not token:
-                return found
+            )
+        return found
 
     # --- writes --------------------------------------------------------------------------------------
 

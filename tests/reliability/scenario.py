@@ -21,8 +21,9 @@ from typing import Any
 from jira import JIRA
 
 from connectors.sandbox.clients import aws_environment, jira_client, servicenow_client, sir_client
-from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER
+from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.runner import Sandbox
+from tests.sync.conftest import sirsync_environment
 
 TARGETS = ("jira", "servicenow")
 SERVICENOW_TABLE = "incident"
@@ -52,25 +53,14 @@ PROOF_SYNC_SETTINGS: dict[str, Any] = {
 
 def sync_environment(sandbox: Sandbox, state: Path) -> dict[str, str]:
     """The environment of a ``sirsync sync`` process against the sandbox, set the documented way."""
-    env = {
-        **os.environ,
-        "SIRSYNC_TARGETS": ",".join(TARGETS),
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_LOG_LEVEL": "WARNING",
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_SIR__REGION": REGION,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "SIRSYNC_JIRA__PROJECT": "SEC",
-        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
-        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
-        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
-        "SIRSYNC_SERVICENOW__TABLE": SERVICENOW_TABLE,
+    env = sirsync_environment(
+        sandbox,
+        state,
+        targets=",".join(TARGETS),
+        table=SERVICENOW_TABLE,
+        SIRSYNC_LOG_LEVEL="WARNING",
         **{f"SIRSYNC_SYNC__{name.upper()}": str(value) for name, value in PROOF_SYNC_SETTINGS.items()},
-        **aws_environment(),
-    }
-    env.pop("SIRSYNC_CRASH_AT", None)
+    )
     env.pop("SIRSYNC_CONFIG", None)
     return env
 

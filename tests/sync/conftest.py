@@ -108,6 +108,31 @@ class Harness:
                 return items
 
 
+def sirsync_environment(
+    sandbox: Sandbox, state: Path, targets: str = "jira", table: str = "incident", **extra: str
+) -> dict[str, str]:
+    """The environment a ``sirsync`` process against the sandbox runs with: SIRSYNC_* and AWS's."""
+    env = {
+        **os.environ,
+        "SIRSYNC_TARGETS": targets,
+        "SIRSYNC_STATE_PATH": str(state),
+        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
+        "SIRSYNC_SIR__REGION": REGION,
+        "SIRSYNC_JIRA__URL": sandbox.jira_url,
+        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
+        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
+        "SIRSYNC_JIRA__PROJECT": "SEC",
+        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
+        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
+        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
+        "SIRSYNC_SERVICENOW__TABLE": table,
+        **aws_environment(),
+        **extra,
+    }
+    env.pop("SIRSYNC_CRASH_AT", None)
+    return env
+
+
 def sync_process(
     sandbox: Sandbox,
     state: Path,
@@ -117,24 +142,7 @@ def sync_process(
     **extra: str,
 ) -> subprocess.CompletedProcess[str]:
     """``sirsync sync --once`` in a process of its own, configured the documented way (SIRSYNC_*)."""
-    env = {
-        **os.environ,
-        "SIRSYNC_TARGETS": targets,
-        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
-        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
-        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
-        "SIRSYNC_SERVICENOW__TABLE": table,
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_SIR__REGION": REGION,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "SIRSYNC_JIRA__PROJECT": "SEC",
-        **aws_environment(),
-        **extra,
-    }
-    env.pop("SIRSYNC_CRASH_AT", None)
+    env = sirsync_environment(sandbox, state, targets=targets, table=table, **extra)
     if crash_at:
         env["SIRSYNC_CRASH_AT"] = crash_at
     return subprocess.run(

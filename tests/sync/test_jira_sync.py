@@ -253,3 +253,12 @@ def test_ticket_activity_after_the_case_closed_is_not_an_error(harness: Harness)
     assert case["caseStatus"] == "Closed"
     assert case["title"] != "renamed after closure"
     assert harness.sir_comments(case_id) == []
+
+
+def test_more_cases_than_one_list_page_holds_are_all_synced(harness: Harness) -> None:
+    cases = [harness.sandbox.sir.aws_create_case(title=f"Case {n}", description="paged") for n in range(30)]
+    harness.sandbox.sir.aws_add_comment(cases[-1], "on the second page")
+    harness.converge()
+    driver = JiraDriver(harness)
+    assert all(len(driver.keys(case_id)) == 1 for case_id in cases)
+    assert driver.ticket(cases[-1]).comments[0].endswith("on the second page")

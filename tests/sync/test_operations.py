@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from connectors.sandbox.clients import aws_environment, jira_client
+from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
-from tests.sync.conftest import Harness
+from tests.sync.conftest import Harness, sirsync_environment
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
 
 NO_WAY_TO_WORK = {  # "In Progress" exists but cannot be reached
@@ -28,16 +27,7 @@ SIRSYNC = [sys.executable, "-m", "connectors.cli"]
 
 
 def cli(sandbox: Sandbox, state: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        **aws_environment(),
-        **extra,
-    }
+    env = sirsync_environment(sandbox, state, **extra)
     return subprocess.run([*SIRSYNC, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -95,15 +85,7 @@ def test_a_second_runner_exits_with_a_clear_message_while_the_first_holds_the_le
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.sqlite"
-    env = {
-        **os.environ,
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        **aws_environment(),
-    }
+    env = sirsync_environment(sandbox, state)
     first = subprocess.Popen(
         [*SIRSYNC, "sync", "--every", "60"],
         env=env,
@@ -138,15 +120,7 @@ def test_two_runners_started_together_never_both_sync(sandbox: Sandbox, tmp_path
     runs = [
         subprocess.Popen(
             [*SIRSYNC, "sync", "--once"],
-            env={
-                **os.environ,
-                "SIRSYNC_STATE_PATH": str(state),
-                "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-                "SIRSYNC_JIRA__URL": sandbox.jira_url,
-                "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-                "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-                **aws_environment(),
-            },
+            env=sirsync_environment(sandbox, state),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
