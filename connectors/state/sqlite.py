@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,19 +72,36 @@ class SqliteStateStore(StateStore):
             if self.path.parent != Path(""):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = self._open()
         except sqlite3.DatabaseError as exc:
             raise StateError(
                 f"the state file {self.path} is not a usable SQLite database ({exc}). Move it aside and run "
                 "`sirsync sync --once`: links are found again through the cross-references on tickets."
             ) from exc
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {row[0]})")
+        if version is None:
+            raise StateError(f"the state file {self.path} has no schema version; move it aside")
+        if int(version) > SCHEMA_VERSION:
+            raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {version})")
+
+    def _open(self) -> str | None:
+        """Set the file up, or check it; safe when two processes open a new file at the same moment."""
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:  # another process is switching it to WAL right now
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

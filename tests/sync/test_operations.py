@@ -128,7 +128,8 @@ def test_two_runners_started_together_never_both_sync(sandbox: Sandbox, tmp_path
         for _ in range(2)
     ]
     outcomes = [(run.wait(timeout=60), run.stdout.read() if run.stdout else "") for run in runs]
-    assert sorted(code for code, _ in outcomes) in ([0, 0], [0, 3])
+    errors = [run.stderr.read() if run.stderr else "" for run in runs]
+    assert sorted(code for code, _ in outcomes) in ([0, 0], [0, 3]), errors
     created = sum(int(out.split("created ")[1].split(",")[0]) for code, out in outcomes if code == 0)
     assert created == 5
     assert len(sandbox.jira.issues) == 5
