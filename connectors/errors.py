@@ -45,6 +45,9 @@ def throttled_or_failed(message: str, status: int, retry_after: str | None) -> R
 def connection_failed(what: str, exc: Exception) -> RetriableError:
     """A transport failure from requests: only one that never reached the server proves nothing applied."""
     import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-    never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc.args)
+    cause = exc.args[0] if exc.args else None
+    refused = isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError)
+    never_sent = isinstance(exc, requests.ConnectTimeout) or refused
     return RetriableError(f"{what}: {type(exc).__name__}", applied=not never_sent)

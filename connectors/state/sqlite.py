@@ -90,7 +90,8 @@ class SqliteStateStore(StateStore):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 break
             except sqlite3.OperationalError as exc:  # another process is switching it to WAL right now
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 49:
+                busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or attempt == 49:
                     raise
                 time.sleep(0.1)
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import pytest
+import requests
 
-from connectors.errors import RetriableError
+from connectors.errors import RetriableError, connection_failed
 from connectors.retry import RetryPolicy
 from tests.sync.conftest import Harness
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
@@ -116,3 +118,13 @@ def test_policy_repeats_a_write_only_when_it_surely_was_not_applied() -> None:
     reset = [RetriableError("connection reset")]
     with pytest.raises(RetriableError):
         policy.call(_flaky(reset), idempotent=False)
+
+
+def test_a_refused_connection_proves_a_write_was_not_applied_and_a_reset_does_not() -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.post(f"http://127.0.0.1:{port}/", timeout=2)
+    assert connection_failed("POST", refused.value).applied is False
+    assert connection_failed("POST", requests.ConnectionError("Connection reset by peer")).applied is True
