@@ -143,9 +143,10 @@ class Cycle:
                 self.state.save_link(link)
 
     def _due_from_sir(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
+        known = {link.case_id: link for link in self.state.links(system, (LINKED, CREATING, SKIPPED))}
         due: set[str] = set()
         for summary in summaries:
-            link = self.state.link(summary.case_id, system)
+            link = known.get(summary.case_id)
             if link is None:
                 if summary.status == "Closed" and not self.settings.sync_closed_cases:
                     self.state.save_link(Link(summary.case_id, system, SKIPPED, sir_updated=summary.updated))
@@ -157,21 +158,18 @@ class Cycle:
                 if link.state == SKIPPED and summary.status == "Closed":
                     continue
                 due.add(summary.case_id)
-        due |= self._comment_rotation(system, summaries)
+        linked = [link for link in known.values() if link.state == LINKED]
+        due |= self._comment_rotation(linked, summaries)
         # the agent's actions change without bumping the case: follow the unfinished ones every cycle
-        linked = {link.case_id for link in self.state.links(system, (LINKED,))}
-        due |= self.state.cases_with_comment_links(system, INVESTIGATION, OPEN) & linked
+        unfinished = self.state.cases_with_comment_links(system, INVESTIGATION, OPEN)
+        due |= unfinished & {link.case_id for link in linked}
         return due
 
-    def _comment_rotation(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
+    def _comment_rotation(self, linked: Sequence[Link], summaries: Sequence[CaseSummary]) -> set[str]:
         """Linked open cases whose comments were checked longest ago, beyond the configured interval."""
         open_cases = {summary.case_id for summary in summaries if summary.status != "Closed"}
         horizon = (self.now() - timedelta(seconds=self.settings.comment_check_interval_seconds)).isoformat()
-        stale = [
-            link
-            for link in self.state.links(system, (LINKED,))
-            if link.case_id in open_cases and link.comments_checked_at < horizon
-        ]
+        stale = [link for link in linked if link.case_id in open_cases and link.comments_checked_at < horizon]
         stale.sort(key=lambda link: link.comments_checked_at)
         return {link.case_id for link in stale[: self.settings.comment_checks_per_cycle]}
 
