@@ -101,7 +101,6 @@ def _cycles(
     lease: RunnerLease,
 ) -> int:
     number = 0
-    code = OK
     while True:
         number += 1
         started = time.monotonic()
@@ -114,9 +113,8 @@ def _cycles(
         out(f"cycle {number}: {report.line()} ({time.monotonic() - started:.1f}s)")
         for problem in report.problems:
             err(f"  error: {problem}")
-        code = CASE_ERRORS if report.errors else OK
         if options.once or stop.wait(options.every or 0):
-            return code
+            return CASE_ERRORS if report.errors else OK
 
 
 def show_status(settings: Settings, out: Echo) -> int:
