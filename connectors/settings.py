@@ -94,6 +94,16 @@ class SyncSettings(BaseModel):
         ge=1,
         description="Cycles in a row a case may fail (refused value or transition) before quarantine.",
     )
+    quarantine_after_retriable: int = Field(
+        20,
+        ge=1,
+        description="Cycles in a row a case may fail for passing reasons (5xx, timeouts) before quarantine.",
+    )
+    backoff_max_seconds: float = Field(
+        900,
+        ge=1,
+        description="Under --every, the longest wait after failed cycles (doubling from the interval).",
+    )
     lease_seconds: int = Field(
         300, ge=10, description="How long a runner's lease lasts unless renewed; a dead runner's lapses."
     )

@@ -19,6 +19,10 @@ CREATING = "creating"  # a create was intended and may have happened: look befor
 LINKED = "linked"
 SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync first saw it)
 
+# The stages of one case's sync, in the order they run; each fails on its own.
+TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
+STAGES = (TICKET, FIELDS, STATUS, COMMENTS, AGENT)
+
 
 @dataclass
 class Link:
@@ -51,6 +55,8 @@ class CommentLink:
     source_id: str
     mirror_ids: list[str] = field(default_factory=list)
     source_hash: str = ""
+    #: a person deleted the mirror in the target: edits of the source are not sent to it again
+    mirror_deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,11 @@ class Failure:
     last_error: str
     since: str
     quarantined: bool
+    #: the part of the case's sync that failed (see :data:`STAGES`); a quarantined case's other
+    #: stages, comments among them, keep flowing unless the failure is in the ticket itself
+    stage: str = ""
+    #: whether the last failure was passing trouble (a 5xx, a timeout) rather than a refusal
+    retriable: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,17 @@ class StateStore(ABC):
 
     # failures and quarantine
     @abstractmethod
-    def record_failure(self, case_id: str, target: str, message: str, *, quarantine_after: int) -> Failure:
-        """Count one more failure in a row; quarantine at ``quarantine_after`` (1: at once)."""
+    def record_failure(
+        self,
+        case_id: str,
+        target: str,
+        message: str,
+        *,
+        quarantine_after: int,
+        stage: str = "",
+        retriable: bool = False,
+    ) -> Failure:
+        """Count one more failing cycle in a row; quarantine at ``quarantine_after`` (1: at once)."""
 
     @abstractmethod
     def clear_failure(self, case_id: str, target: str) -> None: ...

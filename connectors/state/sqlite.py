@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors.state.base import LINKED, Action, Baseline, CommentLink, Failure, Lease, Link, StateStore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS baselines (
 );
 CREATE TABLE IF NOT EXISTS comment_links (
     case_id TEXT NOT NULL, target TEXT NOT NULL, origin TEXT NOT NULL, source_id TEXT NOT NULL,
-    mirror_ids TEXT NOT NULL, source_hash TEXT NOT NULL,
+    mirror_ids TEXT NOT NULL, source_hash TEXT NOT NULL, mirror_deleted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (case_id, target, origin, source_id)
 );
 CREATE TABLE IF NOT EXISTS cursors (
@@ -46,13 +46,23 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_by_case ON actions (case_id, id);
 CREATE TABLE IF NOT EXISTS failures (
     case_id TEXT NOT NULL, target TEXT NOT NULL, count INTEGER NOT NULL, last_error TEXT NOT NULL,
-    since TEXT NOT NULL, quarantined INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (case_id, target)
+    since TEXT NOT NULL, quarantined INTEGER NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '',
+    retriable INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (case_id, target)
 );
 CREATE TABLE IF NOT EXISTS lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     expires_at TEXT NOT NULL
 );
 """
+
+# what each schema version adds to the one before it, for files written by an older sirsync
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE comment_links ADD COLUMN mirror_deleted INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE failures ADD COLUMN stage TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE failures ADD COLUMN retriable INTEGER NOT NULL DEFAULT 0",
+    ),
+}
 
 
 def _now() -> str:
@@ -96,12 +106,22 @@ class SqliteStateStore(StateStore):
                 time.sleep(0.1)
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self.transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._db.execute(statement)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            existing = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            if existing is None:  # a new file: the current schema at once
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and str(row[0]).isdigit() and int(row[0]) < SCHEMA_VERSION:
+                for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[version]:
+                        self._db.execute(statement)
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+                row = (str(SCHEMA_VERSION),)
         return None if row is None else str(row[0])
 
     @contextmanager
@@ -189,18 +209,20 @@ class SqliteStateStore(StateStore):
 
     def comment_links(self, case_id: str, target: str) -> list[CommentLink]:
         rows = self._execute(
-            "SELECT origin, source_id, mirror_ids, source_hash FROM comment_links "
+            "SELECT origin, source_id, mirror_ids, source_hash, mirror_deleted FROM comment_links "
             "WHERE case_id = ? AND target = ?",
             (case_id, target),
         ).fetchall()
         return [
-            CommentLink(case_id, target, origin, source_id, json.loads(mirrors), source_hash)
-            for origin, source_id, mirrors, source_hash in rows
+            CommentLink(case_id, target, origin, source_id, json.loads(mirrors), source_hash, bool(deleted))
+            for origin, source_id, mirrors, source_hash, deleted in rows
         ]
 
     def save_comment_link(self, link: CommentLink) -> None:
         self._execute(
-            "INSERT OR REPLACE INTO comment_links VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO comment_links "
+            "(case_id, target, origin, source_id, mirror_ids, source_hash, mirror_deleted) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 link.case_id,
                 link.target,
@@ -208,6 +230,7 @@ class SqliteStateStore(StateStore):
                 link.source_id,
                 json.dumps(link.mirror_ids),
                 link.source_hash,
+                int(link.mirror_deleted),
             ),
         )
 
@@ -232,18 +255,30 @@ class SqliteStateStore(StateStore):
 
     # failures and quarantine
 
-    def record_failure(self, case_id: str, target: str, message: str, *, quarantine_after: int) -> Failure:
+    def record_failure(
+        self,
+        case_id: str,
+        target: str,
+        message: str,
+        *,
+        quarantine_after: int,
+        stage: str = "",
+        retriable: bool = False,
+    ) -> Failure:
         with self.transaction():
             row = self._execute(
-                "SELECT count, since FROM failures WHERE case_id = ? AND target = ?", (case_id, target)
+                "SELECT count, since, quarantined FROM failures WHERE case_id = ? AND target = ?",
+                (case_id, target),
             ).fetchone()
             count, since = (row[0] + 1, row[1]) if row else (1, _now())
-            quarantined = count >= quarantine_after
+            quarantined = bool(row and row[2]) or count >= quarantine_after
             self._execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                (case_id, target, count, message, since, int(quarantined)),
+                "INSERT OR REPLACE INTO failures "
+                "(case_id, target, count, last_error, since, quarantined, stage, retriable) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (case_id, target, count, message, since, int(quarantined), stage, int(retriable)),
             )
-        return Failure(case_id, target, count, message, since, quarantined)
+        return Failure(case_id, target, count, message, since, quarantined, stage, retriable)
 
     def clear_failure(self, case_id: str, target: str) -> None:
         self._execute("DELETE FROM failures WHERE case_id = ? AND target = ?", (case_id, target))
@@ -251,10 +286,10 @@ class SqliteStateStore(StateStore):
     def failures(self, *, quarantined_only: bool = False) -> list[Failure]:
         where = "WHERE quarantined = 1" if quarantined_only else ""
         rows = self._execute(
-            f"SELECT case_id, target, count, last_error, since, quarantined FROM failures {where} "
-            "ORDER BY since, case_id"
+            "SELECT case_id, target, count, last_error, since, quarantined, stage, retriable "
+            f"FROM failures {where} ORDER BY since, case_id"
         ).fetchall()
-        return [Failure(c, t, n, e, s, bool(q)) for c, t, n, e, s, q in rows]
+        return [Failure(c, t, n, e, s, bool(q), g, bool(r)) for c, t, n, e, s, q, g, r in rows]
 
     def release(self, case_id: str | None = None, target: str | None = None) -> int:
         where, params = "quarantined = 1", []
