@@ -31,7 +31,7 @@ def build_runtime(
     against the sandbox's settable clock, and may wait less between retries)."""
     mappings = {}
     if "jira" in settings.targets:
-        mappings["jira"] = load_mapping(settings.jira.mapping, "jira")
+        mappings["jira"] = load_mapping(settings.jira.mapping_path, "jira")
     if "servicenow" in settings.targets:
         mappings["servicenow"] = load_mapping(settings.servicenow.mapping_path, "servicenow")
 

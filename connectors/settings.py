@@ -9,7 +9,7 @@ never printed.
 from __future__ import annotations
 
 import os
-import sys
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,19 +22,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from connectors import mappings
+
 KNOWN_TARGETS = ("jira", "servicenow")
 
 
-def shipped_mapping(name: str) -> Path:
-    """The path of a mapping file shipped with sirsync (``mappings/<name>``)."""
-    candidates = (
-        Path(__file__).resolve().parent.parent / "mappings" / name,
-        Path(sys.prefix) / "share" / "sirsync" / "mappings" / name,
-    )
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    return candidates[0]
+def shipped_mapping(name: str) -> Traversable:
+    """A mapping file shipped with sirsync (``connectors/mappings/<name>``), wherever it is installed."""
+    return mappings.shipped(name)
 
 
 class SirSettings(BaseModel):
@@ -51,7 +46,7 @@ class JiraSettings(BaseModel):
     timezone: str = Field(
         "UTC", description="The integration user's Jira time zone: JQL dates are read in it."
     )
-    mapping: Path = Field(default_factory=lambda: shipped_mapping("jira.yaml"))
+    mapping: Path | None = Field(None, description="An admin's own mapping file; default: the shipped one.")
     timeout_seconds: float = Field(10.0, gt=0)
     search_overlap_seconds: int = Field(
         180,
@@ -59,20 +54,26 @@ class JiraSettings(BaseModel):
         description="JQL dates have minute granularity and search lags writes: reach back this far.",
     )
 
+    @property
+    def mapping_path(self) -> Path | Traversable:
+        return self.mapping if self.mapping is not None else shipped_mapping("jira.yaml")
+
 
 class ServiceNowSettings(BaseModel):
     url: str | None = None
     user: str | None = None
     password: SecretStr | None = None
     table: Literal["incident", "sn_si_incident"] = "incident"
-    mapping: Path | None = Field(None, description="Default: the shipped mapping for the table.")
+    mapping: Path | None = Field(
+        None, description="An admin's own mapping file; default: the shipped one for the table."
+    )
     timeout_seconds: float = Field(10.0, gt=0)
     search_overlap_seconds: int = Field(
         60, ge=2, description="sys_updated_on has second precision: reach back this far."
     )
 
     @property
-    def mapping_path(self) -> Path:
+    def mapping_path(self) -> Path | Traversable:
         if self.mapping is not None:
             return self.mapping
         name = "servicenow.yaml" if self.table == "incident" else "servicenow-secops.yaml"

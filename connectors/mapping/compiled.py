@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from connectors.errors import CaseError
 from connectors.mapping.model import FieldMap, MappingFile, ValueSource
-from connectors.mapping.source import LocatedYaml, Location, MappingError, dotted
+from connectors.mapping.source import (
+    LocatedYaml,
+    Location,
+    MappingError,
+    MappingSource,
+    dotted,
+    read_mapping,
+)
 from connectors.model import Case
 from connectors.sir import schema
 
@@ -256,12 +263,12 @@ def _matches(value: str, expected: str | list[str]) -> bool:
     return value in expected if isinstance(expected, list) else value == expected
 
 
-def load_mapping(path: Path | str, system: str | None = None) -> Mapping:
-    """Load and compile a mapping file, or raise :class:`MappingError` naming file, line and field."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(path, [(None, "", f"cannot read the mapping: {exc.strerror}")]) from exc
+def load_mapping(source: MappingSource, system: str | None = None) -> Mapping:
+    """Load and compile a mapping file, or raise :class:`MappingError` naming file, line and field.
+
+    ``source`` is an admin's file or a shipped one (``connectors.mappings.shipped``), which may be
+    inside a zip file."""
+    path, text = read_mapping(source)
     located = LocatedYaml(path, text)
     if not isinstance(located.data, dict):
         raise MappingError(path, [(1, "", "a mapping file is a YAML mapping (key: value) at the top")])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 Location = tuple[str | int, ...]
+
+# an admin's file (a path) or a shipped one (from importlib.resources, possibly inside a zip file)
+MappingSource = Path | str | Traversable
 
 
 class MappingError(Exception):
@@ -25,6 +29,18 @@ class MappingError(Exception):
             at = f"{self.path}:{line}" if line else self.path
             lines.append(f"{at}: {where}: {message}" if where else f"{at}: {message}")
         return "\n".join(lines)
+
+
+def read_mapping(source: MappingSource) -> tuple[str, str]:
+    """The name errors give the file, and its text."""
+    name = str(source)
+    try:
+        return name, (Path(source) if isinstance(source, str) else source).read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise MappingError(name, [(None, "", f"cannot read the mapping: {reason}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise MappingError(name, [(None, "", "cannot read the mapping: not UTF-8 text")]) from exc
 
 
 class LocatedYaml:
