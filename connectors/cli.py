@@ -191,6 +191,56 @@ def demo() -> None:
     run_demo()
 
 
+mappings_app = typer.Typer(
+    name="mappings",
+    help="The mapping files shipped with sirsync, and copies of them for an admin to edit.",
+    no_args_is_help=True,
+)
+app.add_typer(mappings_app)
+
+
+@mappings_app.command("list")
+def mappings_list() -> None:
+    """Name the shipped mapping files and what each is for."""
+    from connectors.mappings import SHIPPED, shipped
+
+    width = max(len(mapping.name) for mapping in SHIPPED)
+    for mapping in SHIPPED:
+        typer.echo(f"{mapping.name:<{width}}  {mapping.purpose}")
+    typer.echo(f"\nThe format: {shipped('README.md')}. To change one: sirsync mappings export DIR.")
+
+
+@mappings_app.command("export")
+def mappings_export(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the copies.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files already there.")] = False,
+) -> None:
+    """Write copies of the shipped mappings into DIR, to edit and point sirsync at."""
+    from connectors.mappings import SHIPPED, shipped
+
+    directory = directory.absolute()
+    targets = [(mapping, directory / mapping.name) for mapping in SHIPPED]
+    if not force:
+        for _, target in targets:
+            if target.exists():
+                _fail(f"{target} already exists; use --force to overwrite it")
+    if directory.exists() and not directory.is_dir():
+        _fail(f"{directory} is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create {directory}: {exc.strerror or exc}")
+    for _, target in targets:
+        try:
+            target.write_bytes(shipped(target.name).read_bytes())
+        except OSError as exc:
+            _fail(f"cannot write {target}: {exc.strerror or exc}")
+        typer.echo(f"wrote {target}")
+    typer.echo("Edit a copy, then point sirsync at it:")
+    for mapping, target in targets:
+        typer.echo(f"  {mapping.setting}={target}  # {mapping.purpose}")
+
+
 def main() -> None:
     app()
 

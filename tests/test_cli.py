@@ -7,8 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
+
+from connectors.mapping import load_mapping
+from connectors.settings import shipped_mapping
 
 SIRSYNC = [sys.executable, "-m", "connectors.cli"]
 
@@ -77,3 +81,76 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
     assert "Finance confirmed no fraudulent spend" in result.stdout
     assert "SIR investigation summary (Completed" in result.stdout
     assert "SIR investigation Evidence: CloudTrail activity (Completed" in result.stdout
+
+
+def test_mappings_list_names_each_shipped_mapping_and_what_it_is_for() -> None:
+    result = subprocess.run(
+        [*SIRSYNC, "mappings", "list"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["jira.yaml", "Jira"]
+    assert lines[1].startswith("servicenow.yaml ") and "incident table" in lines[1]
+    assert lines[2].startswith("servicenow-secops.yaml ") and "sn_si_incident" in lines[2]
+    assert "mappings export DIR" in result.stdout
+
+
+def test_mappings_export_writes_copies_that_load_and_names_the_setting_to_point_at_them(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "new" / "mappings"  # created, parents too
+    result = subprocess.run(
+        [*SIRSYNC, "mappings", "export", str(target)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("jira.yaml", "servicenow.yaml", "servicenow-secops.yaml"):
+        assert (target / name).read_text() == shipped_mapping(name).read_text()
+        assert f"wrote {target / name}" in result.stdout
+    assert f"SIRSYNC_JIRA__MAPPING={target / 'jira.yaml'}" in result.stdout
+    assert f"SIRSYNC_SERVICENOW__MAPPING={target / 'servicenow-secops.yaml'}" in result.stdout
+    assert load_mapping(target / "jira.yaml", "jira").path == str(target / "jira.yaml")
+
+
+def test_mappings_export_never_overwrites_an_admins_file_without_force(tmp_path: Path) -> None:
+    mine = tmp_path / "jira.yaml"
+    mine.write_text("# my edits\n")
+    refused = subprocess.run(
+        [*SIRSYNC, "mappings", "export", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == f"sirsync: {mine} already exists; use --force to overwrite it\n"
+    assert mine.read_text() == "# my edits\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["jira.yaml"]  # nothing written at all
+
+    forced = subprocess.run(
+        [*SIRSYNC, "mappings", "export", str(tmp_path), "--force"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert mine.read_text() == shipped_mapping("jira.yaml").read_text()
+
+
+def test_mappings_export_into_a_file_fails_in_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    result = subprocess.run(
+        [*SIRSYNC, "mappings", "export", str(a_file)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"sirsync: {a_file} is not a directory\n"
+
+
+def test_every_shipped_mapping_file_is_listed() -> None:
+    from importlib.resources import files
+
+    from connectors.mappings import SHIPPED
+
+    packaged = {item.name for item in files("connectors.mappings").iterdir() if item.name.endswith(".yaml")}
+    assert {mapping.name for mapping in SHIPPED} == packaged

@@ -7,20 +7,34 @@ rules exports a copy (``sirsync mappings export DIR``), edits it and points the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-# name -> what it is for; ``sirsync mappings list`` shows these, in this order
-SHIPPED: dict[str, str] = {
-    "jira.yaml": "Jira (the default for SIRSYNC_JIRA__MAPPING)",
-    "servicenow.yaml": "ServiceNow incident table (the default for SIRSYNC_SERVICENOW__TABLE=incident)",
-    "servicenow-secops.yaml": (
-        "ServiceNow Security Incident Response, table sn_si_incident "
-        "(the default for SIRSYNC_SERVICENOW__TABLE=sn_si_incident)"
+
+@dataclass(frozen=True)
+class ShippedMapping:
+    name: str
+    purpose: str
+    setting: str  # the environment variable that points sirsync at an admin's copy instead
+
+
+SHIPPED = (
+    ShippedMapping("jira.yaml", "Jira", "SIRSYNC_JIRA__MAPPING"),
+    ShippedMapping(
+        "servicenow.yaml",
+        "ServiceNow incident table (SIRSYNC_SERVICENOW__TABLE=incident)",
+        "SIRSYNC_SERVICENOW__MAPPING",
     ),
-}
+    ShippedMapping(
+        "servicenow-secops.yaml",
+        "ServiceNow sn_si_incident table, Security Incident Response "
+        "(SIRSYNC_SERVICENOW__TABLE=sn_si_incident)",
+        "SIRSYNC_SERVICENOW__MAPPING",
+    ),
+)
 
 
 def shipped(name: str) -> Traversable:
-    """A shipped mapping file; it may live inside a zip file, so read it, do not open it by path."""
+    """A shipped file; it may live inside a zip file, so read it rather than open it by path."""
     return files(__name__) / name
