@@ -83,12 +83,17 @@ def sandbox(
 def _load_settings(config: Path | None) -> Settings:
     from pydantic import ValidationError
 
-    from connectors.settings import Settings
+    from connectors.settings import Settings, unknown_settings
 
     if config is not None:
         if not config.is_file():
             _fail(f"config file {config} does not exist")
         os.environ["SIRSYNC_CONFIG"] = str(config)
+    unknown = unknown_settings(os.environ)
+    if unknown:
+        for problem in unknown[:-1]:
+            typer.echo(f"sirsync: {problem}", err=True)
+        _fail(unknown[-1])
     try:
         return Settings()
     except ValidationError as exc:

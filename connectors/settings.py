@@ -8,7 +8,9 @@ never printed.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterator, Mapping
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +27,9 @@ from pydantic_settings import (
 from connectors import mappings
 
 KNOWN_TARGETS = ("jira", "servicenow")
+PREFIX = "SIRSYNC_"
+# part of the contract without being settings: the config file, and a test hook (connectors/crashpoints.py)
+NOT_SETTINGS = ("SIRSYNC_CONFIG", "SIRSYNC_CRASH_AT")
 
 
 def shipped_mapping(name: str) -> Traversable:
@@ -115,7 +120,7 @@ class SyncSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SIRSYNC_",
+        env_prefix=PREFIX,
         env_nested_delimiter="__",
         extra="ignore",
     )
@@ -157,3 +162,84 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """One message for each ``SIRSYNC_*`` variable and each key of the config file (``SIRSYNC_CONFIG``)
+    that names no setting, with the closest one that does.
+
+    pydantic-settings would ignore them, so a misspelt setting would silently keep its default. The
+    names come from the models, so a new setting is known as soon as it is a field.
+    """
+    paths = dict(_setting_paths(Settings))
+    variables = {PREFIX + "__".join(path).upper(): leaf for path, leaf in paths.items()}
+    suggestions = [name.removeprefix(PREFIX) for name, leaf in variables.items() if leaf]
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings reads variable names case-insensitively
+        if upper.startswith(PREFIX) and upper not in variables and upper not in NOT_SETTINGS:
+            closest = _closest(upper.removeprefix(PREFIX), suggestions)
+            problems.append(
+                f"{name}: unknown setting{f'; did you mean {PREFIX}{closest}?' if closest else ''}"
+            )
+    config_file = next((value for name, value in environ.items() if name.upper() == "SIRSYNC_CONFIG"), "")
+    if config_file:
+        problems += _unknown_config_keys(config_file, [".".join(path) for path in paths])
+    return problems
+
+
+def _unknown_config_keys(path: str, suggestions: list[str]) -> list[str]:
+    from connectors.mapping.source import LocatedYaml, MappingError
+
+    try:
+        located = LocatedYaml(path, Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{path}: cannot read the config file: {getattr(exc, 'strerror', None) or exc}"]
+    except MappingError as exc:
+        line, _, _ = exc.problems[0]
+        return [f"{path}:{line}: not valid YAML: {getattr(exc.__cause__, 'problem', None) or exc.__cause__}"]
+    if located.data is None:
+        return []
+    if not isinstance(located.data, dict):
+        return [f"{path}:1: the config file is a YAML mapping (key: value) at the top"]
+    found: list[tuple[int, str]] = []
+    pending: list[tuple[type[BaseModel], dict[Any, Any], tuple[str, ...]]] = [(Settings, located.data, ())]
+    while pending:
+        model, data, parent = pending.pop()
+        for key, value in data.items():
+            where = (*parent, str(key))
+            field = model.model_fields.get(str(key))  # keys in the file are case-sensitive
+            if field is None:
+                dotted = ".".join(where)
+                closest = _closest(dotted, suggestions)
+                hint = f"; did you mean {closest}?" if closest else ""
+                line = located.line_of(where) or 1
+                found.append((line, f"{path}:{line}: {dotted}: unknown setting{hint}"))
+            elif (group := _group(field.annotation)) is not None and isinstance(value, dict):
+                pending.append((group, value, where))
+    return [message for _, message in sorted(found)]
+
+
+def _setting_paths(
+    model: type[BaseModel], parent: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], bool]]:
+    """Every setting as a path such as ``("jira", "project")``, and whether it is a leaf (not a group)."""
+    for name, field in model.model_fields.items():
+        path = (*parent, name)
+        group = _group(field.annotation)
+        yield path, group is None
+        if group is not None:
+            yield from _setting_paths(group, path)
+
+
+def _group(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    """The candidate most like ``name``, compared without regard to case, if any is alike enough."""
+    by_lower = {candidate.lower(): candidate for candidate in candidates}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
