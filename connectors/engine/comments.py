@@ -15,13 +15,14 @@ from connectors.crashpoints import crash_point
 from connectors.engine.investigations import is_command
 from connectors.engine.markers import Marker, find_marker, header
 from connectors.engine.report import Report
+from connectors.errors import NotFoundError
 from connectors.mapping import Mapping
 from connectors.model import Comment, Ticket
 from connectors.sir.adapter import SirAdapter, client_token
 from connectors.sir.schema import max_length
 from connectors.state import CommentLink, StateStore
 from connectors.target import TargetAdapter
-from connectors.text import clean, digest, split
+from connectors.text import clean, digest, normalise, split
 
 
 class CommentSync:
@@ -102,7 +103,6 @@ class CommentSync:
             for comment in target_comments
             if (marker := find_marker(comment.body)) is not None and marker.system == "sir"
         }
-        internal = self.mapping.spec.comments.visibility == "internal"
         wrote = False
         for comment in sir_comments:
             if not self._goes_to_target(comment, mirrors_in_sir):
@@ -112,7 +112,7 @@ class CommentSync:
             if link is None:
                 existing = found_in_target.get(comment.id)
                 if existing is None:
-                    existing = self.target.add_comment(ticket, text, internal=internal)
+                    existing = self.target.add_comment(ticket, text, internal=self._internal)
                     crash_point("comment_posted_to_target")
                     report.comments += 1
                     wrote = True
@@ -124,13 +124,71 @@ class CommentSync:
                 )
                 self.state.save_comment_link(link)
             elif link.source_hash != digest(comment.body):
-                self.target.edit_comment(ticket, link.mirror_ids[0], text, internal=internal)
+                wrote |= self._edit_outbound(case_id, ticket, comment, link, text, target_comments, report)
+        return wrote
+
+    def _edit_outbound(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        comment: Comment,
+        link: CommentLink,
+        text: str,
+        target_comments: Sequence[Comment],
+        report: Report,
+    ) -> bool:
+        """Bring a SIR comment's edit to its mirror, unless a person deleted the mirror in the ticket.
+
+        A deleted mirror is that comment's matter, never the case's: it is marked on the link and
+        logged once, and from then on the comment's edits are dropped or posted anew, as the mapping's
+        ``comments.deleted_mirror`` says. ServiceNow journal entries cannot be edited (an edit there is
+        a new entry) but an admin can delete one; it is noticed the same way, by its absence.
+        """
+        system = self.target.system
+        if not link.mirror_deleted:
+            mirror = link.mirror_ids[0] if link.mirror_ids else ""
+            if self._edit_mirror(ticket, mirror, text, target_comments):
                 report.comments += 1
-                wrote = True
                 link.source_hash = digest(comment.body)
                 self.state.save_comment_link(link)
-                self.state.record(case_id, self.target.system, "comment_edit_outbound", sir=comment.id)
-        return wrote
+                self.state.record(case_id, system, "comment_edit_outbound", sir=comment.id)
+                return True
+            link.mirror_deleted = True
+            self.state.save_comment_link(link)
+            self.state.record(case_id, system, "comment_mirror_deleted", sir=comment.id, target=mirror)
+        if self.mapping.spec.comments.deleted_mirror == "skip":
+            return False
+
+        posted = False
+        reposted = _reposted(comment.id, text, target_comments)
+        if reposted is None:
+            reposted = self.target.add_comment(ticket, text, internal=self._internal)
+            crash_point("comment_reposted_to_target")
+            report.comments += 1
+            posted = True
+        link.mirror_ids = [reposted]
+        link.source_hash = digest(comment.body)
+        link.mirror_deleted = False
+        with self.state.transaction():
+            self.state.save_comment_link(link)
+            self.state.record(case_id, system, "comment_reposted", sir=comment.id, target=reposted)
+        return posted
+
+    def _edit_mirror(
+        self, ticket: Ticket, mirror: str, text: str, target_comments: Sequence[Comment]
+    ) -> bool:
+        """Edit the mirror in place; False if it is gone from the ticket."""
+        if not any(existing.id == mirror for existing in target_comments):
+            return False
+        try:
+            self.target.edit_comment(ticket, mirror, text, internal=self._internal)
+        except NotFoundError:  # deleted since the comments were read
+            return False
+        return True
+
+    @property
+    def _internal(self) -> bool:
+        return self.mapping.spec.comments.visibility == "internal"
 
     # --- target -> SIR --------------------------------------------------------------------------
 
@@ -233,3 +291,15 @@ class CommentSync:
 
 def _mirror_ids(links: Iterable[CommentLink], origin: str) -> set[str]:
     return {mirror for link in links if link.origin == origin for mirror in link.mirror_ids}
+
+
+def _reposted(sir_id: str, text: str, target_comments: Sequence[Comment]) -> str | None:
+    """A comment already posted anew for this SIR comment with this very text (a crash kept it from
+    being recorded): it carries the comment's marker, and its text is the text to post."""
+    wanted = normalise(text)
+    for existing in target_comments:
+        marker = find_marker(existing.body)
+        ours = marker is not None and (marker.system, marker.source_id) == ("sir", sir_id)
+        if ours and normalise(existing.body) == wanted:
+            return existing.id
+    return None

@@ -73,6 +73,9 @@ class CommentSettings(_Strict):
     visibility: Visibility = "public"
     # which ticket comments go back to SIR
     inbound_visibility: list[Visibility] = Field(default_factory=_both_visibilities)
+    # a mirrored SIR comment that a person deleted in the ticket: later edits of the SIR comment are
+    # dropped (skip), or the edited text is posted once as a new comment that becomes the mirror (repost)
+    deleted_mirror: Literal["skip", "repost"] = "skip"
 
 
 class InvestigationSettings(_Strict):
