@@ -32,6 +32,19 @@ class NotFoundError(CaseError):
     """The object is gone on the other side (a deleted ticket, an unknown case)."""
 
 
+class PermissionDenied(CaseError):
+    """The system refused one action to the integration's identity (SIR's AccessDeniedException).
+
+    Not proof of bad credentials: other actions may be allowed. ``action`` names what to allow
+    (``security-ir:ListInvestigations``). For an optional feature it turns that feature off for the
+    cycle; for a case's write it is that case's error.
+    """
+
+    def __init__(self, message: str, action: str) -> None:
+        super().__init__(message)
+        self.action = action
+
+
 class FatalError(SyncError):
     """Nothing can be synced: bad credentials, a missing permission, an invalid mapping or setting."""
 

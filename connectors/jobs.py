@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -12,14 +13,15 @@ import rich.console
 import rich.progress
 
 from connectors.engine import Report
-from connectors.errors import FatalError
-from connectors.lease import LeaseHeld, RunnerLease
+from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.runtime import build_runtime
 from connectors.settings import Settings
 from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore
 
 # exit codes, documented in the README
 OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD = 0, 1, 2, 3
+
+log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
 
@@ -86,7 +88,12 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                 progress.show(system, done, total)
 
             runtime.cycle.heartbeat = heartbeat
-            return _cycles(runtime.cycle.run, options, out, err, stop, lease)
+            return _cycles(
+                runtime.cycle.run, options, settings.sync.backoff_max_seconds, out, err, stop, lease
+            )
+    except LeaseLost as exc:
+        err(f"sirsync: {exc}")
+        return LEASE_HELD
     finally:
         lease.release()
         runtime.close()
@@ -95,25 +102,51 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
 def _cycles(
     run: Callable[[], Report],
     options: SyncOptions,
+    backoff_max: float,
     out: Echo,
     err: Echo,
     stop: threading.Event,
     lease: RunnerLease,
 ) -> int:
+    """Run cycles; under ``--every`` nothing but a configuration error or a lost lease ends the loop.
+
+    A cycle in which a system could not be worked on (down after its retries, or refusing the
+    credentials) is followed by a longer wait, doubling up to ``backoff_max`` and back to the interval
+    after a good cycle. Credentials refused before any cycle got through are a configuration error
+    (exit 2); refused later, they were revoked mid-run, and the loop goes on trying.
+    """
     number = 0
+    bad_in_a_row = 0
+    proven = False  # a cycle has got through to every system with these settings
     while True:
         number += 1
         started = time.monotonic()
         try:
             lease.renew()
             report = run()
-        except FatalError as exc:
-            err(f"sirsync: cycle {number} stopped: {exc}")
-            return BAD_SETUP
+        except LeaseLost:
+            raise
+        except (sqlite3.Error, OSError) as exc:  # the state file failed mid-run (disk full, I/O)
+            log.debug("cycle %s failed", number, exc_info=True)
+            report = Report()
+            report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
         out(f"cycle {number}: {report.line()} ({time.monotonic() - started:.1f}s)")
+        for warning in report.warnings:
+            err(f"  warning: {warning}")
         for problem in report.problems:
             err(f"  error: {problem}")
-        if options.once or stop.wait(options.every or 0):
+        if report.fatal and (options.once or not proven):
+            err("sirsync: stopped: fix the credentials named above and run again")
+            return BAD_SETUP
+        proven |= not report.fatal
+        if options.once:
+            return CASE_ERRORS if report.errors else OK
+        bad_in_a_row = 0 if report.healthy else bad_in_a_row + 1
+        interval = options.every or 0
+        wait = interval if bad_in_a_row == 0 else min(interval * 2**bad_in_a_row, max(backoff_max, interval))
+        if bad_in_a_row:
+            err(f"  backing off: next cycle in {wait:.0f}s")
+        if stop.wait(wait):
             return CASE_ERRORS if report.errors else OK
 
 

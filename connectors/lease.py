@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from connectors.errors import FatalError
 from connectors.state import Lease, StateStore
 
 
@@ -23,6 +22,10 @@ class LeaseHeld(Exception):
             f"another sirsync (pid {holder.pid} on {holder.host}) is syncing with this state; "
             f"its lease runs until {holder.expires_at} unless it is renewed"
         )
+
+
+class LeaseLost(Exception):
+    """Another runner took the lease while this one worked: stop before writing anything more."""
 
 
 def _alive(pid: int) -> bool:
@@ -76,7 +79,7 @@ class RunnerLease:
         try:
             self.acquire()
         except LeaseHeld as exc:
-            raise FatalError(f"lost the lease: {exc}; stopping before writing anything more") from exc
+            raise LeaseLost(f"lost the lease: {exc}; stopping before writing anything more") from exc
 
     def release(self) -> None:
         self.state.release_lease(self.holder)

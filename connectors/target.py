@@ -7,7 +7,7 @@ mapping; an adapter knows how its system stores, finds and transitions a ticket.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,8 +78,18 @@ class TargetAdapter(ABC):
         return truncate(f"{head}\n\n{body}", self.comment_limit)
 
     @abstractmethod
-    def move_to_status(self, ticket: Ticket, status: str, fields: Mapping[str, str]) -> int:
-        """Bring the ticket to ``status`` however the workflow allows; return the transitions made."""
+    def move_to_status(
+        self,
+        ticket: Ticket,
+        status: str,
+        fields: Mapping[str, str],
+        on_step: Callable[[str], None] = lambda status: None,
+    ) -> int:
+        """Bring the ticket to ``status`` however the workflow allows; return the transitions made.
+
+        ``on_step`` is told each status reached on the way, so that a path that fails half-way is
+        recorded as far as it went and the next cycle continues from there.
+        """
 
     @abstractmethod
     def comments(self, ticket: Ticket) -> Sequence[Comment]: ...

@@ -4,29 +4,82 @@ Each pass reads both sides, decides per field by comparing each side with the ba
 two last agreed on), writes what must change, and records it. A pass that wrote is followed by another
 that re-reads, so the update times recorded at the end are ones whose state was fully compared: the
 next cycle then sees nothing new, and idle cycles write nothing.
+
+After the case and its ticket are read (or the ticket created), the stages (fields, status, comments,
+the investigative agent) run and fail separately: a refused status change is that stage's error, and
+the case's comments still sync in the same pass. Only a failure to read or create the ticket stops
+the case as a whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 
 from connectors.crashpoints import crash_point
 from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
-from connectors.errors import CaseError
+from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
-from connectors.model import Case, Ticket
+from connectors.model import Case, Comment, Investigation, Ticket
 from connectors.settings import SyncSettings
 from connectors.sir.adapter import SirAdapter
 from connectors.sir.schema import max_length
-from connectors.state import CREATING, LINKED, Baseline, Link, StateStore
+from connectors.state import (
+    AGENT,
+    COMMENTS,
+    CREATING,
+    FIELDS,
+    LINKED,
+    STAGES,
+    Baseline,
+    Link,
+    StateStore,
+)
+from connectors.state import STATUS as STATUS_STAGE
 from connectors.target import TargetAdapter
 from connectors.text import clean, normalise, truncate
 
+log = logging.getLogger(__name__)
+
 MAX_PASSES = 3
 STATUS = "status"  # the baseline name of the status pair
+SUMMARY_FIELD = "investigationSummary"
+# SIR actions that only an optional feature needs: refused, they turn the feature off for the cycle
+OPTIONAL_ACTIONS = {
+    "security-ir:ListInvestigations": "the investigative agent's work is not mirrored",
+    "security-ir:SendFeedback": "feedback commands on the agent's results wait",
+}
+
+
+@dataclass
+class Features:
+    """What SIR refused this cycle, shared by the cycle's cases so that a refusal is met once."""
+
+    denied: dict[str, str] = dataclass_field(default_factory=dict)  # action -> the warning given for it
+
+    def deny(self, error: PermissionDenied, report: Report) -> None:
+        if error.action in self.denied:
+            return
+        effect = OPTIONAL_ACTIONS.get(error.action, "that feature is off")
+        warning = (
+            f"SIR refuses {error.action} to the integration's principal, so {effect} this cycle: "
+            f"allow the action, or turn the feature off in the mapping"
+        )
+        self.denied[error.action] = warning
+        report.warnings.append(warning)
+
+
+@dataclass
+class Outcome:
+    """What one case's sync did, and which stages failed (stage -> error)."""
+
+    report: Report
+    failed: dict[str, SyncError] = dataclass_field(default_factory=dict)
 
 
 class CaseSync:
@@ -38,6 +91,7 @@ class CaseSync:
         state: StateStore,
         settings: SyncSettings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        features: Features | None = None,
     ) -> None:
         self.sir = sir
         self.target = target
@@ -45,6 +99,7 @@ class CaseSync:
         self.state = state
         self.settings = settings
         self.now = now
+        self.features = features or Features()
         self.comments = CommentSync(sir, target, mapping, state)
         self.investigations = InvestigationSync(sir, target, mapping, state)
 
@@ -52,19 +107,36 @@ class CaseSync:
     def system(self) -> str:
         return self.target.system
 
-    def run(self, case_id: str) -> Report:
-        report = Report(cases=1)
+    def run(self, case_id: str, stages: Collection[str] = STAGES) -> Outcome:
+        """Sync the case, running only ``stages`` (a quarantined case runs its comment stages only).
+
+        Reading the case or reading or creating its ticket raises; a stage's failure is recorded in
+        the outcome and the other stages go on.
+        """
+        outcome = Outcome(Report(cases=1))
         for _ in range(MAX_PASSES):
-            if not self._pass(case_id, report):
-                return report
+            if not self._pass(case_id, stages, outcome):
+                return outcome
         raise CaseError(f"case {case_id} kept changing during {MAX_PASSES} passes; will try again next cycle")
 
-    def _pass(self, case_id: str, report: Report) -> bool:
+    def _agent_actions(self, case_id: str, report: Report) -> list[Investigation] | None:
+        """The agent's actions, or None when the mapping or SIR's permissions leave them out."""
+        if not self.mapping.spec.investigations.enabled:
+            return None
+        if "security-ir:ListInvestigations" in self.features.denied:
+            return None
+        try:
+            return self.sir.investigations(case_id)
+        except PermissionDenied as exc:
+            self.features.deny(exc, report)
+            return None
+
+    def _pass(self, case_id: str, stages: Collection[str], outcome: Outcome) -> bool:
+        report = outcome.report
         case = self.sir.get_case(case_id)
-        agent = self.mapping.spec.investigations
-        actions = self.sir.investigations(case_id) if agent.enabled else []
-        if agent.enabled and agent.summary == "template":
-            case = Case(case_id, {**case.fields, "investigationSummary": summary_text(actions)})
+        actions = self._agent_actions(case_id, report)
+        if actions is not None and self.mapping.spec.investigations.summary == "template":
+            case = Case(case_id, {**case.fields, SUMMARY_FIELD: summary_text(actions)})
         link = self.state.link(case_id, self.system)
         if link is None or link.state != LINKED:
             ticket = self._ensure_ticket(case, link, report)
@@ -75,20 +147,55 @@ class CaseSync:
         else:
             ticket = self.target.get_ticket(link.ticket_key)
 
-        wrote = self._sync_fields(case, ticket, report)
-        wrote |= self._sync_status(case, ticket, report)
-        target_comments = self.target.comments(ticket)
-        wrote |= self.comments.run(
-            case_id, ticket, target_comments, report, sir_accepts_comments=not case.closed
-        )
-        if agent.enabled:
-            wrote |= self.investigations.run(case_id, ticket, actions, target_comments, report)
+        read: list[Sequence[Comment]] = []  # the ticket's comments, read once for both comment stages
+
+        def target_comments() -> Sequence[Comment]:
+            if not read:
+                read.append(self.target.comments(ticket))
+            return read[0]
+
+        steps: list[tuple[str, Callable[[], bool]]] = [
+            (FIELDS, lambda: self._sync_fields(case, ticket, report, agent_known=actions is not None)),
+            (STATUS_STAGE, lambda: self._sync_status(case, ticket, report)),
+            (
+                COMMENTS,
+                lambda: self.comments.run(
+                    case_id, ticket, target_comments(), report, sir_accepts_comments=not case.closed
+                ),
+            ),
+        ]
+        if actions is not None:
+            steps.append(
+                (AGENT, lambda: self.investigations.run(case_id, ticket, actions, target_comments(), report))
+            )
+        wrote = False
+        for stage, step in steps:
+            if stage in stages and stage not in outcome.failed:
+                wrote |= self._stage(case_id, stage, step, outcome)
         if not wrote:
             link.sir_updated = case.updated
             link.ticket_updated = ticket.revision
             link.comments_checked_at = self.now().isoformat()
             self.state.save_link(link)
         return wrote
+
+    def _stage(self, case_id: str, stage: str, step: Callable[[], bool], outcome: Outcome) -> bool:
+        """Run one stage; its failure is recorded and does not stop the others."""
+        try:
+            return step()
+        except FatalError:
+            raise
+        except PermissionDenied as exc:
+            if exc.action in OPTIONAL_ACTIONS:
+                self.features.deny(exc, outcome.report)
+            else:
+                outcome.failed[stage] = exc
+        except SyncError as exc:
+            outcome.failed[stage] = exc
+        except Exception as exc:  # a bug must not stop the other stages; it is logged in full
+            log.exception("unexpected failure in the %s of case %s with %s", stage, case_id, self.system)
+            outcome.failed[stage] = CaseError(f"unexpected {type(exc).__name__}: {exc}")
+        return False
 
     # --- the ticket ----------------------------------------------------------------------------------
 
@@ -166,13 +273,17 @@ class CaseSync:
             return Winner.SIR
         return Winner.TARGET if target_changed else None
 
-    def _sync_fields(self, case: Case, ticket: Ticket, report: Report) -> bool:
+    def _sync_fields(self, case: Case, ticket: Ticket, report: Report, *, agent_known: bool = True) -> bool:
+        """``agent_known`` False: the agent's summary could not be read, so fields showing it are left
+        alone rather than emptied."""
         baselines = self.state.baselines(case.case_id, self.system)
         to_target: dict[str, str] = {}
         to_sir: dict[str, str] = {}
         settled: dict[str, Baseline] = {}
         rendered = self.mapping.outbound_fields(case)  # raises for an empty required field
         for name, field in self.mapping.fields.items():
+            if not agent_known and field.source.uses(SUMMARY_FIELD):
+                continue
             sir_now = rendered.get(name) or field.source.render(case)
             target_now = ticket.fields.get(name, "")
             base = baselines.get(name)
@@ -259,7 +370,13 @@ class CaseSync:
                 self.state.save_baseline(case.case_id, self.system, STATUS, current)
                 return False
             fields = mapping.fields_for_transition(want_target, case)
-            steps = self.target.move_to_status(ticket, want_target, fields)
+
+            def reached(status: str) -> None:
+                # SIR's side stays as it was agreed until the walk ends: the next cycle goes on walking
+                agreed = base.sir if base is not None else ""
+                self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(agreed, status))
+
+            steps = self.target.move_to_status(ticket, want_target, fields, on_step=reached)
             crash_point("status_moved")
             self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(sir_now, want_target))
             self.state.record(
@@ -276,7 +393,15 @@ class CaseSync:
             # accept it as agreed
             self.state.save_baseline(case.case_id, self.system, STATUS, current)
             return False
-        steps = self.sir.move_to_status(case, want_sir)
+        agreed_target = base.target if base is not None else ""
+
+        def reached_in_sir(status: str) -> None:
+            moved = Case(case.case_id, {**case.fields, "caseStatus": status})
+            self.state.save_baseline(
+                case.case_id, self.system, STATUS, Baseline(mapping.sir_status_key(moved), agreed_target)
+            )
+
+        steps = self.sir.move_to_status(case, want_sir, on_step=reached_in_sir)
         crash_point("status_moved")
         report.sir_writes += steps
         moved = Case(case.case_id, {**case.fields, "caseStatus": want_sir})

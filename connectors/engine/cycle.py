@@ -14,17 +14,38 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.engine.case_sync import CaseSync
+from connectors.engine.case_sync import CaseSync, Features, Outcome
 from connectors.engine.investigations import INVESTIGATION, OPEN
 from connectors.engine.report import Report
-from connectors.errors import FatalError, NotFoundError, RetriableError, SyncError
+from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.mapping import Mapping
 from connectors.settings import SyncSettings
 from connectors.sir.adapter import CaseSummary, SirAdapter
-from connectors.state import CREATING, LINKED, SKIPPED, Link, StateStore
+from connectors.state import (
+    AGENT,
+    COMMENTS,
+    CREATING,
+    LINKED,
+    SKIPPED,
+    STAGES,
+    TICKET,
+    Failure,
+    Link,
+    StateStore,
+)
 from connectors.target import TargetAdapter
 
 log = logging.getLogger(__name__)
+
+# cases of one target failing in a row with passing errors before the rest of it waits a cycle
+PASSING_FAILURES_BEFORE_SKIP = 3
+
+
+def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
+    """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket."""
+    if failure.stage in ("", TICKET):
+        return ()
+    return tuple(stage for stage in (COMMENTS, AGENT) if stage != failure.stage)
 
 
 @dataclass
@@ -50,85 +71,128 @@ class Cycle:
         self.state = state
         self.settings = settings
         self.now = now
+        self.features = Features()  # what SIR refused this cycle
         if sir.principal is None:
             sir.principal = state.cursor("sir", "principal")
 
     def run(self) -> Report:
+        """One cycle. A system that keeps failing (after its retries) is skipped for this cycle with
+        one error, and the others go on; only the lease being lost stops a cycle half-way."""
         report = Report()
-        summaries = list(self.sir.list_cases())
+        self.features = Features()
+        try:
+            summaries = list(self.sir.list_cases())
+        except FatalError as exc:
+            report.refused(f"SIR: {exc}")
+            return report
+        except SyncError as exc:
+            report.system_down(f"SIR cannot be read this cycle, no case was synced: {exc}")
+            return report
         for target in self.targets:
-            report.add(self._run_target(target, summaries))
+            try:
+                report.add(self._run_target(target, summaries))
+            except FatalError as exc:
+                report.refused(f"{target.adapter.display_name}: {exc}")
         return report
 
     def case_sync(self, target: Target) -> CaseSync:
-        return CaseSync(self.sir, target.adapter, target.mapping, self.state, self.settings, self.now)
+        return CaseSync(
+            self.sir, target.adapter, target.mapping, self.state, self.settings, self.now, self.features
+        )
 
-    def sync_case(self, case_id: str, target: Target) -> Report:
-        """Sync one case with one target, turning a case's failure into a report line.
+    def sync_case(self, case_id: str, target: Target, *, quarantined: Failure | None = None) -> Report:
+        """Sync one case with one target, turning its failures into report lines.
 
-        A case that fails for a reason of its own (a refused value or transition, a deleted ticket, a
-        bug) cycle after cycle is quarantined with its reason; passing trouble (throttling, a dropped
-        connection) is only reported, and retried next cycle.
+        A quarantined case runs its comment stages only, unless they are what failed. A case that
+        keeps failing is quarantined with its reason: after ``quarantine_after`` cycles for a refusal
+        (a value, a transition), after ``quarantine_after_retriable`` for passing trouble (5xx,
+        timeouts), at once for a deleted ticket.
         """
         system = target.adapter.system
+        stages = STAGES if quarantined is None else _stages_while_quarantined(quarantined)
+        if not stages:
+            return Report()
         try:
-            report = self.case_sync(target).run(case_id)
+            outcome = self.case_sync(target).run(case_id, stages)
         except FatalError:
             raise
-        except RetriableError as exc:
-            return self._failed(case_id, system, str(exc), counts=0)
-        except NotFoundError as exc:
-            hint = f"; to create a new ticket run `sirsync retry {case_id} --target {system} --recreate`"
-            return self._failed(case_id, system, f"{exc}{hint}", counts=1)
         except SyncError as exc:
-            return self._failed(case_id, system, str(exc), counts=self.settings.quarantine_after)
+            outcome = Outcome(Report(cases=1), {TICKET: exc})
         except Exception as exc:  # a bug must not stop the other cases; it is logged in full
             log.exception("unexpected failure syncing case %s with %s", case_id, system)
-            message = f"unexpected {type(exc).__name__}: {exc}"
-            return self._failed(case_id, system, message, counts=self.settings.quarantine_after)
-        self.state.clear_failure(case_id, system)
-        return report
+            outcome = Outcome(Report(cases=1), {TICKET: CaseError(f"unexpected {type(exc).__name__}: {exc}")})
+        if outcome.failed:
+            self._failed(case_id, system, outcome, already_quarantined=quarantined is not None)
+        elif quarantined is None:
+            self.state.clear_failure(case_id, system)
+        return outcome.report
 
-    def _failed(self, case_id: str, system: str, message: str, *, counts: int) -> Report:
-        """Report a case's failure; ``counts`` is the quarantine threshold, 0 for passing trouble."""
-        report = Report(cases=1)
-        report.error(f"case {case_id} ({system}): {message}")
-        self.state.record(case_id, system, "error", message=message)
-        if counts:
-            failure = self.state.record_failure(case_id, system, message, quarantine_after=counts)
-            if failure.quarantined:
-                self.state.record(case_id, system, "quarantined", message=message, failures=failure.count)
-                report.problems.append(
-                    f"case {case_id} ({system}) is quarantined after {failure.count} failure(s); "
-                    f"`sirsync retry {case_id}` releases it"
-                )
-        return report
+    def _failed(self, case_id: str, system: str, outcome: Outcome, *, already_quarantined: bool) -> None:
+        report = outcome.report
+        # the stage that stands for the case: the first, ticket and field stages before comment ones
+        stage, error = next((name, outcome.failed[name]) for name in STAGES if name in outcome.failed)
+        retriable = all(isinstance(e, RetriableError) for e in outcome.failed.values())
+        hint = ""
+        if stage == TICKET and isinstance(error, NotFoundError):
+            threshold = 1
+            hint = f"; to create a new ticket run `sirsync retry {case_id} --target {system} --recreate`"
+        elif retriable:
+            threshold = self.settings.quarantine_after_retriable
+        else:
+            threshold = self.settings.quarantine_after
+        for name, failed in outcome.failed.items():
+            report.error(f"case {case_id} ({system}) {name}: {failed}{hint if name == stage else ''}")
+        message = f"{error}{hint}"
+        self.state.record(case_id, system, "error", stage=stage, message=message)
+        failure = self.state.record_failure(
+            case_id, system, message, quarantine_after=threshold, stage=stage, retriable=retriable
+        )
+        if failure.quarantined and not already_quarantined:
+            report.quarantined += 1
+            self.state.record(case_id, system, "quarantined", message=message, failures=failure.count)
+            report.problems.append(
+                f"case {case_id} ({system}) is quarantined after {failure.count} failing cycle(s); "
+                f"`sirsync retry {case_id}` releases it"
+            )
 
     def _run_target(self, target: Target, summaries: Sequence[CaseSummary]) -> Report:
         system = target.adapter.system
-        due = self._due_from_sir(system, summaries)
-        changed, cursor = self._due_from_target(target)
-        due |= set(changed)
-
         report = Report()
-        held = {f.case_id for f in self.state.failures(quarantined_only=True) if f.target == system}
+        try:
+            changed, cursor = self._due_from_target(target)
+        except FatalError:
+            raise
+        except SyncError as exc:
+            name = target.adapter.display_name
+            report.system_down(f"{name} cannot be searched this cycle, its cases wait for the next: {exc}")
+            return report
+        due = self._due_from_sir(system, summaries) | set(changed)
+        failures = {f.case_id: f for f in self.state.failures() if f.target == system}
+        held = {case_id: f for case_id, f in failures.items() if f.quarantined}
+        # a failing case is read again by id until it syncs, instead of holding the search cursor back
+        due |= {case_id for case_id, f in failures.items() if not f.quarantined}
         report.quarantined = len(held)
-        failed: set[str] = set()
-        todo = sorted(due - held)
+        todo = sorted(due)
+        passing_in_a_row = 0
         for done, case_id in enumerate(todo):
             self.heartbeat(system, done, len(todo))
-            result = self.sync_case(case_id, target)
-            if result.errors:
-                failed.add(case_id)
+            result = self.sync_case(case_id, target, quarantined=held.get(case_id))
+            report.add(result)
             if result.sir_writes:
                 self._tell_other_targets(case_id, system)
-            report.add(result)
-
+            latest = self.state.failures()
+            passing = any(
+                f.case_id == case_id and f.target == system and f.retriable and result.errors for f in latest
+            )
+            passing_in_a_row = passing_in_a_row + 1 if passing else 0
+            if passing_in_a_row >= PASSING_FAILURES_BEFORE_SKIP and done + 1 < len(todo):
+                report.system_down(
+                    f"{target.adapter.display_name}: {passing_in_a_row} cases in a row failed with passing "
+                    f"errors; the other {len(todo) - done - 1} wait for the next cycle"
+                )
+                return report  # the cursor stays: what the search found is looked at again
         if cursor is not None:
-            # never move past a change whose case failed: it must be searched for again
-            failed_times = [changed[case_id] for case_id in failed if case_id in changed]
-            new_cursor = min([cursor, *failed_times])
-            self.state.save_cursor(system, system, new_cursor.isoformat())
+            self.state.save_cursor(system, system, cursor.isoformat())
         return report
 
     def _tell_other_targets(self, case_id: str, system: str) -> None:

@@ -17,6 +17,10 @@ class Report:
     quarantined: int = 0  # cases skipped because they are quarantined
     sir_writes: int = 0  # the part of the writes that went to SIR, which other targets must then see
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # systems (or targets) that could not be worked on this cycle: passing trouble, or refused credentials
+    unavailable: list[str] = field(default_factory=list)
+    fatal: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
@@ -24,14 +28,30 @@ class Report:
 
     def add(self, other: Report) -> None:
         for item in fields(self):
-            if item.name == "problems":
-                self.problems.extend(other.problems)
+            mine = getattr(self, item.name)
+            if isinstance(mine, list):
+                mine.extend(getattr(other, item.name))
             else:
-                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+                setattr(self, item.name, mine + getattr(other, item.name))
 
     def error(self, message: str) -> None:
         self.errors += 1
         self.problems.append(message)
+
+    def system_down(self, message: str) -> None:
+        """A system or target skipped for this cycle because it kept failing (after its retries)."""
+        self.error(message)
+        self.unavailable.append(message)
+
+    def refused(self, message: str) -> None:
+        """Credentials a system does not accept: nothing more is tried with it this cycle."""
+        self.error(message)
+        self.fatal.append(message)
+
+    @property
+    def healthy(self) -> bool:
+        """Every system could be worked on (case errors aside): the loop need not back off."""
+        return not self.unavailable and not self.fatal
 
     def line(self) -> str:
         return (

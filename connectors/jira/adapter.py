@@ -47,7 +47,7 @@ class JiraAdapter(TargetAdapter):
 
     def __init__(
         self,
-        client: JIRA,
+        client: JIRA | Callable[[], JIRA],
         project: str,
         *,
         issue_type: str = "Task",
@@ -56,7 +56,8 @@ class JiraAdapter(TargetAdapter):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.search_overlap_seconds = search_overlap_seconds
-        self._jira = client
+        # a factory connects on first use, so that Jira being down at start fails a cycle, not the run
+        self._client = client
         self.project = project
         self.issue_type = issue_type
         self._zone = ZoneInfo(timezone)
@@ -89,9 +90,8 @@ class JiraAdapter(TargetAdapter):
             except requests.RequestException as exc:
                 raise connection_failed("Jira connect", exc) from exc
 
-        client = policy.call(connect)
         return cls(
-            client,
+            lambda: policy.call(connect),
             settings.project,
             issue_type=issue_type,
             timezone=settings.timezone,
@@ -100,6 +100,12 @@ class JiraAdapter(TargetAdapter):
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
+
+    @property
+    def _jira(self) -> JIRA:
+        if not isinstance(self._client, JIRA):
+            self._client = self._client()
+        return self._client
 
     def _call(self, what: str, function: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
@@ -253,7 +259,13 @@ class JiraAdapter(TargetAdapter):
                     queue.append((to, [*path, to]))
         return None
 
-    def move_to_status(self, ticket: Ticket, status: str, fields: Mapping[str, str]) -> int:
+    def move_to_status(
+        self,
+        ticket: Ticket,
+        status: str,
+        fields: Mapping[str, str],
+        on_step: Callable[[str], None] = lambda status: None,
+    ) -> int:
         """Walk the workflow to ``status``, learning its transitions as it goes (cached per issue type)."""
         issue_type = ticket.fields.get("issuetype", self.issue_type)
         current = ticket.status
@@ -278,6 +290,7 @@ class JiraAdapter(TargetAdapter):
             current = next_status
             visited.add(current)
             steps += 1
+            on_step(current)
         return steps
 
     def _transition(self, key: str, transition: dict[str, Any], fields: Mapping[str, str]) -> None:

@@ -44,6 +44,12 @@ class CompiledValue:
     values: dict[str, str] | None
     default: str | None
 
+    def uses(self, name: str) -> bool:
+        """Whether the value is rendered from the case field ``name``."""
+        if self.template is None:
+            return self.sir == name
+        return any(part == name for _, part, _, _ in string.Formatter().parse(self.template))
+
     def render(self, case: Case) -> str:
         if self.template is not None:
             return self.template.format_map(_Blanks(case.view())).strip()

@@ -21,7 +21,14 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, throttled_or_failed
+from connectors.errors import (
+    CaseError,
+    FatalError,
+    NotFoundError,
+    PermissionDenied,
+    RetriableError,
+    throttled_or_failed,
+)
 from connectors.model import Case, Comment, Investigation
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
@@ -38,8 +45,9 @@ STATUS_EDGES: dict[str, tuple[str, ...]] = {
     "Post-incident Activities": ("Containment, Eradication and Recovery", "Detection and Analysis"),
 }
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
+# Credentials that SIR does not accept at all: nothing can work until they are fixed. An
+# AccessDeniedException is not among them: it refuses one action on one resource.
 _FATAL_CODES = {
-    "AccessDeniedException",
     "UnrecognizedClientException",
     "InvalidSignatureException",
     "MissingAuthenticationTokenException",
@@ -136,10 +144,16 @@ class SirAdapter:
         if code in _RETRIABLE_CODES or status == 429 or status >= 500:
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             return throttled_or_failed(message, status, headers.get("retry-after"))
+        if code == "AccessDeniedException":
+            action = f"security-ir:{exc.operation_name}"
+            return PermissionDenied(
+                f"{message} -- the integration's AWS principal needs {action} (an IAM policy allowing it)",
+                action,
+            )
         if code in _FATAL_CODES or status in (401, 403):
             return FatalError(
-                f"{message} -- check the AWS credentials (environment, profile or role) and that they "
-                "allow security-ir:* on the cases, in the region set by SIRSYNC_SIR__REGION"
+                f"{message} -- SIR does not accept the AWS credentials: check them (environment, profile "
+                "or role) and the region set by SIRSYNC_SIR__REGION"
             )
         if code == "ResourceNotFoundException":
             return NotFoundError(message)
@@ -158,8 +172,14 @@ class SirAdapter:
                 return
 
     def list_cases(self) -> Iterator[CaseSummary]:
-        for item in self._pages("list_cases", "items"):
-            yield CaseSummary(item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", ""))
+        """Every case; a principal that may not list cases can sync nothing, so that stops the run."""
+        try:
+            for item in self._pages("list_cases", "items"):
+                yield CaseSummary(
+                    item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", "")
+                )
+        except PermissionDenied as exc:
+            raise FatalError(str(exc)) from exc
 
     def get_case(self, case_id: str) -> Case:
         answer = self._call("get_case", caseId=case_id)
@@ -216,8 +236,14 @@ class SirAdapter:
         params: dict[str, Any] = {"caseId": case_id, **fields}
         self._call("update_case", **params)
 
-    def move_to_status(self, case: Case, wanted: str) -> int:
-        """Walk SIR's allowed transitions to ``wanted`` (CloseCase for Closed); return the steps taken."""
+    def move_to_status(
+        self, case: Case, wanted: str, on_step: Callable[[str], None] = lambda status: None
+    ) -> int:
+        """Walk SIR's allowed transitions to ``wanted`` (CloseCase for Closed); return the steps taken.
+
+        ``on_step`` hears of each status reached, so that a walk that fails half-way is recorded as
+        far as it went.
+        """
         current = case.status
         if current == wanted:
             return 0
@@ -225,10 +251,12 @@ class SirAdapter:
             raise CaseError(f"case {case.case_id} is closed in SIR; it cannot move to {wanted!r}")
         if wanted == CLOSED:
             self._call("close_case", idempotent=False, caseId=case.case_id)
+            on_step(CLOSED)
             return 1
         path = status_path(current, wanted)
         if path is None:
             raise CaseError(f"SIR allows no path from {current!r} to {wanted!r} for case {case.case_id}")
         for step in path:
             self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
+            on_step(step)
         return len(path)

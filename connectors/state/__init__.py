@@ -1,9 +1,15 @@
 """State between cycles, behind :class:`StateStore`; SQLite is the embedded default."""
 
 from connectors.state.base import (
+    AGENT,
+    COMMENTS,
     CREATING,
+    FIELDS,
     LINKED,
     SKIPPED,
+    STAGES,
+    STATUS,
+    TICKET,
     Action,
     Baseline,
     CommentLink,
@@ -15,9 +21,15 @@ from connectors.state.base import (
 from connectors.state.sqlite import SqliteStateStore, StateError
 
 __all__ = [
+    "AGENT",
+    "COMMENTS",
     "CREATING",
+    "FIELDS",
     "LINKED",
     "SKIPPED",
+    "STAGES",
+    "STATUS",
+    "TICKET",
     "Action",
     "Baseline",
     "CommentLink",

@@ -1,0 +1,165 @@
+"""One failure stays where it happened: a stage of a case, a case, or one system for one cycle."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from connectors.sandbox.jira.workflow import DEFAULT_WORKFLOW
+from connectors.sandbox.runner import Sandbox
+from connectors.state import STATUS
+from tests.sync.conftest import Harness, make_settings
+from tests.sync.drivers import JiraDriver, ServiceNowDriver
+
+ALL_503 = {"rate": 1, "kinds": ["503"]}
+READ_ISSUE = "GET /rest/api/2/issue/{issue}"
+
+
+def _harness(sandbox: Sandbox, tmp_path: Path, **sync: object) -> Harness:
+    settings = make_settings(sandbox, tmp_path, **sync)
+    return Harness(sandbox, settings)
+
+
+def test_a_status_change_refused_by_sir_does_not_stop_that_cases_comments(harness: Harness) -> None:
+    harness.sandbox.sir.configure({"aws_cases_accept_status_updates": False})
+    case_id = harness.create_case("AWS runs this one", resolverType="AWS")
+    harness.converge()
+    jira = JiraDriver(harness)
+    jira.move(case_id, "In Progress")
+    jira.add_comment(case_id, "found the key that leaked")
+
+    report = harness.cycle()
+
+    assert report.errors == 1 and f"case {case_id} (jira) status" in report.problems[0], report.problems
+    assert [c["body"].endswith("found the key that leaked") for c in harness.sir_comments(case_id)] == [True]
+    [failure] = harness.runtime.state.failures()
+    assert (failure.stage, failure.retriable, failure.quarantined) == (STATUS, False, False)
+
+
+def test_a_case_quarantined_for_its_status_keeps_mirroring_comments(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    harness = _harness(sandbox, tmp_path, quarantine_after=1)
+    sandbox.sir.configure({"aws_cases_accept_status_updates": False})
+    case_id = harness.create_case("AWS runs this one", resolverType="AWS")
+    harness.converge()
+    jira = JiraDriver(harness)
+    jira.move(case_id, "In Progress")
+    first = harness.cycle()
+    assert first.quarantined == 1 and any("is quarantined" in p for p in first.problems), first.problems
+
+    harness.sir_responder.create_case_comment(caseId=case_id, body="AWS: we see it too")
+    jira.add_comment(case_id, "thanks, rotating now")
+    sandbox.clock.advance(400)  # the comment rotation comes round to the case
+    later = harness.cycle()
+
+    assert later.comments == 2 and later.quarantined == 1, later.line()
+    assert any(body.endswith("AWS: we see it too") for body in jira.ticket(case_id).comments)
+    assert any(c["body"].endswith("rotating now") for c in harness.sir_comments(case_id))
+    [failure] = harness.runtime.state.failures()
+    assert failure.quarantined and failure.stage == STATUS
+    assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Submitted"  # nothing forced
+
+
+def test_a_status_path_that_fails_half_way_continues_next_cycle_without_reverting(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    # a conflict policy that would let the ticket win, were its half-walked status taken for a person's
+    settings = make_settings(sandbox, tmp_path)
+    text = resources.files("connectors.mappings").joinpath("jira.yaml").read_text(encoding="utf-8")
+    mapping = tmp_path / "newest.yaml"
+    mapping.write_text(text.replace("  conflict: sir_wins\n", "  conflict: newest\n"))
+    settings.jira.mapping = mapping
+    harness = Harness(sandbox, settings)
+    case_id = harness.create_case("Two steps away")
+    harness.converge()
+    # In Progress -> In Review now needs a field the mapping does not give: the walk stops half-way
+    workflow = DEFAULT_WORKFLOW
+    blocked = {
+        **workflow,
+        "transitions": [
+            {**t, "required": ["resolution"]} if t["to"] == "In Review" else t
+            for t in workflow["transitions"]
+        ],
+    }
+    sandbox.jira.configure({"workflow": blocked})
+    harness.sir_responder.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    harness.sir_responder.update_case_status(caseId=case_id, caseStatus="Post-incident Activities")
+    sandbox.clock.advance(120)
+
+    stuck = harness.cycle()
+    assert stuck.errors == 1 and "requires" in stuck.problems[0], stuck.problems
+    assert JiraDriver(harness).ticket(case_id).status == "In Progress"
+
+    sandbox.jira.configure({"workflow": workflow})  # the admin fixes the workflow
+    sandbox.clock.advance(120)
+    harness.converge()
+
+    assert JiraDriver(harness).ticket(case_id).status == "In Review"
+    assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Post-incident Activities"
+    conflicts = [a for a in harness.runtime.state.actions(case_id) if a.action == "conflict"]
+    assert conflicts == []
+
+
+def test_a_case_failing_for_passing_reasons_is_quarantined_after_its_own_threshold(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    harness = _harness(sandbox, tmp_path, quarantine_after=1, quarantine_after_retriable=3)
+    case_id = harness.create_case("Flaky ticket")
+    harness.converge()
+    sandbox.jira.set_faults({**ALL_503, "routes": [READ_ISSUE]})
+    harness.sir_responder.update_case(caseId=case_id, title="Flaky ticket, renamed")
+
+    reports = [harness.cycle() for _ in range(3)]
+
+    assert [r.errors for r in reports] == [1, 1, 1]
+    assert [r.quarantined for r in reports] == [0, 0, 1]  # not after 1, the threshold for refusals
+    [failure] = harness.runtime.state.failures()
+    assert failure.retriable and failure.quarantined and failure.count == 3
+
+
+def test_a_failing_case_is_read_again_by_id_while_the_search_cursor_moves_on(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    harness = _harness(sandbox, tmp_path)
+    case_id = harness.create_case("Slow to recover")
+    harness.converge()
+    JiraDriver(harness).rename(case_id, "Renamed in Jira")
+    sandbox.jira.set_faults({**ALL_503, "routes": [READ_ISSUE]})
+    before = harness.runtime.state.cursor("jira", "jira")
+    assert harness.cycle().errors == 1
+    assert harness.runtime.state.cursor("jira", "jira") != before  # not held back by the failing case
+
+    sandbox.jira.clear_faults()
+    sandbox.clock.advance(3600)  # far past the search's overlap: only the failure record brings it back
+    harness.converge()
+    assert harness.sir.get_case(caseId=case_id)["title"] == "Renamed in Jira"
+    assert harness.runtime.state.failures() == []
+
+
+def test_sir_unreachable_skips_the_cycle_with_one_error(harness: Harness) -> None:
+    harness.create_case()
+    harness.sandbox.sir.set_faults({**ALL_503, "routes": ["POST /v1/list-cases"]})
+    report = harness.cycle()
+    assert report.errors == 1 and report.unavailable and report.created == 0
+    assert report.problems[0].startswith("SIR cannot be read this cycle"), report.problems
+    harness.sandbox.sir.clear_faults()
+    assert harness.converge()[0].created == 1
+
+
+class TestOneTargetDown:
+    targets = ("jira", "servicenow")
+
+    def test_servicenow_keeps_syncing_while_jira_search_fails(self, harness: Harness) -> None:
+        harness.sandbox.jira.set_faults(ALL_503)
+        case_id = harness.create_case("Only ServiceNow hears of it now")
+
+        report = harness.cycle()
+
+        assert report.errors == 1 and report.problems[0].startswith("Jira cannot be searched"), (
+            report.problems
+        )
+        assert ServiceNowDriver(harness).keys(case_id) and report.created == 1
+        harness.sandbox.jira.clear_faults()
+        harness.converge()
+        assert len(JiraDriver(harness).keys(case_id)) == 1
