@@ -88,6 +88,7 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     caller: Any = None
+    raw_query: str = ""  # the query string as received, for checking signatures
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -417,6 +418,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parse_qs(split.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            raw_query=split.query,
         )
         connection = Connection(self)
         response = self.server.app.handle(request, connection)

@@ -1,6 +1,6 @@
 """The identities the sandbox knows: the integration's own, and a human responder's, in each system.
 
-The SIR sandbox accepts any access key and derives a principal from it; the two keys below map to
+The SIR sandbox accepts only the two access keys below, signed with their secrets, and maps them to
 the role ARNs that a real deployment would see for the integration and for a person.
 """
 

@@ -13,17 +13,16 @@ from typing import Any
 import botocore.exceptions
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from connectors.sandbox.base import SandboxError
 from connectors.sandbox.clients import sir_client
-from connectors.sandbox.identities import ACCOUNT_ID, AWS_RESPONDER, INTEGRATION, REGION, RESPONDER
+from connectors.sandbox.identities import ACCOUNT_ID, AWS_RESPONDER, INTEGRATION, REGION, RESPONDER, Identity
 from connectors.sandbox.runner import Sandbox
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-FAKE_AUTH = (
-    f"AWS4-HMAC-SHA256 Credential={INTEGRATION.aws_access_key_id}/20250301/{REGION}/security-ir/"
-    "aws4_request, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
-)
 
 
 def make_case(sir: Any, **overrides: Any) -> str:
@@ -134,8 +133,17 @@ def _raw(sandbox: Sandbox, path: str, body: bytes, headers: dict[str, str]) -> r
     return requests.post(f"{sandbox.sir_url}{path}", data=body, headers=headers, timeout=5)
 
 
+def signed(sandbox: Sandbox, path: str, body: bytes, identity: Identity = INTEGRATION) -> dict[str, str]:
+    """Headers of a POST signed as botocore signs it, for requests boto3 itself would not send."""
+    request = AWSRequest(method="POST", url=f"{sandbox.sir_url}{path}", data=body)
+    credentials = Credentials(identity.aws_access_key_id, identity.aws_secret_access_key)
+    SigV4Auth(credentials, "security-ir", REGION).add_auth(request)
+    return dict(request.headers.items())
+
+
 def test_body_that_is_not_json_is_cannot_parse(sandbox: Sandbox) -> None:
-    response = _raw(sandbox, "/v1/create-case", b"{not json", {"Authorization": FAKE_AUTH})
+    body = b"{not json"
+    response = _raw(sandbox, "/v1/create-case", body, signed(sandbox, "/v1/create-case", body))
     assert response.status_code == 400
     assert response.headers["x-amzn-ErrorType"] == "ValidationException"
     assert response.json()["reason"] == "CANNOT_PARSE"
@@ -154,7 +162,7 @@ def test_garbled_authorization_is_403(sandbox: Sandbox) -> None:
 
 
 def test_unknown_path_is_unknown_operation(sandbox: Sandbox) -> None:
-    response = _raw(sandbox, "/v1/delete-case", b"{}", {"Authorization": FAKE_AUTH})
+    response = _raw(sandbox, "/v1/delete-case", b"{}", signed(sandbox, "/v1/delete-case", b"{}"))
     assert response.status_code == 400
     assert response.json()["reason"] == "UNKNOWN_OPERATION"
 
@@ -763,6 +771,7 @@ def test_tags_on_a_case_round_trip(sir: Any, sandbox: Sandbox) -> None:
 def test_reset_forgets_cases_events_and_switches(sir: Any, sandbox: Sandbox) -> None:
     make_case(sir, clientToken="tok")
     sandbox.sir.configure({"comment_bumps_case": True, "list_order": "updated_desc"})
+    sandbox.sir.configure({"denied_actions": {"*": ["ListCases"]}, "revoked": [RESPONDER.aws_access_key_id]})
     sandbox.reset()
     assert sir.list_cases()["items"] == []
     assert sandbox.sir.events == []
@@ -772,5 +781,7 @@ def test_reset_forgets_cases_events_and_switches(sir: Any, sandbox: Sandbox) -> 
         "aws_cases_accept_status_updates": True,
         "closed_cases_accept_comments": False,
         "event_endpoint": None,
+        "denied_actions": {},
+        "revoked": [],
     }
     assert make_case(sir, clientToken="tok", title="new") is not None

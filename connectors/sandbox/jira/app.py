@@ -36,7 +36,8 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
     :mod:`connectors.sandbox.jira.workflow` for the format), ``search_lag_seconds`` (default 0),
     ``property_write_bumps_updated`` (default false: whether setting an issue property moves ``updated``;
     unverified on real Jira), ``search_max_results_ids`` (5000) and ``search_max_results_fields`` (100),
-    the per-page caps of ``/search/jql`` when only ids/keys or when fields are requested.
+    the per-page caps of ``/search/jql`` when only ids/keys or when fields are requested, and ``revoked``
+    (user emails whose API tokens are refused from now on with the 401 of a wrong token).
     """
 
     name = "jira"
@@ -49,6 +50,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "property_write_bumps_updated",
             "search_max_results_ids",
             "search_max_results_fields",
+            "revoked",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -61,6 +63,8 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.set_search_lag(float(settings["search_lag_seconds"]))
                 if "property_write_bumps_updated" in settings:
                     self.property_write_bumps_updated = bool(settings["property_write_bumps_updated"])
+                if "revoked" in settings:
+                    self.revoked = _emails(settings["revoked"])
                 for name in ("search_max_results_ids", "search_max_results_fields"):
                     if name in settings:
                         value = int(settings[name])
@@ -75,6 +79,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "property_write_bumps_updated": self.property_write_bumps_updated,
             "search_max_results_ids": self.search_max_results_ids,
             "search_max_results_fields": self.search_max_results_fields,
+            "revoked": list(self.revoked),
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------
@@ -159,8 +164,11 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             email, _, token = base64.b64decode(header[6:].strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise failed from exc
+        revoked = {user.casefold() for user in self.revoked}
         for identity in IDENTITIES:
             if identity.jira_user == email and identity.jira_token == token:
+                if identity.jira_user.casefold() in revoked:
+                    break  # a revoked API token answers like a wrong one
                 return identity
         raise failed
 
@@ -234,3 +242,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
 
     def search_gone(self, request: Request) -> Response:
         raise jira_error(410, [SEARCH_GONE])
+
+
+def _emails(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("revoked must be a list of user emails")
+    return list(dict.fromkeys(value))

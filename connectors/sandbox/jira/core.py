@@ -30,6 +30,7 @@ class JiraCore(SandboxApp):
         self.property_write_bumps_updated = False
         self.search_max_results_ids = 5000
         self.search_max_results_fields = 100
+        self.revoked: list[str] = []  # emails whose API tokens are refused, as if revoked
         self._next_issue_id = 10000
         self._next_number = 1
         self._next_comment_id = 10000

@@ -73,6 +73,8 @@ class ServiceNowSandbox(SandboxApp):
                 user = password = ""
             for identity in IDENTITIES:
                 if (identity.servicenow_user, identity.servicenow_password) == (user, password):
+                    if identity.servicenow_user in self.settings.revoked:
+                        break  # a revoked password answers like a wrong one
                     return identity
         raise snow_error(
             401,
@@ -119,7 +121,7 @@ class ServiceNowSandbox(SandboxApp):
                 raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {sorted(current)}"})
             for name, value in settings.items():
                 expected = type(current[name])
-                if name == "journal_acl_hidden_for":
+                if name in ("journal_acl_hidden_for", "revoked"):
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                         raise SandboxError(400, {"message": f"{name} must be a list of user names"})
                 elif name == "overlong_strings" and value not in ("truncate", "reject"):

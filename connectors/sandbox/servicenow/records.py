@@ -48,6 +48,7 @@ class Settings:
     journal_in_value: bool = False  # True: the raw value of a journal field carries the blob too
     invalid_query_returns_no_rows: bool = False  # glide.invalid_query.returns_no_rows
     rate_limit: int = 1000  # what X-RateLimit-Limit announces on an injected 429
+    revoked: list[str] = field(default_factory=list)  # users refused from now on, as a wrong password is
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -1,12 +1,11 @@
-"""The SIR sandbox app: routes derived from the botocore model, SigV4 caller identification, rest-json
-errors, ``clientToken`` replay, and the simulated AWS side (responder and investigative agent).
+"""The SIR sandbox app: routes derived from the botocore model, SigV4 authentication, denied actions,
+rest-json errors, ``clientToken`` replay, and the simulated AWS side (responder and investigative agent).
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,9 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from connectors.sandbox.base import Clock, Handler, Request, Response, SandboxApp, SandboxError, body_of
-from connectors.sandbox.identities import AWS_RESPONDER, REGION, aws_principal_for
+from connectors.sandbox.identities import AWS_RESPONDER, REGION
 from connectors.sandbox.sir.api import Paginator, SirApi
 from connectors.sandbox.sir.attachments import Presigner
+from connectors.sandbox.sir.auth import (
+    SIGV4,
+    AccessRules,
+    identity_for_key,
+    invalid_signature,
+    signature_matches,
+    unrecognized_client,
+)
 from connectors.sandbox.sir.errors import (
     STATUS_CODES,
     access_denied,
@@ -38,10 +45,6 @@ from connectors.sandbox.sir.model import (
 )
 from connectors.sandbox.sir.store import CaseStore, Settings
 
-SIGV4 = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
-    r"/aws4_request,\s*SignedHeaders=[^,\s]+,\s*Signature=[0-9a-f]+$"
-)
 UNAUTHENTICATED_PREFIXES = ("/s3-upload/", "/s3-download/")
 
 
@@ -77,6 +80,7 @@ class SirSandbox(SandboxApp):
         self.presigner = Presigner(self.store, lambda: self.base_url)
         self.api = SirApi(self.store, self.presigner, Paginator(secrets.token_bytes(16)))
         self.idempotency: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self.access = AccessRules()
 
     def authenticate(self, request: Request) -> Any:
         if request.path.startswith(UNAUTHENTICATED_PREFIXES):
@@ -94,7 +98,12 @@ class SirSandbox(SandboxApp):
                 f"Credential should be scoped to a valid region and service 'security-ir' in {REGION}",
                 "InvalidSignatureException",
             )
-        return aws_principal_for(match["key"])
+        identity = identity_for_key(match["key"])
+        if identity is None or self.access.is_revoked(match["key"]):
+            raise unrecognized_client()
+        if not signature_matches(request, match, identity.aws_secret_access_key):
+            raise invalid_signature()
+        return identity.aws_principal
 
     def error_response(self, error: SandboxError) -> Response:
         headers = dict(error.headers)
@@ -123,17 +132,25 @@ class SirSandbox(SandboxApp):
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Switches for unverified behaviour: ``comment_bumps_case``, ``list_order``,
-        ``aws_cases_accept_status_updates``, ``closed_cases_accept_comments``, and ``event_endpoint``."""
+        ``aws_cases_accept_status_updates``, ``closed_cases_accept_comments``, and ``event_endpoint``;
+        and for access: ``denied_actions`` (principal or ``*`` -> action names) and ``revoked`` (access
+        key ids)."""
         known = {f.name: f.type for f in fields(Settings)}
-        unknown = sorted(set(settings) - set(known) - {"event_endpoint"})
+        extra = ["event_endpoint", "denied_actions", "revoked"]
+        unknown = sorted(set(settings) - set(known) - set(extra))
         if unknown:
-            raise SandboxError(
-                400, {"message": f"unknown settings {unknown}; known: {[*known, 'event_endpoint']}"}
-            )
+            raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {[*known, *extra]}"})
         for name, value in settings.items():
-            if name == "event_endpoint":
+            if name in extra:
                 try:
-                    self.bus.endpoint = check_endpoint(value) if value else None
+                    if name == "event_endpoint":
+                        self.bus.endpoint = check_endpoint(value) if value else None
+                    elif name == "denied_actions":
+                        with self.lock:
+                            self.access.set_denied_actions(value, (op.name for op in operations()))
+                    else:
+                        with self.lock:
+                            self.access.set_revoked(value)
                 except (ValueError, TypeError) as exc:
                     raise SandboxError(400, {"message": str(exc)}) from exc
                 continue
@@ -144,7 +161,11 @@ class SirSandbox(SandboxApp):
                     400, {"message": f"{name} must be {list(choices) if choices else 'a boolean'}"}
                 )
             setattr(self.settings, name, value)
-        return {**{name: getattr(self.settings, name) for name in known}, "event_endpoint": self.bus.endpoint}
+        return {
+            **{name: getattr(self.settings, name) for name in known},
+            "event_endpoint": self.bus.endpoint,
+            **self.access.as_json(),
+        }
 
     # --- operations -----------------------------------------------------------------------------------
 
@@ -155,6 +176,7 @@ class SirSandbox(SandboxApp):
         return serve
 
     def _serve(self, op: Operation, request: Request) -> Response:
+        self.access.check(request.caller, op.name, request.params)  # authorization precedes validation
         params = parse_input(op, request)
         handler = self.api.handler(op.name)
         if handler is None:
