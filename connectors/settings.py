@@ -173,16 +173,16 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     """
     paths = dict(_setting_paths(Settings))
     variables = {PREFIX + "__".join(path).upper(): leaf for path, leaf in paths.items()}
-    suggestions = [name.removeprefix(PREFIX) for name, leaf in variables.items() if leaf]
+    allowed = [name for name, leaf in variables.items() if leaf] + list(NOT_SETTINGS)
+    suggestions = [name.removeprefix(PREFIX) for name in allowed]
     problems = []
     for name in sorted(environ):
-        upper = name.upper()  # pydantic-settings reads variable names case-insensitively
-        if upper.startswith(PREFIX) and upper not in variables and upper not in NOT_SETTINGS:
+        upper = name.upper()  # pydantic-settings reads settings case-insensitively; the others are exact
+        if upper.startswith(PREFIX) and upper not in variables and name not in NOT_SETTINGS:
             closest = _closest(upper.removeprefix(PREFIX), suggestions)
-            problems.append(
-                f"{name}: unknown setting{f'; did you mean {PREFIX}{closest}?' if closest else ''}"
-            )
-    config_file = next((value for name, value in environ.items() if name.upper() == "SIRSYNC_CONFIG"), "")
+            hint = f"; did you mean {PREFIX}{closest}?" if closest else ""
+            problems.append(f"{name}: unknown setting{hint}")
+    config_file = environ.get("SIRSYNC_CONFIG")
     if config_file:
         problems += _unknown_config_keys(config_file, [".".join(path) for path in paths])
     return problems

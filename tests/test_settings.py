@@ -77,6 +77,7 @@ def test_the_config_file_and_the_crash_hook_variables_are_allowed() -> None:
             "sirsync_sync__lease_secs: unknown setting; did you mean SIRSYNC_SYNC__LEASE_SECONDS?",
         ),
         ("SIRSYNC_COLOUR", "SIRSYNC_COLOUR: unknown setting"),
+        ("sirsync_config", "sirsync_config: unknown setting; did you mean SIRSYNC_CONFIG?"),  # read exactly
     ],
 )
 def test_an_unknown_variable_is_named_with_the_closest_setting(variable: str, message: str) -> None:
