@@ -83,12 +83,13 @@ class TargetAdapter(ABC):
         ticket: Ticket,
         status: str,
         fields: Mapping[str, str],
-        on_step: Callable[[str], None] = lambda status: None,
+        before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
         """Bring the ticket to ``status`` however the workflow allows; return the transitions made.
 
-        ``on_step`` is told each status reached on the way, so that a path that fails half-way is
-        recorded as far as it went and the next cycle continues from there.
+        ``before_step`` is told each status about to be set on the way, before its write, so that a
+        path that stops half-way (a refusal, a crash) is recorded as far as it went and the next cycle
+        walks on from there.
         """
 
     @abstractmethod

@@ -23,6 +23,7 @@ from connectors.crashpoints import crash_point
 from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
+from connectors.engine.status import StatusSync
 from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
 from connectors.model import Case, Comment, Investigation, Ticket
@@ -47,7 +48,6 @@ from connectors.text import clean, normalise, truncate
 log = logging.getLogger(__name__)
 
 MAX_PASSES = 3
-STATUS = "status"  # the baseline name of the status pair
 SUMMARY_FIELD = "investigationSummary"
 # SIR actions that only an optional feature needs: refused, they turn the feature off for the cycle
 OPTIONAL_ACTIONS = {
@@ -101,6 +101,7 @@ class CaseSync:
         self.now = now
         self.features = features or Features()
         self.comments = CommentSync(sir, target, mapping, state)
+        self.status = StatusSync(sir, target, mapping, state, self.decide)
         self.investigations = InvestigationSync(sir, target, mapping, state)
 
     @property
@@ -156,7 +157,7 @@ class CaseSync:
 
         steps: list[tuple[str, Callable[[], bool]]] = [
             (FIELDS, lambda: self._sync_fields(case, ticket, report, agent_known=actions is not None)),
-            (STATUS_STAGE, lambda: self._sync_status(case, ticket, report)),
+            (STATUS_STAGE, lambda: self.status.run(case, ticket, report)),
             (
                 COMMENTS,
                 lambda: self.comments.run(
@@ -239,7 +240,7 @@ class CaseSync:
         target_time = self.target.parse_time(ticket.updated)
         return Winner.SIR if sir_time >= target_time else Winner.TARGET
 
-    def _decide(
+    def decide(
         self,
         name: str,
         policy: Winner,
@@ -291,7 +292,7 @@ class CaseSync:
                 if base != Baseline(sir_now, target_now):
                     settled[name] = Baseline(sir_now, target_now)
                 continue
-            winner = self._decide(name, field.winner, base, sir_now, target_now, case, ticket, report)
+            winner = self.decide(name, field.winner, base, sir_now, target_now, case, ticket, report)
             if winner is None:
                 continue
             if winner is Winner.SIR and field.outbound:
@@ -342,74 +343,3 @@ class CaseSync:
                     labels_removed=sorted(remove),
                 )
         return wrote
-
-    # --- status --------------------------------------------------------------------------------------
-
-    def _sync_status(self, case: Case, ticket: Ticket, report: Report) -> bool:
-        mapping = self.mapping
-        base = self.state.baselines(case.case_id, self.system).get(STATUS)
-        sir_now, target_now = mapping.sir_status_key(case), ticket.status
-        want_target = mapping.status_outbound_for(case)
-        want_sir = mapping.status_inbound(target_now)
-        current = Baseline(sir_now, target_now)
-        overridden = sir_now != case.status  # waiting on the customer shows as its own ticket status
-        if want_target == target_now or (want_sir == case.status and not overridden):
-            if base != current:
-                self.state.save_baseline(case.case_id, self.system, STATUS, current)
-            return False
-
-        winner = self._decide(STATUS, mapping.status_winner, base, sir_now, target_now, case, ticket, report)
-        if winner is None:
-            return False
-
-        closing = mapping.spec.closing
-        if winner is Winner.SIR:
-            if want_target is None:
-                raise CaseError(f"the mapping has no {self.system} status for SIR status {case.status!r}")
-            if case.closed and not closing.close_ticket_when_case_closes:
-                self.state.save_baseline(case.case_id, self.system, STATUS, current)
-                return False
-            fields = mapping.fields_for_transition(want_target, case)
-
-            def reached(status: str) -> None:
-                # SIR's side stays as it was agreed until the walk ends: the next cycle goes on walking
-                agreed = base.sir if base is not None else ""
-                self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(agreed, status))
-
-            steps = self.target.move_to_status(ticket, want_target, fields, on_step=reached)
-            crash_point("status_moved")
-            self.state.save_baseline(case.case_id, self.system, STATUS, Baseline(sir_now, want_target))
-            self.state.record(
-                case.case_id, self.system, "status_outbound", sir=sir_now, target=want_target, steps=steps
-            )
-            report.transitions += steps
-            return steps > 0
-        if (
-            case.closed
-            or want_sir is None
-            or (want_sir == "Closed" and not closing.close_case_when_ticket_closes)
-        ):
-            # a ticket status the mapping does not push to SIR, or a case SIR no longer lets change:
-            # accept it as agreed
-            self.state.save_baseline(case.case_id, self.system, STATUS, current)
-            return False
-        agreed_target = base.target if base is not None else ""
-
-        def reached_in_sir(status: str) -> None:
-            moved = Case(case.case_id, {**case.fields, "caseStatus": status})
-            self.state.save_baseline(
-                case.case_id, self.system, STATUS, Baseline(mapping.sir_status_key(moved), agreed_target)
-            )
-
-        steps = self.sir.move_to_status(case, want_sir, on_step=reached_in_sir)
-        crash_point("status_moved")
-        report.sir_writes += steps
-        moved = Case(case.case_id, {**case.fields, "caseStatus": want_sir})
-        self.state.save_baseline(
-            case.case_id, self.system, STATUS, Baseline(mapping.sir_status_key(moved), target_now)
-        )
-        self.state.record(
-            case.case_id, self.system, "status_inbound", target=target_now, sir=want_sir, steps=steps
-        )
-        report.transitions += steps
-        return steps > 0

@@ -264,7 +264,7 @@ class JiraAdapter(TargetAdapter):
         ticket: Ticket,
         status: str,
         fields: Mapping[str, str],
-        on_step: Callable[[str], None] = lambda status: None,
+        before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
         """Walk the workflow to ``status``, learning its transitions as it goes (cached per issue type)."""
         issue_type = ticket.fields.get("issuetype", self.issue_type)
@@ -286,11 +286,11 @@ class JiraAdapter(TargetAdapter):
                     )
                 next_status = unexplored[0]
             transition = next(t for t in available if t["to"]["name"] == next_status)
+            before_step(next_status)
             self._transition(ticket.key, transition, fields)
             current = next_status
             visited.add(current)
             steps += 1
-            on_step(current)
         return steps
 
     def _transition(self, key: str, transition: dict[str, Any], fields: Mapping[str, str]) -> None:

@@ -231,13 +231,13 @@ class ServiceNowAdapter(TargetAdapter):
         ticket: Ticket,
         status: str,
         fields: Mapping[str, str],
-        on_step: Callable[[str], None] = lambda status: None,
+        before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
         """ServiceNow sets ``state`` directly; fields the new state requires go in the same write."""
         payload = {name: self.stored_form(name, value) for name, value in fields.items()}
         payload["state"] = status
+        before_step(status)
         self._write("PATCH", ticket.id, payload)
-        on_step(status)
         return 1
 
     # --- comments ------------------------------------------------------------------------------------

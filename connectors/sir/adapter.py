@@ -237,12 +237,12 @@ class SirAdapter:
         self._call("update_case", **params)
 
     def move_to_status(
-        self, case: Case, wanted: str, on_step: Callable[[str], None] = lambda status: None
+        self, case: Case, wanted: str, before_step: Callable[[str], None] = lambda status: None
     ) -> int:
         """Walk SIR's allowed transitions to ``wanted`` (CloseCase for Closed); return the steps taken.
 
-        ``on_step`` hears of each status reached, so that a walk that fails half-way is recorded as
-        far as it went.
+        ``before_step`` hears of each status about to be set, before its write, so that a walk that
+        stops half-way is recorded as far as it went.
         """
         current = case.status
         if current == wanted:
@@ -250,13 +250,13 @@ class SirAdapter:
         if current == CLOSED:
             raise CaseError(f"case {case.case_id} is closed in SIR; it cannot move to {wanted!r}")
         if wanted == CLOSED:
+            before_step(CLOSED)
             self._call("close_case", idempotent=False, caseId=case.case_id)
-            on_step(CLOSED)
             return 1
         path = status_path(current, wanted)
         if path is None:
             raise CaseError(f"SIR allows no path from {current!r} to {wanted!r} for case {case.case_id}")
         for step in path:
+            before_step(step)
             self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
-            on_step(step)
         return len(path)

@@ -19,8 +19,8 @@ from tests.sync.conftest import sync_process
 from tests.sync.drivers import readable
 
 
-def run_sync(sandbox: Sandbox, state: Path, crash_at: str | None = None) -> int:
-    result = sync_process(sandbox, state, crash_at)
+def run_sync(sandbox: Sandbox, state: Path, crash_at: str | None = None, **env: str) -> int:
+    result = sync_process(sandbox, state, crash_at, **env)
     if result.returncode not in (0, EXIT_CODE):
         pytest.fail(f"sync exited {result.returncode}: {result.stdout}\n{result.stderr}")
     return result.returncode

@@ -5,11 +5,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from connectors.crashpoints import EXIT_CODE
+from connectors.sandbox.clients import jira_client, sir_client
+from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.jira.workflow import DEFAULT_WORKFLOW
 from connectors.sandbox.runner import Sandbox
 from connectors.state import STATUS
 from tests.sync.conftest import Harness, make_settings
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
+from tests.sync.test_crash import jira_keys, new_case, run_sync
 
 ALL_503 = {"rate": 1, "kinds": ["503"]}
 READ_ISSUE = "GET /rest/api/2/issue/{issue}"
@@ -163,3 +167,58 @@ class TestOneTargetDown:
         harness.sandbox.jira.clear_faults()
         harness.converge()
         assert len(JiraDriver(harness).keys(case_id)) == 1
+
+
+def _newest_wins_mapping(tmp_path: Path) -> Path:
+    """The status conflict policy that would undo a walk, were its half-walked status taken for a
+    person's change."""
+    text = resources.files("connectors.mappings").joinpath("jira.yaml").read_text(encoding="utf-8")
+    mapping = tmp_path / "newest.yaml"
+    mapping.write_text(text.replace("  conflict: sir_wins\n", "  conflict: newest\n"))
+    return mapping
+
+
+def test_killed_between_two_transitions_the_next_run_walks_on_to_the_ticket_status(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state, mapping = tmp_path / "state.sqlite", _newest_wins_mapping(tmp_path)
+    case_id = new_case(sandbox, "Two transitions away")
+    assert run_sync(sandbox, state, SIRSYNC_JIRA__MAPPING=str(mapping)) == 0
+    sir = sir_client(sandbox, RESPONDER)
+    sir.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    sir.update_case_status(caseId=case_id, caseStatus="Post-incident Activities")
+    sandbox.clock.advance(120)
+
+    crashed = run_sync(sandbox, state, "status_step", SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert crashed == EXIT_CODE
+    (key,) = jira_keys(sandbox, case_id)
+    assert sandbox.jira.issue(key)["fields"]["status"]["name"] == "In Progress"  # one step of two
+    sandbox.clock.advance(120)
+    assert run_sync(sandbox, state, SIRSYNC_JIRA__MAPPING=str(mapping)) == 0
+
+    assert sandbox.jira.issue(key)["fields"]["status"]["name"] == "In Review"
+    assert sir.get_case(caseId=case_id)["caseStatus"] == "Post-incident Activities"
+
+
+def test_killed_between_two_sir_status_steps_the_next_run_walks_on_to_the_case_status(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state, mapping = tmp_path / "state.sqlite", _newest_wins_mapping(tmp_path)
+    case_id = new_case(sandbox, "Two SIR steps away")
+    assert run_sync(sandbox, state, SIRSYNC_JIRA__MAPPING=str(mapping)) == 0
+    (key,) = jira_keys(sandbox, case_id)
+    jira = jira_client(sandbox, RESPONDER)
+    for name in ("In Progress", "In Review"):  # Post-incident Activities: two SIR steps from Submitted
+        transition = next(t for t in jira.transitions(key) if t["to"]["name"] == name)
+        jira.transition_issue(key, transition["id"])
+    sandbox.clock.advance(120)
+
+    crashed = run_sync(sandbox, state, "status_step", SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert crashed == EXIT_CODE
+    sir = sir_client(sandbox, RESPONDER)
+    assert sir.get_case(caseId=case_id)["caseStatus"] == "Detection and Analysis"  # one step of two
+    sandbox.clock.advance(120)
+    assert run_sync(sandbox, state, SIRSYNC_JIRA__MAPPING=str(mapping)) == 0
+
+    assert sir.get_case(caseId=case_id)["caseStatus"] == "Post-incident Activities"
+    assert sandbox.jira.issue(key)["fields"]["status"]["name"] == "In Review"
