@@ -174,16 +174,19 @@ def show_status(settings: Settings, out: Echo) -> int:
         held = state.failures(quarantined_only=True)
         out(f"quarantined: {len(held)}")
         for failure in held:
+            flowing = "; its comments keep flowing" if failure.stage not in ("", "ticket") else ""
             out(
-                f"  {failure.case_id} ({failure.target}) since {failure.since}, {failure.count} failure(s): "
-                f"{failure.last_error}"
+                f"  {failure.case_id} ({failure.target}) {failure.stage or 'case'} since {failure.since}, "
+                f"{failure.count} failing cycle(s){flowing}: {failure.last_error}"
             )
         failing = [f for f in state.failures() if not f.quarantined]
         if failing:
             out(f"failing, not yet quarantined: {len(failing)}")
             for failure in failing:
+                kind = "passing trouble" if failure.retriable else "refused"
                 out(
-                    f"  {failure.case_id} ({failure.target}) {failure.count} failure(s): {failure.last_error}"
+                    f"  {failure.case_id} ({failure.target}) {failure.stage or 'case'}, {kind}, "
+                    f"{failure.count} failing cycle(s): {failure.last_error}"
                 )
         return OK
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from connectors.sandbox.clients import jira_client, sir_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
@@ -11,24 +10,11 @@ from connectors.sandbox.runner import Sandbox
 from connectors.state import STATUS
 from tests.sync.conftest import Harness, sync_process
 from tests.sync.drivers import JiraDriver
+from tests.sync.test_crash import new_case
 
 
 def deny(sandbox: Sandbox, *actions: str) -> None:
     sandbox.sir.configure({"denied_actions": {INTEGRATION.aws_principal: list(actions)}})
-
-
-def _self_managed_case(sir: Any, title: str) -> str:
-    return str(
-        sir.create_case(
-            title=title,
-            description="no agent for us",
-            engagementType="Security Incident",
-            resolverType="Self",
-            reportedIncidentStartDate="2026-11-20T10:00:00Z",
-            impactedAccounts=[],
-            watchers=[],
-        )["caseId"]
-    )
 
 
 def test_without_list_investigations_everything_else_syncs_with_one_warning(
@@ -37,7 +23,7 @@ def test_without_list_investigations_everything_else_syncs_with_one_warning(
     deny(sandbox, "ListInvestigations")
     state = tmp_path / "state.sqlite"
     sir = sir_client(sandbox, RESPONDER)
-    first_case, second_case = _self_managed_case(sir, "First"), _self_managed_case(sir, "Second")
+    first_case, second_case = new_case(sandbox, "First"), new_case(sandbox, "Second")
 
     first = sync_process(sandbox, state)
 

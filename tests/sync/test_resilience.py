@@ -14,6 +14,7 @@ from connectors.state import STATUS
 from tests.sync.conftest import Harness, make_settings
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
 from tests.sync.test_crash import jira_keys, new_case, run_sync
+from tests.sync.test_operations import cli
 
 ALL_503 = {"rate": 1, "kinds": ["503"]}
 READ_ISSUE = "GET /rest/api/2/issue/{issue}"
@@ -63,6 +64,8 @@ def test_a_case_quarantined_for_its_status_keeps_mirroring_comments(
     [failure] = harness.runtime.state.failures()
     assert failure.quarantined and failure.stage == STATUS
     assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Submitted"  # nothing forced
+    shown = cli(sandbox, harness.settings.state_path, "status").stdout
+    assert f"{case_id} (jira) status since" in shown and "its comments keep flowing" in shown, shown
 
 
 def test_a_status_path_that_fails_half_way_continues_next_cycle_without_reverting(

@@ -14,7 +14,7 @@ import pytest
 
 from connectors.sandbox.identities import INTEGRATION
 from connectors.sandbox.runner import Sandbox
-from tests.sync.conftest import sirsync_environment
+from tests.sync.conftest import sirsync_environment, sync_process
 
 OUTAGE_SECONDS = 90.0
 
@@ -130,15 +130,7 @@ def test_every_survives_a_jira_outage_while_servicenow_keeps_syncing(
 def test_once_exits_1_with_one_error_line_when_sir_is_down(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.sir.aws_create_case(title="Unseen", description="SIR is down")
     sandbox.sir.set_faults({"rate": 1, "kinds": ["503"], "routes": ["POST /v1/list-cases"]})
-    env = sirsync_environment(sandbox, tmp_path / "state.sqlite")
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "sync", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = sync_process(sandbox, tmp_path / "state.sqlite")
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "SIR cannot be read" in errors[0], result.stderr
