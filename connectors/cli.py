@@ -129,8 +129,10 @@ def sync(
 ) -> None:
     """Sync SIR cases with the configured targets: one cycle (--once) or one every N seconds (--every).
 
-    Exit codes: 0 all synced, 1 a case failed (see stderr), 2 bad settings, mapping or state file,
-    3 another runner holds the lease.
+    Exit codes: 0 all synced and nothing quarantined; 1 a case or a system failed this cycle (see
+    stderr); 2 bad settings, mapping, state file or credentials; 3 another runner holds the lease;
+    4 cases are quarantined (listed on stderr, each with the command that helps). SIGINT or SIGTERM
+    finishes the current case and exits 130 or 143.
     """
     from connectors import jobs
     from connectors.errors import FatalError
@@ -141,16 +143,17 @@ def sync(
         _fail("give exactly one of --once or --every N")
     settings = _load_settings(config)
     jobs.configure_logging(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    stop = jobs.StopRequest()
+    stop.install()
     echo_err = partial(typer.echo, err=True)
     try:
         options = jobs.SyncOptions(once, every, wait, progress=sys.stderr.isatty())
         code = jobs.run_sync(settings, options, typer.echo, echo_err, stop)
     except (MappingError, StateError, FatalError) as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        code = jobs.OK
+    except KeyboardInterrupt:  # a second signal: stop at once; every write is safe to redo
+        echo_err("sirsync: stopped at once by a second signal; the next run picks up where this one was")
+        code = 128 + (stop.signum or signal.SIGINT)
     raise typer.Exit(code)
 
 

@@ -3,27 +3,60 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import rich.console
 import rich.progress
 
 from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
-from connectors.runtime import build_runtime
+from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
 from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore
 
-# exit codes, documented in the README
-OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD = 0, 1, 2, 3
+# exit codes, documented in the README; a signal ends a run with 128 + its number (130, 143)
+OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD, QUARANTINED = 0, 1, 2, 3, 4
 
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
+
+
+class StopRequest:
+    """SIGINT or SIGTERM asks the run to stop once the current case is finished and recorded.
+
+    A second signal stops at once (KeyboardInterrupt): every write is safe to redo after that too.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 @dataclass
@@ -66,7 +99,7 @@ class Progress:
             self._bar.stop()
 
 
-def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, stop: threading.Event) -> int:
+def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, stop: StopRequest) -> int:
     """Hold the lease, run cycles, print one line each; return the exit code."""
     runtime = build_runtime(settings)  # MappingError, StateError and FatalError go to the caller
     lease = RunnerLease(runtime.state, settings.sync.lease_seconds)
@@ -80,7 +113,8 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                     err(f"sirsync: {exc}. Run with --wait to wait for it, or `sirsync status` to see it.")
                     return LEASE_HELD
                 if stop.wait(2):
-                    return OK
+                    err("sirsync: stopped while waiting for the lease; nothing was synced")
+                    return stop.exit_code
         with Progress(enabled=options.progress) as progress:
 
             def heartbeat(system: str, done: int, total: int) -> None:
@@ -88,9 +122,8 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                 progress.show(system, done, total)
 
             runtime.cycle.heartbeat = heartbeat
-            return _cycles(
-                runtime.cycle.run, options, settings.sync.backoff_max_seconds, out, err, stop, lease
-            )
+            runtime.cycle.should_stop = stop.is_set
+            return _cycles(runtime, settings, options, out, err, stop, lease)
     except LeaseLost as exc:
         err(f"sirsync: {exc}")
         return LEASE_HELD
@@ -100,18 +133,19 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
 
 
 def _cycles(
-    run: Callable[[], Report],
+    runtime: Runtime,
+    settings: Settings,
     options: SyncOptions,
-    backoff_max: float,
     out: Echo,
     err: Echo,
-    stop: threading.Event,
+    stop: StopRequest,
     lease: RunnerLease,
 ) -> int:
-    """Run cycles; under ``--every`` nothing but a configuration error or a lost lease ends the loop.
+    """Run cycles; under ``--every`` nothing but a configuration error, a lost lease or a signal ends
+    the loop.
 
     A cycle in which a system could not be worked on (down after its retries, or refusing the
-    credentials) is followed by a longer wait, doubling up to ``backoff_max`` and back to the interval
+    credentials) is followed by a longer wait, doubling up to the backoff cap and back to the interval
     after a good cycle. Credentials refused before any cycle got through are a configuration error
     (exit 2); refused later, they were revoked mid-run, and the loop goes on trying.
     """
@@ -123,7 +157,7 @@ def _cycles(
         started = time.monotonic()
         try:
             lease.renew()
-            report = run()
+            report = runtime.cycle.run()
         except LeaseLost:
             raise
         except (sqlite3.Error, OSError) as exc:  # the state file failed mid-run (disk full, I/O)
@@ -135,19 +169,39 @@ def _cycles(
             err(f"  warning: {warning}")
         for problem in report.problems:
             err(f"  error: {problem}")
+        held = _quarantined(runtime, settings, err)
+        if report.stopped:
+            after = f"case {report.stopped_after}" if report.stopped_after else "no case"
+            err(f"sirsync: stopped after {after}; {', '.join(report.left)} left for the next cycle")
+            return stop.exit_code
         if report.fatal and (options.once or not proven):
             err("sirsync: stopped: fix the credentials named above and run again")
             return BAD_SETUP
         proven |= not report.fatal
+        code = QUARANTINED if held else CASE_ERRORS if report.errors else OK
         if options.once:
-            return CASE_ERRORS if report.errors else OK
+            return code
         bad_in_a_row = 0 if report.healthy else bad_in_a_row + 1
         interval = options.every or 0
-        wait = interval if bad_in_a_row == 0 else min(interval * 2**bad_in_a_row, max(backoff_max, interval))
+        cap = max(settings.sync.backoff_max_seconds, interval)
+        wait = interval if bad_in_a_row == 0 else min(interval * 2**bad_in_a_row, cap)
         if bad_in_a_row:
             err(f"  backing off: next cycle in {wait:.0f}s")
         if stop.wait(wait):
-            return CASE_ERRORS if report.errors else OK
+            err(f"sirsync: stopped between cycles, after cycle {number}")
+            return stop.exit_code
+
+
+def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
+    """List the quarantined cases, one line each with the command that helps; whether there are any."""
+    held = [f for f in runtime.state.failures(quarantined_only=True) if f.target in settings.targets]
+    for failure in held:
+        flowing = "; its comments keep flowing" if failure.comments_flow else ""
+        err(
+            f"  quarantined: case {failure.case_id} ({failure.target}) {failure.stage or 'case'}: "
+            f"{failure.last_error}{flowing}. Once that is fixed: {failure.retry_command}"
+        )
+    return bool(held)
 
 
 def show_status(settings: Settings, out: Echo) -> int:

@@ -74,8 +74,8 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Demo complete" in result.stdout
-    assert "idle cycle: cases 0, created 0, updated 0, comments 0, transitions 0" in result.stdout
-    assert "first sync: cycle 1: cases 6, created 6" in result.stdout
+    assert "idle cycle: cases 0, tickets 0, created 0, updated 0, comments 0, transitions 0" in result.stdout
+    assert "first sync: cycle 1: cases 3, tickets 6, created 6" in result.stdout
     assert "Compromised IAM access key used from" in result.stdout  # the responder's rename reached SIR
     assert "INC0010003" in result.stdout
     assert "Finance confirmed no fraudulent spend" in result.stdout

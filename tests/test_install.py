@@ -95,7 +95,7 @@ def test_the_wheel_carries_the_shipped_mappings(installed: Installation) -> None
 def test_installed_sirsync_runs_the_demo_from_another_directory(installed: Installation) -> None:
     out = run([installed.sirsync, "demo"], env=clean_environment(COLUMNS="160"), cwd=installed.elsewhere)
     assert "Demo complete" in out
-    assert "first sync: cycle 1: cases 6, created 6" in out
+    assert "first sync: cycle 1: cases 3, tickets 6, created 6" in out
 
 
 def test_installed_sirsync_lists_and_exports_the_shipped_mappings(installed: Installation) -> None:
@@ -126,7 +126,7 @@ def test_installed_sirsync_syncs_once_with_the_shipped_mapping(
     assert not [name for name in env if name.upper().endswith("__MAPPING")]  # the shipped one is used
 
     out = run([installed.sirsync, "sync", "--once"], env=env, cwd=installed.elsewhere)
-    assert out.startswith("cycle 1: cases 1, created 1,")
+    assert out.startswith("cycle 1: cases 1, tickets 1, created 1,")
     (issue,) = jira_client(sandbox, INTEGRATION).enhanced_search_issues(f'labels = "sirsync-case-{case_id}"')
     assert issue.fields.summary == "Installed from a wheel"
     assert "sir-investigation" in issue.fields.labels  # a label rule of the shipped jira.yaml

@@ -114,7 +114,7 @@ class CaseSync:
         Reading the case or reading or creating its ticket raises; a stage's failure is recorded in
         the outcome and the other stages go on.
         """
-        outcome = Outcome(Report(cases=1))
+        outcome = Outcome(Report.of_case(case_id))
         for _ in range(MAX_PASSES):
             if not self._pass(case_id, stages, outcome):
                 return outcome

@@ -29,6 +29,7 @@ from connectors.state import (
     SKIPPED,
     STAGES,
     TICKET,
+    TICKET_DELETED,
     Failure,
     Link,
     StateStore,
@@ -43,7 +44,7 @@ PASSING_FAILURES_BEFORE_SKIP = 3
 
 def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
     """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket."""
-    if failure.stage in ("", TICKET):
+    if failure.stage in ("", TICKET, TICKET_DELETED):
         return ()
     return tuple(stage for stage in (COMMENTS, AGENT) if stage != failure.stage)
 
@@ -63,10 +64,13 @@ class Cycle:
         settings: SyncSettings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         heartbeat: Callable[[str, int, int], None] = lambda system, done, total: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.sir = sir
         # called between cases with (target, cases done, cases due): to renew a lease, show progress
         self.heartbeat = heartbeat
+        # asked between cases: a signal lets the current case finish, and the cycle ends there
+        self.should_stop = should_stop
         self.targets = targets
         self.state = state
         self.settings = settings
@@ -88,7 +92,10 @@ class Cycle:
         except SyncError as exc:
             report.system_down(f"SIR cannot be read this cycle, no case was synced: {exc}")
             return report
-        for target in self.targets:
+        for index, target in enumerate(self.targets):
+            if report.stopped or self.should_stop():
+                report.left += [later.adapter.system for later in self.targets[index:]]
+                break
             try:
                 report.add(self._run_target(target, summaries))
             except FatalError as exc:
@@ -117,10 +124,12 @@ class Cycle:
         except FatalError:
             raise
         except SyncError as exc:
-            outcome = Outcome(Report(cases=1), {TICKET: exc})
+            outcome = Outcome(Report.of_case(case_id), {TICKET: exc})
         except Exception as exc:  # a bug must not stop the other cases; it is logged in full
             log.exception("unexpected failure syncing case %s with %s", case_id, system)
-            outcome = Outcome(Report(cases=1), {TICKET: CaseError(f"unexpected {type(exc).__name__}: {exc}")})
+            outcome = Outcome(
+                Report.of_case(case_id), {TICKET: CaseError(f"unexpected {type(exc).__name__}: {exc}")}
+            )
         if outcome.failed:
             self._failed(case_id, system, outcome, already_quarantined=quarantined is not None)
         elif quarantined is None:
@@ -135,13 +144,14 @@ class Cycle:
         hint = ""
         if stage == TICKET and isinstance(error, NotFoundError):
             threshold = 1
+            stage = TICKET_DELETED
             hint = f"; to create a new ticket run `sirsync retry {case_id} --target {system} --recreate`"
         elif retriable:
             threshold = self.settings.quarantine_after_retriable
         else:
             threshold = self.settings.quarantine_after
         for name, failed in outcome.failed.items():
-            report.error(f"case {case_id} ({system}) {name}: {failed}{hint if name == stage else ''}")
+            report.error(f"case {case_id} ({system}) {name}: {failed}{hint if failed is error else ''}")
         message = f"{error}{hint}"
         self.state.record(case_id, system, "error", stage=stage, message=message)
         failure = self.state.record_failure(
@@ -152,7 +162,7 @@ class Cycle:
             self.state.record(case_id, system, "quarantined", message=message, failures=failure.count)
             report.problems.append(
                 f"case {case_id} ({system}) is quarantined after {failure.count} failing cycle(s); "
-                f"`sirsync retry {case_id}` releases it"
+                f"once the cause is fixed, `{failure.retry_command}` releases it"
             )
 
     def _run_target(self, target: Target, summaries: Sequence[CaseSummary]) -> Report:
@@ -175,9 +185,13 @@ class Cycle:
         todo = sorted(due)
         passing_in_a_row = 0
         for done, case_id in enumerate(todo):
+            if self.should_stop():
+                report.left.append(f"{len(todo) - done} {system} case(s)")
+                return report  # the cursor stays: the cases left are looked at next cycle
             self.heartbeat(system, done, len(todo))
             result = self.sync_case(case_id, target, quarantined=held.get(case_id))
             report.add(result)
+            report.stopped_after = case_id
             if result.sir_writes:
                 self._tell_other_targets(case_id, system)
             latest = self.state.failures()

@@ -13,26 +13,43 @@ class Report:
     transitions: int = 0
     conflicts: int = 0
     errors: int = 0
-    cases: int = 0
-    quarantined: int = 0  # cases skipped because they are quarantined
+    tickets: int = 0  # (case, target) pairs synced: a case with a ticket in two targets counts twice
+    case_ids: set[str] = field(default_factory=set)  # the cases synced, whatever the targets
+    quarantined: int = 0  # quarantined cases: held back, or set aside by this cycle
     sir_writes: int = 0  # the part of the writes that went to SIR, which other targets must then see
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # systems (or targets) that could not be worked on this cycle: passing trouble, or refused credentials
     unavailable: list[str] = field(default_factory=list)
     fatal: list[str] = field(default_factory=list)
+    # set when a signal stopped the cycle between two cases
+    stopped_after: str = ""  # the last case finished, "" if none was
+    left: list[str] = field(default_factory=list)  # what was not done: "5 jira cases", "servicenow"
 
     @property
     def writes(self) -> int:
         return self.created + self.updated + self.comments + self.transitions
 
+    @classmethod
+    def of_case(cls, case_id: str) -> Report:
+        """The report of one case's sync with one target."""
+        return cls(tickets=1, case_ids={case_id})
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.left)
+
     def add(self, other: Report) -> None:
         for item in fields(self):
-            mine = getattr(self, item.name)
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
             if isinstance(mine, list):
-                mine.extend(getattr(other, item.name))
+                mine.extend(theirs)
+            elif isinstance(mine, set):
+                mine |= theirs
+            elif isinstance(mine, str):
+                setattr(self, item.name, theirs or mine)
             else:
-                setattr(self, item.name, mine + getattr(other, item.name))
+                setattr(self, item.name, mine + theirs)
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -55,7 +72,7 @@ class Report:
 
     def line(self) -> str:
         return (
-            f"cases {self.cases}, created {self.created}, updated {self.updated}, comments {self.comments}, "
-            f"transitions {self.transitions}, conflicts {self.conflicts}, errors {self.errors}, "
-            f"quarantined {self.quarantined}"
+            f"cases {len(self.case_ids)}, tickets {self.tickets}, created {self.created}, "
+            f"updated {self.updated}, comments {self.comments}, transitions {self.transitions}, "
+            f"conflicts {self.conflicts}, errors {self.errors}, quarantined {self.quarantined}"
         )

@@ -22,6 +22,7 @@ SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync firs
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
 STAGES = (TICKET, FIELDS, STATUS, COMMENTS, AGENT)
+TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
 
 
 @dataclass
@@ -74,6 +75,18 @@ class Failure:
     stage: str = ""
     #: whether the last failure was passing trouble (a 5xx, a timeout) rather than a refusal
     retriable: bool = False
+
+    @property
+    def comments_flow(self) -> bool:
+        """Whether the case's comments keep syncing while it is quarantined."""
+        return self.stage not in ("", TICKET, TICKET_DELETED, COMMENTS)
+
+    @property
+    def retry_command(self) -> str:
+        """The one command that helps, once the cause is fixed."""
+        if self.stage == TICKET_DELETED:
+            return f"sirsync retry {self.case_id} --target {self.target} --recreate"
+        return f"sirsync retry {self.case_id}"
 
 
 @dataclass(frozen=True)

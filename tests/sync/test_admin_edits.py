@@ -83,7 +83,9 @@ def test_sync_once_prints_a_summary_line_and_exits_zero(sandbox: Sandbox, tmp_pa
     new_case(sandbox)
     result = sync_process(sandbox, tmp_path / "state.sqlite")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("cycle 1: cases 1, created 1, updated 0, comments 0, transitions 0, ")
+    assert result.stdout.startswith(
+        "cycle 1: cases 1, tickets 1, created 1, updated 0, comments 0, transitions 0, "
+    )
     assert "conflicts 0, errors 0" in result.stdout
     assert run_sync(sandbox, tmp_path / "state.sqlite") == 0
 

@@ -1,0 +1,121 @@
+"""Exit codes that monitoring can trust, and signals that stop a run between two cases."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.sandbox.clients import jira_client
+from connectors.sandbox.identities import RESPONDER
+from connectors.sandbox.runner import Sandbox
+from connectors.state import CREATING, LINKED, SqliteStateStore
+from tests.sync.conftest import sirsync_environment, sync_process
+from tests.sync.test_crash import new_case
+from tests.sync.test_operations import NO_WAY_TO_WORK
+
+
+def _jira_issues(sandbox: Sandbox) -> dict[str, str]:
+    """Case id -> issue key, read from the sandbox's memory."""
+    found = {}
+    for key, issue in sandbox.jira.issues.items():
+        for label in issue.labels:
+            if label.startswith("sirsync-case-"):
+                found[label.removeprefix("sirsync-case-")] = key
+    return found
+
+
+def test_a_quarantined_case_makes_sync_exit_4_naming_the_one_command_that_helps(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    stuck, fine = new_case(sandbox, "Stuck"), new_case(sandbox, "Fine")
+    assert sync_process(sandbox, state).returncode == 0
+    sandbox.jira.set_workflow(NO_WAY_TO_WORK)
+    jira_client(sandbox, RESPONDER).issue(_jira_issues(sandbox)[fine]).delete()
+    sandbox.sir.store.set_status(RESPONDER.aws_principal, stuck, "Detection and Analysis", self_managed=True)
+    sandbox.sir.store.set_status(RESPONDER.aws_principal, fine, "Detection and Analysis", self_managed=True)
+
+    first = sync_process(sandbox, state, SIRSYNC_SYNC__QUARANTINE_AFTER="1")
+    again = sync_process(sandbox, state, SIRSYNC_SYNC__QUARANTINE_AFTER="1")
+
+    for result in (first, again):
+        assert result.returncode == 4, result.stderr
+        lines = [line for line in result.stderr.splitlines() if "quarantined: case" in line]
+        assert len(lines) == 2, result.stderr
+        status_line = next(line for line in lines if stuck in line)
+        deleted_line = next(line for line in lines if fine in line)
+        assert status_line.endswith(f"Once that is fixed: sirsync retry {stuck}"), status_line
+        assert deleted_line.endswith(f"sirsync retry {fine} --target jira --recreate"), deleted_line
+        assert f"`sirsync retry {fine}`" not in result.stderr  # no second, contradictory advice
+    assert "quarantined 2" in first.stdout and "quarantined 2" in again.stdout
+
+
+@pytest.fixture
+def slow_jira(sandbox: Sandbox) -> Iterator[None]:
+    sandbox.jira.latency_ms = 40  # long enough for a signal to land between two cases
+    yield
+    sandbox.jira.latency_ms = 0
+
+
+def _start(sandbox: Sandbox, state: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "connectors.cli", "sync", *args],
+        env=sirsync_environment(sandbox, state),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_until(condition: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_cycle_finishes_the_current_case_and_leaves_none_half_done(
+    sandbox: Sandbox, tmp_path: Path, slow_jira: None, sig: signal.Signals, code: int
+) -> None:
+    cases = [new_case(sandbox, f"Case {n}") for n in range(25)]
+    state = tmp_path / "state.sqlite"
+    process = _start(sandbox, state, "--once")
+    _wait_until(lambda: len(_jira_issues(sandbox)) >= 2)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == code, stderr
+    created = _jira_issues(sandbox)
+    assert 2 <= len(created) < len(cases), stderr
+    left = len(cases) - len(created)
+    assert "jira case(s) left for the next cycle" in stderr and f"; {left} jira" in stderr, stderr
+    assert "Traceback" not in stderr
+    store = SqliteStateStore(state)
+    try:  # every ticket made is recorded as linked: nothing half-done
+        links = {link.case_id: link for link in store.links("jira", (LINKED, CREATING))}
+        assert {case_id: link.ticket_key for case_id, link in links.items()} == created
+        assert all(link.state == LINKED for link in links.values())
+    finally:
+        store.close()
+
+    rerun = sync_process(sandbox, state)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(_jira_issues(sandbox)) == sorted(cases)  # the rest, each once
+
+
+def test_a_signal_between_cycles_of_every_exits_with_its_code(sandbox: Sandbox, tmp_path: Path) -> None:
+    process = _start(sandbox, tmp_path / "state.sqlite", "--every", "60")
+    assert process.stdout is not None
+    first_line = process.stdout.readline()  # the first cycle is done
+    assert first_line.startswith("cycle 1:"), first_line
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "stopped between cycles, after cycle 1" in stderr and "Traceback" not in stderr
