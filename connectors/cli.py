@@ -10,7 +10,7 @@ import threading
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -97,10 +97,17 @@ def _load_settings(config: Path | None) -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        _fail(f"invalid settings: {problems}")
+        for error in exc.errors()[:-1]:
+            typer.echo(f"sirsync: {_setting_problem(error)}", err=True)
+        _fail(_setting_problem(exc.errors()[-1]))
+
+
+def _setting_problem(error: Any) -> str:
+    """A settings error named as the operator sets it: the variable (or the config file's key)."""
+    parts = [str(part) for part in error["loc"]]
+    variable = "SIRSYNC_" + "__".join(parts).upper()
+    where = f"{variable} (or {'.'.join(parts)} in the config file)"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 from connectors import mappings
 
 KNOWN_TARGETS = ("jira", "servicenow")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PREFIX = "SIRSYNC_"
 # part of the contract without being settings: the config file, and a test hook (connectors/crashpoints.py)
 NOT_SETTINGS = ("SIRSYNC_CONFIG", "SIRSYNC_CRASH_AT")
@@ -127,7 +128,7 @@ class Settings(BaseSettings):
 
     targets: Annotated[list[str], NoDecode] = ["jira"]
     state_path: Path = Path("sirsync.sqlite")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     sir: SirSettings = SirSettings()
     jira: JiraSettings = JiraSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
@@ -139,6 +140,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("targets")
     @classmethod

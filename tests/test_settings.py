@@ -129,3 +129,25 @@ def test_a_config_file_that_is_not_yaml_is_one_line_not_a_traceback(tmp_path: Pa
     assert result.returncode == 2
     assert result.stderr.startswith(f"sirsync: {config}:2: not valid YAML: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_invalid_value_names_the_variable_to_fix_not_a_traceback(tmp_path: Path) -> None:
+    result = sirsync(
+        "sync",
+        "--once",
+        SIRSYNC_STATE_PATH=str(tmp_path / "s.sqlite"),
+        SIRSYNC_LOG_LEVEL="LOUD",
+        SIRSYNC_SYNC__QUARANTINE_AFTER="0",
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "sirsync: SIRSYNC_LOG_LEVEL (or log_level in the config file): 'LOUD' is not a log level; "
+        "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        "sirsync: SIRSYNC_SYNC__QUARANTINE_AFTER (or sync.quarantine_after in the config file): "
+        "Input should be greater than or equal to 1",
+    ]
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_the_log_level_is_read_in_any_case() -> None:
+    assert Settings(log_level="debug").log_level == "DEBUG"
