@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.state import diagnosis
 from connectors.state.base import LINKED, Action, Baseline, CommentLink, Failure, Lease, Link, StateStore
 
 SCHEMA_VERSION = 2
@@ -78,19 +80,30 @@ class SqliteStateStore(StateStore):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
+        if os.path.isdir(self.path):
+            raise StateError(diagnosis.is_directory(self.path))
         try:
-            if self.path.parent != Path(""):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(diagnosis.cannot_create_directory(self.path, exc)) from exc
+        try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(diagnosis.cannot_open(self.path, exc)) from exc
+        try:
             version = self._open()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(
-                f"the state file {self.path} is not a usable SQLite database ({exc}). Move it aside and run "
-                "`sirsync sync --once`: links are found again through the cross-references on tickets."
-            ) from exc
-        if version is None:
-            raise StateError(f"the state file {self.path} has no schema version; move it aside")
+        except (sqlite3.Error, OSError) as exc:
+            self._db.close()
+            raise StateError(diagnosis.cannot_open(self.path, exc)) from exc
+        unwritable = diagnosis.cannot_write(self.path)
+        if unwritable is not None:
+            self._db.close()
+            raise StateError(unwritable)
+        if version is None or not version.isdigit():
+            self._db.close()
+            raise StateError(diagnosis.not_a_state_file(self.path, "it has no schema version"))
         if int(version) > SCHEMA_VERSION:
+            self._db.close()
             raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {version})")
 
     def _open(self) -> str | None:

@@ -148,7 +148,7 @@ def test_a_corrupt_state_file_is_refused_with_the_way_out(sandbox: Sandbox, tmp_
     state.write_bytes(b"this is not a database" * 100)
     result = cli(sandbox, state, "sync", "--once")
     assert result.returncode == 2
-    assert str(state) in result.stderr and "Move it aside" in result.stderr
+    assert str(state) in result.stderr and "move it aside" in result.stderr
     assert state.read_bytes().startswith(b"this is not a database")  # left as it was, for inspection
 
 
