@@ -165,15 +165,34 @@ def sync(
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
-    """Show what the state file knows: links, cursors, the runner's lease, quarantined cases."""
-    from connectors import jobs
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with all of it, for scripts.")
+    ] = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code",
+            help="Exit 4 if a case is quarantined, 1 if one is failing but not quarantined, else 0.",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show what the state file knows: links, cursors, the runner's lease, failing and quarantined cases.
+
+    Reads the state file alone; no system is contacted. With --exit-code the exit code is what `sync`
+    would report for these cases (0 all synced, 1 some case failing, 4 cases quarantined), for health
+    checks; 2 means the settings or the state file are wrong.
+    """
+    from connectors import admin
     from connectors.state import StateError
 
+    settings = _load_settings(config)
     try:
-        raise typer.Exit(jobs.show_status(_load_settings(config), typer.echo))
+        code = admin.show_status(settings, typer.echo, as_json=as_json, exit_code=exit_code)
     except StateError as exc:
         _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -182,20 +201,31 @@ def retry(
     every_case: Annotated[bool, typer.Option("--all", help="Release every quarantined case.")] = False,
     target: Annotated[str | None, typer.Option(help="Only for this target (jira, servicenow).")] = None,
     recreate: Annotated[
-        bool, typer.Option("--recreate", help="Forget the case's ticket (deleted?) so a new one is created.")
+        bool,
+        typer.Option(
+            "--recreate",
+            help="The case's ticket was deleted: once the target confirms it is gone, forget the link so "
+            "the next cycle creates a new ticket. Needs --target.",
+        ),
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Release quarantined cases so the next cycle tries them again."""
-    from connectors import jobs
+    """Release quarantined cases so the next cycle syncs them again; says what it did for each.
+
+    Exit codes: 0 done (or --all with nothing quarantined), 1 nothing done for the case named (unknown,
+    not quarantined, or with --recreate a ticket that still exists or cannot be looked up), 2 bad
+    settings, arguments or state file.
+    """
+    from connectors import admin
     from connectors.state import StateError
 
+    settings = _load_settings(config)
+    echo_err = partial(typer.echo, err=True)
     try:
-        raise typer.Exit(
-            jobs.retry(_load_settings(config), case_id, every_case, target, recreate, typer.echo)
-        )
+        code = admin.retry(settings, case_id, every_case, target, recreate, typer.echo, echo_err)
     except StateError as exc:
         _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()

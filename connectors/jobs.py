@@ -1,4 +1,7 @@
-"""What the ``sync``, ``status`` and ``retry`` commands do, apart from parsing their arguments."""
+"""What the ``sync`` command does, apart from parsing its arguments.
+
+``status`` and ``retry`` are in :mod:`connectors.admin`.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
-from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore
 
 # exit codes, documented in the README; a signal ends a run with 128 + its number (130, 143)
 OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD, QUARANTINED = 0, 1, 2, 3, 4
@@ -202,72 +204,6 @@ def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
             f"{failure.last_error}{flowing}. Once that is fixed: {failure.retry_command}"
         )
     return bool(held)
-
-
-def show_status(settings: Settings, out: Echo) -> int:
-    """Links, cursors, the lease and quarantined cases, read from the state file alone."""
-    if not settings.state_path.exists():
-        out(f"No state yet at {settings.state_path}: nothing has been synced with these settings.")
-        return OK
-    state = SqliteStateStore(settings.state_path)
-    try:
-        out(f"state: {settings.state_path}")
-        for target in settings.targets:
-            counts = {name: len(state.links(target, (name,))) for name in (LINKED, CREATING, SKIPPED)}
-            cursor = state.cursor(target, target) or "none yet"
-            out(
-                f"{target}: {counts[LINKED]} linked, {counts[CREATING]} being created, "
-                f"{counts[SKIPPED]} skipped (closed when first seen); change cursor {cursor}"
-            )
-        lease = state.lease()
-        out(
-            f"runner: pid {lease.pid} on {lease.host}, lease until {lease.expires_at}"
-            if lease
-            else "runner: none"
-        )
-        held = state.failures(quarantined_only=True)
-        out(f"quarantined: {len(held)}")
-        for failure in held:
-            flowing = "; its comments keep flowing" if failure.stage not in ("", "ticket") else ""
-            out(
-                f"  {failure.case_id} ({failure.target}) {failure.stage or 'case'} since {failure.since}, "
-                f"{failure.count} failing cycle(s){flowing}: {failure.last_error}"
-            )
-        failing = [f for f in state.failures() if not f.quarantined]
-        if failing:
-            out(f"failing, not yet quarantined: {len(failing)}")
-            for failure in failing:
-                kind = "passing trouble" if failure.retriable else "refused"
-                out(
-                    f"  {failure.case_id} ({failure.target}) {failure.stage or 'case'}, {kind}, "
-                    f"{failure.count} failing cycle(s): {failure.last_error}"
-                )
-        return OK
-    finally:
-        state.close()
-
-
-def retry(
-    settings: Settings, case_id: str | None, every_case: bool, target: str | None, recreate: bool, out: Echo
-) -> int:
-    """Release quarantined cases; with ``recreate``, forget the case's link so a new ticket is made."""
-    if (case_id is None) == (not every_case):
-        out("sirsync: give a case id, or --all")
-        return BAD_SETUP
-    if recreate and (case_id is None or target is None):
-        out("sirsync: --recreate needs a case id and --target")
-        return BAD_SETUP
-    state = SqliteStateStore(settings.state_path)
-    try:
-        released = state.release(case_id, target)
-        if recreate and case_id is not None and target is not None:
-            state.forget_link(case_id, target)
-            state.record(case_id, target, "link_forgotten", reason="sirsync retry --recreate")
-            out(f"case {case_id} ({target}): link forgotten; the next cycle creates a new ticket")
-        out(f"released {released} quarantined case(s)")
-        return OK
-    finally:
-        state.close()
 
 
 def configure_logging(level: str) -> None:

@@ -54,7 +54,8 @@ def test_a_case_that_keeps_failing_is_quarantined_while_others_sync(harness: Har
     assert "quarantined: 1" in shown.stdout and stuck in shown.stdout and "no path" in shown.stdout
 
     released = cli(harness.sandbox, state, "retry", stuck)
-    assert released.returncode == 0 and "released 1" in released.stdout
+    assert released.returncode == 0
+    assert released.stdout == f"released case {stuck} (jira): the next cycle syncs it again\n"
     report = harness.cycle()
     assert report.quarantined == 0 and report.errors == 1  # tried again, and still refused
 
@@ -74,7 +75,12 @@ def test_a_deleted_ticket_quarantines_its_case_until_recreated(harness: Harness)
     assert driver.keys(case_id) == []  # nothing was recreated on its own
 
     state = harness.settings.state_path
-    assert cli(harness.sandbox, state, "retry", case_id, "--target", "jira", "--recreate").returncode == 0
+    recreated = cli(harness.sandbox, state, "retry", case_id, "--target", "jira", "--recreate")
+    assert recreated.returncode == 0, recreated.stderr
+    assert recreated.stdout == (
+        f"case {case_id} (jira): the ticket {key} was deleted; link forgotten, the next cycle creates a new "
+        "ticket\n"
+    )
     harness.converge()
     (new_key,) = driver.keys(case_id)
     assert new_key != key
@@ -198,9 +204,17 @@ class TestDeletedIncident:
         assert driver.keys(case_id) == []
 
         state = harness.settings.state_path
-        assert (
-            cli(harness.sandbox, state, "retry", case_id, "--target", "servicenow", "--recreate").returncode
-            == 0
+        recreated = cli(
+            harness.sandbox,
+            state,
+            "retry",
+            case_id,
+            "--target",
+            "servicenow",
+            "--recreate",
+            SIRSYNC_TARGETS="servicenow",
         )
+        assert recreated.returncode == 0, recreated.stderr
+        assert f"the ticket {record['number']} was deleted; link forgotten" in recreated.stdout
         harness.converge()
         assert driver.record(case_id)["short_description"] == "Changed after the delete"
