@@ -230,7 +230,15 @@ def retry(
 
 @app.command()
 def demo() -> None:
-    """Start the sandbox in-process, seed it, and show that all three APIs answer the real clients."""
+    """Run real sync cycles between SIR, Jira and ServiceNow in the built-in sandbox, and show them.
+
+    Starts the sandbox in-process and seeds three SIR cases (one opened by AWS, with AWS comments, an
+    AWS status change, a question for the customer and the investigative agent's work). Syncs them to
+    Jira and ServiceNow, acts as a responder in Jira (a comment, a transition, an edit) and in
+    ServiceNow (a comment), syncs again, and shows all three systems, the comment threads and where the
+    agent's work landed, then an idle cycle that writes nothing. The state lives in a temporary
+    directory; nothing outside loopback is contacted.
+    """
     from connectors.demo import run_demo
 
     run_demo()

@@ -203,9 +203,9 @@ def _unknown_config_keys(path: str, suggestions: list[str]) -> list[str]:
         located = LocatedYaml(path, Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         return [f"{path}: cannot read the config file: {getattr(exc, 'strerror', None) or exc}"]
-    except MappingError as exc:
-        line, _, _ = exc.problems[0]
-        return [f"{path}:{line}: not valid YAML: {getattr(exc.__cause__, 'problem', None) or exc.__cause__}"]
+    except MappingError as exc:  # a YAML syntax error, already with its line
+        line, _, message = exc.problems[0]
+        return [f"{path}:{line}: {message}" if line else f"{path}: {message}"]
     if located.data is None:
         return []
     if not isinstance(located.data, dict):

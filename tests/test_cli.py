@@ -12,7 +12,9 @@ from pathlib import Path
 import requests
 
 from connectors.mapping import load_mapping
+from connectors.sandbox.runner import Sandbox
 from connectors.settings import shipped_mapping
+from tests.sync.conftest import sirsync_environment
 
 SIRSYNC = [sys.executable, "-m", "connectors.cli"]
 
@@ -65,6 +67,56 @@ def test_help_lists_the_commands() -> None:
     result = subprocess.run([*SIRSYNC, "--help"], capture_output=True, text=True, timeout=30, check=True)
     assert "sandbox" in result.stdout
     assert "demo" in result.stdout
+
+
+def test_demo_help_says_what_the_demo_does_now() -> None:
+    result = subprocess.run(
+        [*SIRSYNC, "demo", "--help"], capture_output=True, text=True, timeout=30, check=True
+    )
+    text = " ".join(result.stdout.split())
+    for part in ("SIR, Jira and ServiceNow", "responder in Jira", "idle cycle that writes nothing"):
+        assert part in text
+
+
+def _not_valid_yaml(sandbox: Sandbox, tmp_path: Path, **env: str) -> str:
+    """What ``sirsync sync --once`` fails with, at start, before it writes anything."""
+    state = tmp_path / "state.sqlite"
+    result = subprocess.run(
+        [*SIRSYNC, "sync", "--once"],
+        env=sirsync_environment(sandbox, state, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert '"<unicode string>"' not in result.stderr and "Traceback" not in result.stderr
+    assert not state.exists()
+    return result.stderr
+
+
+def test_a_yaml_syntax_error_in_a_mapping_names_the_file_and_the_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "jira.yaml"
+    mapping.write_text("version: 1\nfields:\n  summary: direction: both\n")
+    stderr = _not_valid_yaml(sandbox, tmp_path, SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert (
+        stderr == f"sirsync: {mapping}:3: not valid YAML: mapping values are not allowed here at column 21\n"
+    )
+
+
+def test_a_yaml_syntax_error_in_the_config_file_names_the_file_and_the_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('targets: jira\njira:\n  project: "SEC\n')
+    stderr = _not_valid_yaml(sandbox, tmp_path, SIRSYNC_CONFIG=str(config))
+    assert stderr == (
+        f"sirsync: {config}:4: not valid YAML: found unexpected end of stream at column 1 "
+        "(while scanning a quoted scalar begun at line 3, column 12)\n"
+    )
 
 
 def test_demo_runs_against_the_in_process_sandbox() -> None:

@@ -52,9 +52,8 @@ class LocatedYaml:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             self.data: Any = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise MappingError(path, [(line, "", f"not valid YAML: {exc}")]) from exc
+            line, problem = yaml_problem(exc)
+            raise MappingError(path, [(line, "", f"not valid YAML: {problem}")]) from exc
         self._lines: dict[Location, int] = {}
         if node is not None:
             self._index(node, ())
@@ -80,6 +79,25 @@ class LocatedYaml:
 
     def error(self, location: Location, message: str) -> MappingError:
         return MappingError(self.path, [(self.line_of(location), dotted(location), message)])
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """The line (1-based) of a YAML syntax error and what is wrong there, in one line.
+
+    PyYAML's own text places the error ``in "<unicode string>"`` with a drawing of the line; the
+    caller names the file, so only the line, the column and the words are kept.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return None, str(exc)
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "syntax error"
+    if mark is not None:
+        problem += f" at column {mark.column + 1}"
+    if exc.context and exc.problem:
+        begun = exc.context_mark
+        at = "" if begun is None else f" begun at line {begun.line + 1}, column {begun.column + 1}"
+        problem += f" ({exc.context}{at})"
+    return (mark.line + 1 if mark is not None else None), problem
 
 
 def dotted(location: Location) -> str:
