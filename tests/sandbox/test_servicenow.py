@@ -427,3 +427,66 @@ def test_streamed_query_parses_through_pysnow(sandbox: Sandbox, snow: pysnow.Cli
     incidents = snow.resource(api_path="/table/incident")
     rows = incidents.get(query="short_descriptionLIKEcaret ^^ in", stream=True)
     assert [r["short_description"] for r in rows.all()] == ["caret ^ inside"]
+
+
+# --- sys_choice and absent tables -----------------------------------------------------------------------
+
+
+def test_sys_choice_lists_each_tables_state_choices_as_the_real_table_does(snow: pysnow.Client) -> None:
+    choices = snow.resource(api_path="/table/sys_choice")
+    query = "name=incident^element=state^inactive=false"
+    rows = choices.get(query=query, fields=["value", "label"]).all()
+    assert {row["value"]: row["label"] for row in rows} == {
+        "1": "New",
+        "2": "In Progress",
+        "3": "On Hold",
+        "6": "Resolved",
+        "7": "Closed",
+        "8": "Canceled",
+    }
+    secops = choices.get(query="name=sn_si_incident^element=state", fields=["value"]).all()
+    assert sorted(int(row["value"]) for row in secops) == [3, 10, 16, 18, 19, 20, 100]
+    [row] = choices.get(query="name=incident^element=close_code^value=Duplicate").all()
+    assert {name: row[name] for name in ("name", "element", "label", "inactive", "language")} == {
+        "name": "incident",
+        "element": "close_code",
+        "label": "Duplicate",
+        "inactive": "false",
+        "language": "en",
+    }
+    assert row["sequence"].isdigit() and len(row["sys_id"]) == 32
+
+
+def test_sys_choice_is_read_only(sandbox: Sandbox) -> None:
+    body = {"name": "incident", "element": "state", "value": "42", "label": "Made up"}
+    response = _http(sandbox, "POST", "/api/now/table/sys_choice", json=body)
+    assert response.status_code == 403
+    assert "ACL Exception Insert Failed" in response.json()["error"]["detail"]
+
+
+def test_an_incident_close_code_outside_its_choices_is_refused(sandbox: Sandbox, snow: pysnow.Client) -> None:
+    created = _incident(snow)
+    path = f"/api/now/table/incident/{created['sys_id']}"
+    body = {"state": "7", "close_code": "Fixed it", "close_notes": "ok"}
+    response = _http(sandbox, "PATCH", path, json=body)
+    assert response.status_code == 403
+    assert "Invalid Resolution code value 'Fixed it'" in response.json()["error"]["detail"]
+
+
+def test_an_absent_table_answers_invalid_table_and_has_no_choices(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    sandbox.servicenow.configure({"absent_tables": ["sn_si_incident"]})
+    response = _http(sandbox, "GET", "/api/now/table/sn_si_incident?sysparm_limit=1")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Invalid table sn_si_incident"
+    choices = snow.resource(api_path="/table/sys_choice")
+    assert choices.get(query="name=sn_si_incident").all() == []
+    assert choices.get(query="name=incident^element=state").all() != []
+    assert _http(sandbox, "GET", "/api/now/table/incident?sysparm_limit=1").status_code == 200
+
+
+def test_absent_tables_must_name_known_tables(sandbox: Sandbox) -> None:
+    url = f"{sandbox.servicenow_url}/_sandbox/config"
+    response = requests.post(url, json={"absent_tables": ["sn_si_incidnet"]}, timeout=10)
+    assert response.status_code == 400 and "absent_tables" in response.json()["message"]

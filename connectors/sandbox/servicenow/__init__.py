@@ -1,4 +1,5 @@
-"""ServiceNow sandbox: the Table API (incident, sn_si_incident, sys_journal_field) and the attachment API.
+"""ServiceNow sandbox: the Table API (incident, sn_si_incident, sys_journal_field, read-only sys_choice)
+and the attachment API.
 
 See :mod:`.query` for the encoded-query subset, :mod:`.records` for what a save does, and
 :mod:`.render` for ``sysparm_display_value``. Switches (``POST /_sandbox/config`` or

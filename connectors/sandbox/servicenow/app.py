@@ -30,8 +30,8 @@ API_PREFIXES = ("/api/now", "/api/now/v1", "/api/now/v2")
 
 
 class ServiceNowSandbox(SandboxApp):
-    """Tables ``incident``, ``sn_si_incident``, ``sys_journal_field`` (plus read-only ``sys_user`` and
-    ``sys_user_group``) and the attachment API, behind basic auth."""
+    """Tables ``incident``, ``sn_si_incident``, ``sys_journal_field`` (plus read-only ``sys_choice``,
+    ``sys_user`` and ``sys_user_group``) and the attachment API, behind basic auth."""
 
     name = "servicenow"
     store: Store
@@ -124,6 +124,10 @@ class ServiceNowSandbox(SandboxApp):
                 if name in ("journal_acl_hidden_for", "revoked"):
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                         raise SandboxError(400, {"message": f"{name} must be a list of user names"})
+                elif name == "absent_tables":
+                    if not isinstance(value, list) or not all(v in schema.TABLES for v in value):
+                        known = sorted(schema.TABLES)
+                        raise SandboxError(400, {"message": f"{name} must be a list of tables of {known}"})
                 elif name == "overlong_strings" and value not in ("truncate", "reject"):
                     raise SandboxError(400, {"message": f"{name} must be 'truncate' or 'reject'"})
                 elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -134,9 +138,11 @@ class ServiceNowSandbox(SandboxApp):
     # --- Table API ---------------------------------------------------------------------------------------
 
     def _table(self, request: Request) -> schema.Table:
-        name = request.params["table"]
+        return self._known_table(request.params["table"])
+
+    def _known_table(self, name: str) -> schema.Table:
         table = schema.TABLES.get(name)
-        if table is None:
+        if table is None or name in self.settings.absent_tables:
             raise snow_error(400, f"Invalid table {name}")
         return table
 
@@ -148,6 +154,8 @@ class ServiceNowSandbox(SandboxApp):
     def _list(self, request: Request) -> Response:
         table = self._table(request)
         rows = [] if self._hidden(request, table) else list(self.store.tables[table.name].values())
+        if table.name == "sys_choice":  # an absent table has no choice lists either
+            rows = [row for row in rows if row["name"] not in self.settings.absent_tables]
         return self._page(request, table, rows)
 
     def _page(self, request: Request, table: schema.Table, rows: list[dict[str, str]]) -> Response:
@@ -223,8 +231,7 @@ class ServiceNowSandbox(SandboxApp):
         if missing:
             raise snow_error(400, f"Missing required parameter: {missing[0]}")
         table_name, table_sys_id = request.arg("table_name") or "", request.arg("table_sys_id") or ""
-        if table_name not in schema.TABLES:
-            raise snow_error(400, f"Invalid table {table_name}")
+        self._known_table(table_name)
         if table_sys_id not in self.store.tables[table_name]:
             raise snow_error(400, "Invalid table_sys_id", f"No record {table_sys_id} in {table_name}")
         sys_id = self.store.new_sys_id()

@@ -49,6 +49,9 @@ class Settings:
     invalid_query_returns_no_rows: bool = False  # glide.invalid_query.returns_no_rows
     rate_limit: int = 1000  # what X-RateLimit-Limit announces on an injected 429
     revoked: list[str] = field(default_factory=list)  # users refused from now on, as a wrong password is
+    # tables this instance does not have (sn_si_incident without the Security Incident Response
+    # application): "Invalid table", as for any unknown name, and no sys_choice rows
+    absent_tables: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -65,6 +68,15 @@ class Store:
         self.contents: dict[str, bytes] = {}
         self.counters: dict[str, int] = {}
         self._seed_users()
+        for row in schema.choice_rows():
+            self.tables["sys_choice"][row["sys_id"]] = {
+                "sys_created_on": "2020-01-01 00:00:00",
+                "sys_created_by": "admin",
+                "sys_updated_on": "2020-01-01 00:00:00",
+                "sys_updated_by": "admin",
+                "sys_mod_count": "0",
+                **row,
+            }
 
     def _seed_users(self) -> None:
         for table, rows, key in (

@@ -100,6 +100,30 @@ SIR_STATES = {
     "3": "Closed",
 }
 SEVERITY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
+# Incident resolution codes, value = label: those of older releases next to those of recent ones, as an
+# instance upgraded across releases keeps both. Security incidents' close codes are left free text here.
+INCIDENT_CLOSE_CODES = {
+    code: code
+    for code in (
+        "Solved (Work Around)",
+        "Solved (Permanently)",
+        "Solved Remotely (Work Around)",
+        "Solved Remotely (Permanently)",
+        "Not Solved (Not Reproducible)",
+        "Not Solved (Too Costly)",
+        "Closed/Resolved by Caller",
+        "Duplicate",
+        "Known error",
+        "No resolution provided",
+        "Resolved by caller",
+        "Resolved by change",
+        "Resolved by problem",
+        "Resolved by request",
+        "Solution provided",
+        "Workaround provided",
+        "User error",
+    )
+}
 
 
 def _task_fields(state_choices: dict[str, str], default_state: str) -> list[Field]:
@@ -141,7 +165,7 @@ INCIDENT = _table(
         Field("caller_id", "Caller", REFERENCE, reference="sys_user"),
         Field("category", "Category", max_length=40, default="inquiry"),
         Field("subcategory", "Subcategory", max_length=40),
-        Field("close_code", "Resolution code", max_length=40),
+        Field("close_code", "Resolution code", CHOICE, max_length=40, choices=INCIDENT_CLOSE_CODES),
         Field("close_notes", "Resolution notes", max_length=4000),
         Field("hold_reason", "On hold reason", CHOICE, choices=HOLD_REASONS),
         Field("severity", "Severity", CHOICE, choices=SEVERITY, default="3"),
@@ -209,6 +233,24 @@ ATTACHMENT_TABLE = _table(
     writable=False,
 )
 
+# The choice lists of every choice field above, one row per value, as sys_choice holds them; read-only,
+# generated from this module (see :func:`choice_rows`).
+CHOICE_TABLE = _table(
+    "sys_choice",
+    "Choices",
+    [
+        *SYSTEM_FIELDS,
+        Field("name", "Table"),
+        Field("element", "Element"),
+        Field("value", "Value"),
+        Field("label", "Label"),
+        Field("inactive", "Inactive", BOOLEAN, default="false"),
+        Field("language", "Language", default="en"),
+        Field("sequence", "Sequence", INTEGER),
+    ],
+    writable=False,
+)
+
 USER_TABLE = _table(
     "sys_user",
     "User",
@@ -217,7 +259,9 @@ USER_TABLE = _table(
 )
 GROUP_TABLE = _table("sys_user_group", "Group", [*SYSTEM_FIELDS, Field("name", "Name")], writable=False)
 
-TABLES = {t.name: t for t in (INCIDENT, SECURITY_INCIDENT, JOURNAL_TABLE, USER_TABLE, GROUP_TABLE)}
+TABLES = {
+    t.name: t for t in (INCIDENT, SECURITY_INCIDENT, JOURNAL_TABLE, CHOICE_TABLE, USER_TABLE, GROUP_TABLE)
+}
 JOURNAL_LABELS = {"comments": "Additional comments", "work_notes": "Work notes"}
 DISPLAY_FIELD = {"sys_user": "name", "sys_user_group": "name"}
 
@@ -225,6 +269,29 @@ DISPLAY_FIELD = {"sys_user": "name", "sys_user_group": "name"}
 def fixed_sys_id(key: str) -> str:
     """A stable 32-hex sys_id for the seeded users and groups."""
     return hashlib.md5(key.encode()).hexdigest()
+
+
+def choice_rows() -> list[dict[str, str]]:
+    """sys_choice's rows: one per value of each choice field of each table, in the field's order."""
+    rows = []
+    for table in TABLES.values():
+        for spec in table.fields.values():
+            if spec.kind != CHOICE:
+                continue
+            for sequence, (value, label) in enumerate(spec.choices.items()):
+                rows.append(
+                    {
+                        "sys_id": fixed_sys_id(f"sys_choice:{table.name}.{spec.name}.{value}"),
+                        "name": table.name,
+                        "element": spec.name,
+                        "value": value,
+                        "label": label,
+                        "inactive": "false",
+                        "language": "en",
+                        "sequence": str(sequence),
+                    }
+                )
+    return rows
 
 
 USERS = [
