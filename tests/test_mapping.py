@@ -129,3 +129,37 @@ def test_servicenow_table_selects_its_shipped_mapping() -> None:
 
     assert ServiceNowSettings(table="incident").mapping_path.name == "servicenow.yaml"
     assert ServiceNowSettings(table="sn_si_incident").mapping_path.name == "servicenow-secops.yaml"
+
+
+@pytest.mark.parametrize("aws_only", ["Acknowledged", "Ready to Close"])
+def test_an_inbound_status_only_aws_sets_is_refused_at_its_line(tmp_path: Path, aws_only: str) -> None:
+    path = edited(tmp_path, "    In Review: Post-incident Activities", f"    In Review: {aws_only}")
+    with pytest.raises(MappingError) as raised:
+        load_mapping(path, "jira")
+    text = str(raised.value)
+    assert text.startswith(f"{path}:{line_of(path, f'In Review: {aws_only}')}: status.inbound.In Review: ")
+    assert "set only by AWS" in text and "Detection and Analysis" in text and "Closed" in text
+    assert len(text.splitlines()) == 1
+
+
+def test_an_inbound_close_is_accepted_as_closecase(tmp_path: Path) -> None:
+    path = edited(tmp_path, "    In Review: Post-incident Activities", "    In Review: Closed")
+    assert load_mapping(path, "jira").status_inbound("In Review") == "Closed"
+
+
+def test_the_mapping_lists_every_ticket_status_and_fixed_value_with_its_line() -> None:
+    mapping = load_mapping(SHIPPED, "jira")
+    statuses = {(named.value, named.key) for named in mapping.target_statuses()}
+    assert ("To Do", "status.outbound.Submitted") in statuses
+    assert ("In Review", "status.inbound.In Review") in statuses
+    assert ("Done", "status.transition_fields.Done") in statuses
+    [to_do] = [named for named in mapping.target_statuses() if named.value == "To Do"]
+    assert to_do.at == f"{SHIPPED}:{line_of(Path(str(SHIPPED)), 'Submitted: To Do')}"
+    resolutions = {named.value for named in mapping.target_values("resolution")}
+    assert resolutions == {"Done", "Won't Do", "Duplicate"}
+    assert mapping.target_values("summary") == []  # copied from the case: no fixed value
+
+    servicenow = load_mapping(shipped_mapping("servicenow.yaml"), "servicenow")
+    assert ("3", "pending_action.customer_status") in {(n.value, n.key) for n in servicenow.target_statuses()}
+    [hold] = servicenow.target_values("hold_reason")  # a template without placeholders is a fixed value
+    assert hold.value == "1" and hold.key == "status.transition_fields.3.hold_reason.template"

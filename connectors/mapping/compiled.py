@@ -25,6 +25,13 @@ from connectors.sir import schema
 
 # values sirsync adds to a case for templates, besides GetCase's fields
 SYNTHETIC_FIELDS = ("investigationSummary",)
+CLOSED = "Closed"  # reached with CloseCase, not UpdateCaseStatus
+
+
+def settable_statuses() -> tuple[str, ...]:
+    """The SIR statuses a customer may set: what UpdateCaseStatus accepts, and Closed (CloseCase)."""
+    member = schema.service_model().operation_model("UpdateCaseStatus").input_shape.members["caseStatus"]
+    return (*member.enum, CLOSED)
 
 
 class MappingValueError(CaseError):
@@ -76,6 +83,15 @@ class CompiledField:
             if target_value == ticket_value:
                 return sir_value
         return None
+
+
+@dataclass(frozen=True)
+class Named:
+    """A value the mapping names in the target system (a status, a choice), and where the file says it."""
+
+    value: str
+    key: str  # the mapping key that holds it: status.outbound.Submitted
+    at: str  # file:line
 
 
 class _Blanks(dict[str, str]):
@@ -166,10 +182,16 @@ class Mapping:
                 raise self._error(
                     ("status", "outbound", sir_status), f"{sir_status!r} is not a SIR status ({statuses})"
                 )
+        settable = settable_statuses()
         for target_status, sir_status in self.spec.status.inbound.items():
+            location = ("status", "inbound", target_status)
             if sir_status not in statuses:
+                raise self._error(location, f"{sir_status!r} is not a SIR status ({statuses})")
+            if sir_status not in settable:
                 raise self._error(
-                    ("status", "inbound", target_status), f"{sir_status!r} is not a SIR status ({statuses})"
+                    location,
+                    f"{sir_status!r} is set only by AWS, never by a customer: map {target_status!r} to one "
+                    f"of {', '.join(settable)}, or leave it out (outbound only)",
                 )
 
     def _check_labels(self) -> None:
@@ -191,6 +213,50 @@ class Mapping:
             raise self._error(
                 ("comments", "header"), f"unknown field(s) {sorted(unknown)}; use origin, author, time"
             )
+
+    # --- what the mapping names in the target, for checks against the live system ----------------------
+
+    def at(self, location: Location) -> str:
+        """``file:line`` of a key (the file alone if the key is not written in it)."""
+        line = self._located.line_of(location)
+        return f"{self.path}:{line}" if line else self.path
+
+    def _named(self, value: str, location: Location) -> Named:
+        return Named(value, dotted(location), self.at(location))
+
+    def target_statuses(self) -> list[Named]:
+        """Every ticket status the mapping names: status.outbound values, status.inbound and
+        status.transition_fields keys, pending_action.customer_status."""
+        status = self.spec.status
+        named = [self._named(value, ("status", "outbound", key)) for key, value in status.outbound.items()]
+        named += [self._named(key, ("status", "inbound", key)) for key in status.inbound]
+        named += [self._named(key, ("status", "transition_fields", key)) for key in status.transition_fields]
+        customer = self.spec.pending_action.customer_status
+        if customer:
+            named.append(self._named(customer, ("pending_action", "customer_status")))
+        return named
+
+    def target_values(self, name: str) -> list[Named]:
+        """Every fixed value the mapping may write into the ticket field ``name``: value tables and
+        defaults, a template without placeholders, the create defaults. Values copied from the case
+        are not fixed and not listed."""
+        sources: list[tuple[ValueSource, Location]] = []
+        if name in self.spec.fields:
+            sources.append((self.spec.fields[name], ("fields", name)))
+        for status, fields in self.spec.status.transition_fields.items():
+            if name in fields:
+                sources.append((fields[name], ("status", "transition_fields", status, name)))
+        named: list[Named] = []
+        for source, location in sources:
+            for key, value in (source.values or {}).items():
+                named.append(self._named(value, (*location, "values", key)))
+            if source.default is not None:
+                named.append(self._named(source.default, (*location, "default")))
+            if source.template is not None and not _placeholders(source.template):
+                named.append(self._named(source.template.strip(), (*location, "template")))
+        if name in self.spec.ticket.defaults:
+            named.append(self._named(self.spec.ticket.defaults[name], ("ticket", "defaults", name)))
+        return named
 
     # --- questions the engine asks ------------------------------------------------------------------
 
@@ -263,6 +329,10 @@ class Mapping:
     @staticmethod
     def _closure_label(template: str, code: str) -> str:
         return template.replace("{closureCode}", _slug(code))
+
+
+def _placeholders(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
 def _matches(value: str, expected: str | list[str]) -> bool:
