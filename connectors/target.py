@@ -10,9 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from connectors.model import Comment, Ticket
 from connectors.text import truncate
+
+if TYPE_CHECKING:
+    from connectors.mapping import Mapping as TargetMapping
+    from connectors.preflight import Problem
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,15 @@ class TargetAdapter(ABC):
     comment_limit: int
     #: how far each change search reaches back before the cursor (coarse dates, lagging search)
     search_overlap_seconds: int
+
+    @abstractmethod
+    def preflight(self, mapping: TargetMapping) -> list[Problem]:
+        """Check, before the first write and writing nothing, that the system answers as itself at its
+        URL, takes the credentials, has the project or table, and has every status and value the
+        mapping names; return what is wrong (see :mod:`connectors.preflight`), nothing if all is well.
+
+        Vendor errors become problems here, as they become our errors in the other methods.
+        """
 
     @abstractmethod
     def find_ticket(self, case_id: str) -> Ticket | None:

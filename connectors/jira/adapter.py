@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
 from jira import JIRA, JIRAError
 
-from connectors.errors import CaseError, FatalError, NotFoundError, connection_failed, throttled_or_failed
+from connectors.errors import (
+    CaseError,
+    FatalError,
+    NotFoundError,
+    RetriableError,
+    SyncError,
+    connection_failed,
+    throttled_or_failed,
+)
 from connectors.jira import markup
 from connectors.model import Comment, Ticket
+from connectors.preflight import CONFIG, Problem, closest, one_line, unavailable, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
 from connectors.text import clean, truncate
 
+if TYPE_CHECKING:
+    from connectors.mapping import Mapping as TargetMapping
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SYNC_LABEL = "sirsync"  # every ticket sirsync syncs carries it: what the change search looks for
 CASE_LABEL_PREFIX = "sirsync-case-"
@@ -30,6 +44,9 @@ TEXT_LIMIT = 32767
 _NAMED_FIELDS = {"priority", "resolution", "issuetype"}  # set as {"name": value}
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
+SERVER_INFO = "/rest/api/2/serverInfo"
+URL_SETTING = "SIRSYNC_JIRA__URL"
+CREDENTIALS = "SIRSYNC_JIRA__USER (the account's email) and SIRSYNC_JIRA__TOKEN (an API token)"
 
 
 def case_label(case_id: str) -> str:
@@ -54,8 +71,12 @@ class JiraAdapter(TargetAdapter):
         timezone: str = "UTC",
         search_overlap_seconds: int = 180,
         retry: RetryPolicy | None = None,
+        url: str = "",
+        timeout: float = 10.0,
     ) -> None:
         self.search_overlap_seconds = search_overlap_seconds
+        self.url = url.rstrip("/")  # the site, as SIRSYNC_JIRA__URL names it (for preflight and messages)
+        self._timeout = timeout
         # a factory connects on first use, so that Jira being down at start fails a cycle, not the run
         self._client = client
         self.project = project
@@ -65,6 +86,8 @@ class JiraAdapter(TargetAdapter):
         self._account_id: str | None = None
         # learned workflow: (issue type, status) -> transitions available there
         self._graph: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # the statuses of the project's workflow, by issue type, read without moving an issue
+        self._statuses: dict[str, set[str]] | None = None
 
     @classmethod
     def from_settings(
@@ -72,12 +95,13 @@ class JiraAdapter(TargetAdapter):
     ) -> JiraAdapter:
         if not (settings.url and settings.user and settings.token):
             raise FatalError("Jira needs SIRSYNC_JIRA__URL, SIRSYNC_JIRA__USER and SIRSYNC_JIRA__TOKEN")
-        policy = retry or RetryPolicy()
+        url = settings.url
 
         def connect() -> JIRA:
+            """Called inside the first call's retry policy, which retries it as that call."""
             try:
                 return JIRA(
-                    server=settings.url,
+                    server=url,
                     basic_auth=(
                         settings.user or "",
                         settings.token.get_secret_value() if settings.token else "",
@@ -86,17 +110,25 @@ class JiraAdapter(TargetAdapter):
                     max_retries=0,  # our RetryPolicy is the only one; the library would retry POSTs
                 )
             except JIRAError as exc:
+                if exc.status_code == 404:
+                    raise FatalError(_not_jira(url, f"HTTP 404 at {SERVER_INFO}")) from exc
                 raise _translate(exc, "connect") from exc
+            except requests.JSONDecodeError as exc:
+                raise FatalError(_not_jira(url, f"no JSON at {SERVER_INFO}")) from exc
             except requests.RequestException as exc:
                 raise connection_failed("Jira connect", exc) from exc
+            except (KeyError, TypeError) as exc:  # JSON without Jira's versionNumbers
+                raise FatalError(_not_jira(url, f"no version at {SERVER_INFO}")) from exc
 
         return cls(
-            lambda: policy.call(connect),
+            connect,
             settings.project,
             issue_type=issue_type,
             timezone=settings.timezone,
             search_overlap_seconds=settings.search_overlap_seconds,
-            retry=policy,
+            retry=retry,
+            url=url,
+            timeout=settings.timeout_seconds,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -113,6 +145,8 @@ class JiraAdapter(TargetAdapter):
                 return function()
             except JIRAError as exc:
                 raise _translate(exc, what) from exc
+            except requests.JSONDecodeError as exc:  # an answer, but not Jira's: repeating it will not help
+                raise CaseError(f"Jira {what}: the answer is not JSON") from exc
             except requests.RequestException as exc:
                 raise connection_failed(f"Jira {what}", exc) from exc
 
@@ -140,6 +174,127 @@ class JiraAdapter(TargetAdapter):
         if self._account_id is None:
             self._account_id = str(self._get("myself")["accountId"])
         return self._account_id
+
+    # --- before the first write ----------------------------------------------------------------------
+
+    def preflight(self, mapping: TargetMapping) -> list[Problem]:
+        """The site answers as Jira Cloud, takes the credentials, has the project and the mapping's issue
+        type, and its workflow has every status the mapping names (priorities and resolutions too).
+        Only reads."""
+        site = self.url or str(self._jira.server_url)
+        problem = self._probe_server(site)
+        if problem is not None:
+            return [problem]
+        try:
+            self._account_id = str(self._get("myself")["accountId"])
+        except SyncError as exc:
+            return [self._refused(exc, site, "read its own profile (GET myself)")]
+        except (KeyError, TypeError):
+            return [Problem("Jira", _not_jira(site, "no accountId in GET myself"), URL_SETTING, site)]
+        try:
+            self._get(f"project/{self.project}")
+            by_type = self._project_statuses()
+        except NotFoundError:
+            message = f"project {self.project} does not exist or the user cannot see it"
+            return [Problem("Jira", message, "SIRSYNC_JIRA__PROJECT (or the user's Browse permission)", site)]
+        except SyncError as exc:
+            return [self._refused(exc, site, f"read project {self.project}")]
+        if by_type is None:
+            path = f"/rest/api/2/project/{self.project}/statuses"
+            return [Problem("Jira", _not_jira(site, f"unexpected answer at {path}"), URL_SETTING, site)]
+        issue_type = mapping.spec.ticket.issue_type or self.issue_type
+        if issue_type not in by_type:
+            guess = closest(issue_type, by_type)
+            hint = f"; did you mean {guess!r}?" if guess else f" (it has {', '.join(sorted(by_type))})"
+            message = f"issue type {issue_type!r} does not exist in project {self.project}{hint}"
+            fix = f"{mapping.at(('ticket', 'issue_type'))} ticket.issue_type"
+            return [Problem("Jira", message, fix, site)]
+        among = f"in the workflow of {issue_type} issues in project {self.project}"
+        statuses = by_type[issue_type]
+        found = unknown_values("Jira", mapping.target_statuses(), statuses, "status", among, site)
+        for field in ("priority", "resolution"):
+            named = mapping.target_values(field)
+            known = self._names(field) if named else None
+            if known:
+                found += unknown_values("Jira", named, known, field, "on this site", site)
+        return found
+
+    def _probe_server(self, site: str) -> Problem | None:
+        """Whether the URL answers as Jira Cloud: serverInfo, which Jira answers to anyone, so that a
+        wrong URL is not taken for wrong credentials."""
+        reached = True
+
+        def attempt() -> requests.Response:
+            nonlocal reached
+            try:
+                response = requests.get(
+                    site + SERVER_INFO, timeout=self._timeout, headers={"Accept": "application/json"}
+                )
+            except requests.RequestException as exc:
+                error = connection_failed(f"Jira GET {SERVER_INFO}", exc)
+                reached = error.applied
+                raise error from exc
+            reached = True
+            if response.status_code == 429 or response.status_code >= 500:
+                message = f"Jira GET {SERVER_INFO}: HTTP {response.status_code}"
+                retry_after = response.headers.get("Retry-After")
+                raise throttled_or_failed(message, response.status_code, retry_after)
+            return response
+
+        try:
+            response = self._retry.call(attempt)
+        except RetriableError as exc:
+            return unavailable("Jira", exc, reached=reached, setting=URL_SETTING, url=site)
+        try:
+            info = response.json()
+        except ValueError:
+            info = None
+        if response.status_code != 200 or not isinstance(info, dict) or "deploymentType" not in info:
+            detail = f"HTTP {response.status_code}" if response.status_code != 200 else "no deploymentType"
+            return Problem("Jira", _not_jira(site, f"{detail} at {SERVER_INFO}"), URL_SETTING, site)
+        if info["deploymentType"] != "Cloud":
+            message = f"{site} answers as Jira {info['deploymentType']}; sirsync works with Jira Cloud"
+            return Problem("Jira", message, URL_SETTING, site)
+        return None
+
+    def _refused(self, error: SyncError, site: str, what: str) -> Problem:
+        """A read refused or failed after the site answered as Jira."""
+        if isinstance(error, RetriableError):
+            return unavailable("Jira", error, reached=True, setting=URL_SETTING, url=site)
+        status = error.__cause__.status_code if isinstance(error.__cause__, JIRAError) else None
+        if status == 401:
+            return Problem("Jira", "the credentials are not accepted (HTTP 401)", CREDENTIALS, site)
+        if status == 403:
+            message = f"the user may not {what} (HTTP 403)"
+            return Problem("Jira", message, f"the Jira user's permissions in project {self.project}", site)
+        return Problem("Jira", f"could not {what}: {one_line(str(error))}", URL_SETTING, site, CONFIG)
+
+    def _project_statuses(self) -> dict[str, set[str]] | None:
+        """Issue type -> the statuses of its workflow in the project, as Jira Cloud lists them (None if
+        the answer is not in that shape)."""
+        answer = self._get(f"project/{self.project}/statuses")
+        if not isinstance(answer, list):
+            return None
+        by_type: dict[str, set[str]] = {}
+        for entry in answer:
+            if not isinstance(entry, dict) or not entry.get("name"):
+                return None
+            if not isinstance(entry.get("statuses"), list):
+                return None
+            names = {status.get("name") for status in entry["statuses"] if isinstance(status, dict)}
+            by_type[str(entry["name"])] = {str(name) for name in names if name}
+        self._statuses = by_type
+        return by_type
+
+    def _names(self, path: str) -> set[str] | None:
+        """The names of a site-wide list (``priority``, ``resolution``), or None if it cannot be read."""
+        try:
+            answer = self._get(path)
+        except CaseError:
+            return None
+        if not isinstance(answer, list):
+            return None
+        return {str(item["name"]) for item in answer if isinstance(item, dict) and item.get("name")}
 
     # --- tickets -------------------------------------------------------------------------------------
 
@@ -266,9 +421,14 @@ class JiraAdapter(TargetAdapter):
         fields: Mapping[str, str],
         before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
-        """Walk the workflow to ``status``, learning its transitions as it goes (cached per issue type)."""
+        """Walk the workflow to ``status``, learning its transitions as it goes (cached per issue type).
+
+        A status the workflow does not have is refused before any move, so that the ticket is not
+        walked around looking for it."""
         issue_type = ticket.fields.get("issuetype", self.issue_type)
         current = ticket.status
+        if current != status:
+            self._check_status_exists(ticket.key, issue_type, status)
         visited = {current}
         steps = 0
         while current != status:
@@ -292,6 +452,27 @@ class JiraAdapter(TargetAdapter):
             visited.add(current)
             steps += 1
         return steps
+
+    def _workflow_statuses(self, issue_type: str, *, fresh: bool = False) -> set[str] | None:
+        """The statuses of the issue type's workflow in the project (None where they cannot be read)."""
+        if fresh or self._statuses is None:
+            try:
+                self._project_statuses()
+            except CaseError as exc:
+                log.warning("cannot read the statuses of project %s: %s", self.project, exc)
+                return None
+        return (self._statuses or {}).get(issue_type)
+
+    def _check_status_exists(self, key: str, issue_type: str, status: str) -> None:
+        known = self._workflow_statuses(issue_type)
+        if known is not None and status not in known:
+            known = self._workflow_statuses(issue_type, fresh=True)  # the workflow may have changed
+        if known is not None and status not in known:
+            raise CaseError(
+                f"{key}: Jira status {status!r} does not exist in the workflow of {issue_type} issues in "
+                f"project {self.project} ({', '.join(sorted(known))}); correct the mapping entry that "
+                "names it (status.outbound, or pending_action.customer_status)"
+            )
 
     def _transition(self, key: str, transition: dict[str, Any], fields: Mapping[str, str]) -> None:
         screen = transition.get("fields") or {}
@@ -368,6 +549,10 @@ class JiraAdapter(TargetAdapter):
     @staticmethod
     def parse_time(value: str) -> datetime:
         return parse_jira_time(value)
+
+
+def _not_jira(site: str, detail: str) -> str:
+    return f"{URL_SETTING} ({site}) does not answer as Jira ({detail})"
 
 
 def _translate(exc: JIRAError, what: str) -> Exception:

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import pysnow
 import requests
 from pysnow.exceptions import PysnowException
 
-from connectors.errors import CaseError, FatalError, NotFoundError, connection_failed, throttled_or_failed
+from connectors.errors import (
+    CaseError,
+    FatalError,
+    NotFoundError,
+    RetriableError,
+    connection_failed,
+    throttled_or_failed,
+)
 from connectors.model import Comment, Ticket
+from connectors.preflight import Problem, one_line, unavailable, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
 from connectors.target import TargetAdapter, TicketChange
 from connectors.text import clean, truncate
 
+if TYPE_CHECKING:
+    from connectors.mapping import Mapping as TargetMapping
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CORRELATION_DISPLAY = "AWS Security Incident Response"  # with correlation_id = caseId: the cross-reference
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -30,6 +43,11 @@ LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "c
 JOURNAL_LIMIT = 32000  # journal entries hold far more; keep mirrored ones readable
 _JOURNALS = {False: "comments", True: "work_notes"}  # internal -> journal field
 _CODE_TAG = re.compile(r"\[/?code\]", re.IGNORECASE)
+URL_SETTING = "SIRSYNC_SERVICENOW__URL"
+CREDENTIALS = "SIRSYNC_SERVICENOW__USER and SIRSYNC_SERVICENOW__PASSWORD"
+# choice fields whose mapped values preflight checks, besides state: closing needs a close code. Others
+# (category, contact_type) are left alone: the platform stores a value outside the list as it is.
+CHECKED_CHOICES = ("close_code",)
 
 
 def parse_servicenow_time(value: str) -> datetime:
@@ -101,6 +119,10 @@ class ServiceNowAdapter(TargetAdapter):
                 return function()
             except requests.HTTPError as exc:
                 raise _translate(exc, what) from exc
+            except (
+                requests.JSONDecodeError
+            ) as exc:  # an answer, but not ServiceNow's: repeating will not help
+                raise CaseError(f"ServiceNow {what}: the answer is not JSON") from exc
             except requests.RequestException as exc:
                 raise connection_failed(f"ServiceNow {what}", exc) from exc
             except PysnowException as exc:
@@ -136,6 +158,100 @@ class ServiceNowAdapter(TargetAdapter):
             return dict(response.one())
 
         return self._call(f"{method} {self.table}/{sys_id}", send, idempotent=idempotent)
+
+    # --- before the first write ----------------------------------------------------------------------
+
+    def preflight(self, mapping: TargetMapping) -> list[Problem]:
+        """The URL answers as ServiceNow's Table API, takes the credentials, has the table, and every state
+        (and close code) the mapping names is among the table's choices in sys_choice. Only reads."""
+        site = str(self._client.base_url)
+        answer = self._probe(self.table, {"sysparm_limit": "1", "sysparm_fields": "sys_id"})
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        if not _from_servicenow(body):
+            path = f"/api/now/table/{self.table}"
+            message = f"{URL_SETTING} ({site}) does not answer as ServiceNow (HTTP {status} at {path})"
+            return [Problem("ServiceNow", message, URL_SETTING, site)]
+        detail = one_line(_error_text(body), 120)
+        problem: Problem | None = None
+        if status == 401:
+            problem = Problem("ServiceNow", "the credentials are not accepted (HTTP 401)", CREDENTIALS, site)
+        elif status == 400:
+            message = f"table {self.table} does not exist on this instance ({detail})"
+            if self.table == "sn_si_incident":
+                message += "; without the Security Incident Response application, use incident"
+            problem = Problem("ServiceNow", message, "SIRSYNC_SERVICENOW__TABLE", site)
+        elif status == 403:
+            message = f"the user may not read table {self.table} (HTTP 403: {detail})"
+            problem = Problem(
+                "ServiceNow", message, f"the roles of SIRSYNC_SERVICENOW__USER on {self.table}", site
+            )
+        elif status != 200:
+            message = f"reading table {self.table} answered HTTP {status}: {detail}"
+            problem = Problem("ServiceNow", message, URL_SETTING, site)
+        return [problem] if problem else self._check_choices(mapping, site)
+
+    def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        elements = ("state", *CHECKED_CHOICES)
+        query = f"name={self.table}^elementIN{','.join(elements)}^inactive=false"
+        params = {"sysparm_query": query, "sysparm_fields": "element,value,label", "sysparm_limit": "10000"}
+        answer = self._probe("sys_choice", params)
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        rows = body.get("result") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            log.warning("sys_choice cannot be read (HTTP %s): the mapping's states are not checked", status)
+            return []
+        choices: dict[str, dict[str, str]] = {}
+        for row in rows:
+            if isinstance(row, dict) and row.get("element") and row.get("value") is not None:
+                choices.setdefault(str(row["element"]), {})[str(row["value"])] = str(row.get("label") or "")
+        found: list[Problem] = []
+        wanted = [("state", mapping.target_statuses())]
+        wanted += [(field, mapping.target_values(field)) for field in CHECKED_CHOICES]
+        for element, named in wanted:
+            if element in choices:  # no choice list readable: nothing to check against
+                among = f"among the {element} choices of {self.table}"
+                found += unknown_values("ServiceNow", named, choices[element], element, among, site)
+        return found
+
+    def _probe(self, table: str, params: Mapping[str, str]) -> tuple[int, Any] | Problem:
+        """A read for preflight: the answer's HTTP status and JSON body (None if not JSON), to be judged.
+        Connection failures, 429 and 5xx are retried; if they last, the problem they make."""
+        site = str(self._client.base_url)
+        reached = True
+
+        def attempt() -> requests.Response:
+            nonlocal reached
+            try:
+                response: requests.Response = self._client.session.get(
+                    f"{site}/api/now/table/{table}",
+                    params=dict(params),
+                    timeout=self._timeout,
+                    headers={"Accept": "application/json"},
+                )
+            except requests.RequestException as exc:
+                error = connection_failed(f"ServiceNow GET {table}", exc)
+                reached = error.applied
+                raise error from exc
+            reached = True
+            if response.status_code == 429 or response.status_code >= 500:
+                message = f"ServiceNow GET {table}: HTTP {response.status_code}"
+                retry_after = response.headers.get("Retry-After")
+                raise throttled_or_failed(message, response.status_code, retry_after)
+            return response
+
+        try:
+            response = self._retry.call(attempt)
+        except RetriableError as exc:
+            return unavailable("ServiceNow", exc, reached=reached, setting=URL_SETTING, url=site)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return response.status_code, body
 
     # --- tickets -------------------------------------------------------------------------------------
 
@@ -322,6 +438,18 @@ def _display(field: Any) -> str:
     if isinstance(field, dict):
         return str(field.get("display_value") or "")
     return "" if field is None else str(field)
+
+
+def _from_servicenow(body: Any) -> bool:
+    """Whether a Table API answer has ServiceNow's shape: ``result``, or ``error`` with ``status``."""
+    return isinstance(body, dict) and ("result" in body or isinstance(body.get("error"), dict))
+
+
+def _error_text(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    return f"{error.get('message') or ''} {error.get('detail') or ''}".strip()
 
 
 def _translate(exc: requests.HTTPError, what: str) -> Exception:

@@ -27,9 +27,11 @@ from connectors.errors import (
     NotFoundError,
     PermissionDenied,
     RetriableError,
+    SyncError,
     throttled_or_failed,
 )
 from connectors.model import Case, Comment, Investigation
+from connectors.preflight import CONFIG, DOWN, UNREACHABLE, Problem
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
 
@@ -158,6 +160,36 @@ class SirAdapter:
         if code == "ResourceNotFoundException":
             return NotFoundError(message)
         return CaseError(message)
+
+    # --- before the first write --------------------------------------------------------------------
+
+    def preflight(self) -> list[Problem]:
+        """Whether the credentials work and may list cases: one ListCases of one case, nothing written."""
+        url = str(self._client.meta.endpoint_url)
+        where = "SIRSYNC_SIR__REGION (or SIRSYNC_SIR__ENDPOINT_URL, if set)"
+        try:
+            self._call("list_cases", maxResults=1)
+        except PermissionDenied as exc:
+            allow = f"an IAM policy allowing {exc.action} to the integration's AWS principal"
+            return [Problem("SIR", f"the AWS principal may not list cases ({exc.action})", allow, url)]
+        except FatalError as exc:
+            cause = exc.__cause__
+            code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
+            fix = "the AWS credentials (environment, profile or role) and SIRSYNC_SIR__REGION"
+            if code == "SecurityIncidentResponseNotActiveException":
+                message = "Security Incident Response is not active in this account and region"
+                fix = "SIRSYNC_SIR__REGION, or activate the service in this account"
+            else:
+                message = f"SIR does not accept the AWS credentials ({code or 'refused'})"
+            return [Problem("SIR", message, fix, url, CONFIG)]
+        except RetriableError as exc:
+            if isinstance(exc.__cause__, (EndpointConnectionError, ConnectTimeoutError)):
+                message = f"nothing answers, even after retries ({type(exc.__cause__).__name__})"
+                return [Problem("SIR", message, f"{where}, or the network", url, UNREACHABLE)]
+            return [Problem("SIR", f"answers only with errors, even after retries: {exc}", where, url, DOWN)]
+        except SyncError as exc:
+            return [Problem("SIR", f"ListCases was refused: {exc}", where, url)]
+        return []
 
     # --- reads ---------------------------------------------------------------------------------------
 
