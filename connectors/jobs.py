@@ -17,6 +17,7 @@ from types import FrameType
 import rich.console
 import rich.progress
 
+from connectors import preflight
 from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.runtime import Runtime, build_runtime
@@ -103,7 +104,16 @@ class Progress:
 
 def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, stop: StopRequest) -> int:
     """Hold the lease, run cycles, print one line each; return the exit code."""
+    problems = preflight.check_settings(settings)  # before build_runtime: boto3 refuses a bad endpoint URL
+    if problems:
+        err(preflight.render(problems))
+        return BAD_SETUP
     runtime = build_runtime(settings)  # MappingError, StateError and FatalError go to the caller
+    problems = preflight.blocking(preflight.preflight(runtime.cycle, settings), once=options.once)
+    if problems:  # nothing written yet; under --every, systems that do not answer are the cycles' to retry
+        err(preflight.render(problems))
+        runtime.close()
+        return BAD_SETUP
     lease = RunnerLease(runtime.state, settings.sync.lease_seconds)
     try:
         while True:
