@@ -47,7 +47,7 @@ def show_status(settings: Settings, out: Echo, *, as_json: bool = False, exit_co
         else:
             out(f"No state yet at {settings.state_path}: nothing has been synced with these settings.")
         return OK
-    state = SqliteStateStore(settings.state_path)
+    state = SqliteStateStore(settings.state_path, writable=False)
     try:
         snapshot = _snapshot(settings, state)
     finally:

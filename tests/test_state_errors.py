@@ -166,6 +166,17 @@ def test_a_state_file_without_write_permission_names_the_user_and_the_access_mis
     assert "keep it" in line and MOVE_ASIDE not in line.lower()
 
 
+def test_status_reads_a_state_file_it_may_only_read(sandbox: Sandbox, place: Path) -> None:
+    prefix = _without_privileges(place)
+    state = a_valid_state_file(place / "state.sqlite")
+    state.chmod(0o444)
+    status = [sys.executable, "-m", "connectors.cli", "status"]
+    shown = run(sandbox, state, status, prefix=prefix)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"state: {state}\n")
+    assert "has no write permission" in refused(run(sandbox, state, prefix=prefix))  # sync must write
+
+
 def test_a_state_file_without_read_permission_says_read_is_missing(sandbox: Sandbox, place: Path) -> None:
     prefix = _without_privileges(place)
     state = a_valid_state_file(place / "state.sqlite")

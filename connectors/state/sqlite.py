@@ -76,7 +76,8 @@ class StateError(Exception):
 
 
 class SqliteStateStore(StateStore):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, writable: bool = True) -> None:
+        """``writable=False`` is for readers (``status``): a file they may only read is no error."""
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
@@ -95,7 +96,7 @@ class SqliteStateStore(StateStore):
         except (sqlite3.Error, OSError) as exc:
             self._db.close()
             raise StateError(diagnosis.cannot_open(self.path, exc)) from exc
-        unwritable = diagnosis.cannot_write(self.path)
+        unwritable = diagnosis.cannot_write(self.path) if writable else None
         if unwritable is not None:
             self._db.close()
             raise StateError(unwritable)
