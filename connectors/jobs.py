@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,10 +34,11 @@ class StopRequest:
     """SIGINT or SIGTERM asks the run to stop once the current case is finished and recorded.
 
     A second signal stops at once (KeyboardInterrupt): every write is safe to redo after that too.
+    The handler only notes the signal: taking a lock there (as ``threading.Event.set`` does) could
+    deadlock against the main thread holding it, so waiting is done in short sleeps.
     """
 
     def __init__(self) -> None:
-        self.event = threading.Event()
         self.signum = 0
 
     def install(self) -> None:
@@ -46,16 +46,22 @@ class StopRequest:
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
+        if self.signum:
             raise KeyboardInterrupt
         self.signum = signum
-        self.event.set()
 
     def is_set(self) -> bool:
-        return self.event.is_set()
+        return self.signum != 0
 
     def wait(self, seconds: float) -> bool:
-        return self.event.wait(seconds)
+        """Sleep up to ``seconds``; return early, True, once a signal came."""
+        deadline = time.monotonic() + seconds
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.1))
+        return True
 
     @property
     def exit_code(self) -> int:
@@ -109,11 +115,6 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
         err(preflight.render(problems))
         return BAD_SETUP
     runtime = build_runtime(settings)  # MappingError, StateError and FatalError go to the caller
-    problems = preflight.blocking(preflight.preflight(runtime.cycle, settings), once=options.once)
-    if problems:  # nothing written yet; under --every, systems that do not answer are the cycles' to retry
-        err(preflight.render(problems))
-        runtime.close()
-        return BAD_SETUP
     lease = RunnerLease(runtime.state, settings.sync.lease_seconds)
     try:
         while True:
@@ -127,6 +128,11 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                 if stop.wait(2):
                     err("sirsync: stopped while waiting for the lease; nothing was synced")
                     return stop.exit_code
+        # checked once the lease is ours, so that a runner that would exit 3 reads nothing first
+        problems = preflight.blocking(preflight.preflight(runtime.cycle, settings), once=options.once)
+        if problems:  # nothing written yet; under --every, systems that do not answer are retried
+            err(preflight.render(problems))
+            return BAD_SETUP
         with Progress(enabled=options.progress) as progress:
 
             def heartbeat(system: str, done: int, total: int) -> None:

@@ -12,6 +12,7 @@ from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings, shipped_mapping
 from tests.sync.conftest import Harness, make_settings, sync_process, write_counts
 from tests.sync.test_crash import new_case, run_sync
+from tests.sync.test_operations import NO_WAY_TO_WORK
 
 RENAMED_WORKFLOW = {
     "statuses": [
@@ -93,7 +94,7 @@ def test_sync_once_prints_a_summary_line_and_exits_zero(sandbox: Sandbox, tmp_pa
 def test_sync_once_exits_one_when_a_case_fails(sandbox: Sandbox, tmp_path: Path) -> None:
     case_id = new_case(sandbox)
     assert run_sync(sandbox, tmp_path / "state.sqlite") == 0
-    sandbox.jira.set_workflow({**RENAMED_WORKFLOW})  # "In Progress" no longer exists
+    sandbox.jira.set_workflow(NO_WAY_TO_WORK)  # "In Progress" exists but cannot be reached
 
     sir_client(sandbox, RESPONDER).update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
     result = sync_process(sandbox, tmp_path / "state.sqlite")

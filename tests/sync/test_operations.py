@@ -18,6 +18,7 @@ NO_WAY_TO_WORK = {  # "In Progress" exists but cannot be reached
     "statuses": [
         {"name": "To Do", "category": "new"},
         {"name": "In Progress", "category": "indeterminate"},
+        {"name": "In Review", "category": "indeterminate"},
         {"name": "Done", "category": "done"},
     ],
     "transitions": [{"name": "Finish", "from": ["To Do"], "to": "Done"}],
