@@ -153,6 +153,7 @@ class Cycle:
         for name, failed in outcome.failed.items():
             report.error(f"case {case_id} ({system}) {name}: {failed}{hint if failed is error else ''}")
         message = f"{error}{hint}"
+        report.passing += int(retriable)
         self.state.record(case_id, system, "error", stage=stage, message=message)
         failure = self.state.record_failure(
             case_id, system, message, quarantine_after=threshold, stage=stage, retriable=retriable
@@ -194,11 +195,7 @@ class Cycle:
             report.stopped_after = case_id
             if result.sir_writes:
                 self._tell_other_targets(case_id, system)
-            latest = self.state.failures()
-            passing = any(
-                f.case_id == case_id and f.target == system and f.retriable and result.errors for f in latest
-            )
-            passing_in_a_row = passing_in_a_row + 1 if passing else 0
+            passing_in_a_row = passing_in_a_row + 1 if result.passing else 0
             if passing_in_a_row >= PASSING_FAILURES_BEFORE_SKIP and done + 1 < len(todo):
                 report.system_down(
                     f"{target.adapter.display_name}: {passing_in_a_row} cases in a row failed with passing "

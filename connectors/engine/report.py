@@ -13,6 +13,7 @@ class Report:
     transitions: int = 0
     conflicts: int = 0
     errors: int = 0
+    passing: int = 0  # cases that failed only for passing reasons (5xx, timeouts)
     tickets: int = 0  # (case, target) pairs synced: a case with a ticket in two targets counts twice
     case_ids: set[str] = field(default_factory=set)  # the cases synced, whatever the targets
     quarantined: int = 0  # quarantined cases: held back, or set aside by this cycle

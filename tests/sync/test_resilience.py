@@ -225,3 +225,23 @@ def test_killed_between_two_sir_status_steps_the_next_run_walks_on_to_the_case_s
 
     assert sir.get_case(caseId=case_id)["caseStatus"] == "Post-incident Activities"
     assert sandbox.jira.issue(key)["fields"]["status"]["name"] == "In Review"
+
+
+def test_three_cases_in_a_row_failing_for_passing_reasons_leave_the_rest_of_the_target_for_later(
+    harness: Harness,
+) -> None:
+    cases = [harness.create_case(f"Case {n}") for n in range(5)]
+    harness.converge()
+    for case_id in cases:
+        harness.sir_responder.update_case(caseId=case_id, title="renamed in SIR")
+    harness.sandbox.jira.set_faults({**ALL_503, "routes": [READ_ISSUE]})
+    cursor = harness.runtime.state.cursor("jira", "jira")
+
+    report = harness.cycle()
+
+    assert report.passing == 3 and report.unavailable, report.problems
+    assert "3 cases in a row failed with passing errors; the other 2 wait" in report.unavailable[0]
+    assert harness.runtime.state.cursor("jira", "jira") == cursor
+    harness.sandbox.jira.clear_faults()
+    harness.converge()
+    assert all(JiraDriver(harness).ticket(case_id).summary == "renamed in SIR" for case_id in cases)
