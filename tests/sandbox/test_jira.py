@@ -11,6 +11,7 @@ import requests
 from jira import JIRA, JIRAError
 
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
+from connectors.sandbox.jira import CANCEL_FIRST_WORKFLOW
 from connectors.sandbox.runner import Sandbox
 
 START = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
@@ -269,6 +270,113 @@ def test_configured_workflow_replaces_statuses_and_transitions(jira: JIRA, sandb
 
     sandbox.jira.set_workflow({"statuses": [{"name": "Only", "category": "new"}], "transitions": []})
     assert jira.issue("SEC-1").fields.status.name == "Only"
+
+
+def test_a_global_transition_listed_first_is_offered_first_everywhere_and_sets_its_resolution(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    sandbox.jira.set_workflow(CANCEL_FIRST_WORKFLOW)
+    new_issue(jira)
+    assert transition_names(jira, "SEC-1") == ["Cancel", "Start"]
+    jira.transition_issue("SEC-1", "Start")
+    assert transition_names(jira, "SEC-1") == ["Cancel", "Review", "Stop"]
+    jira.transition_issue("SEC-1", "Cancel")
+    issue = jira.issue("SEC-1")
+    assert issue.fields.status.name == "Cancelled"
+    assert issue.fields.status.statusCategory.key == "done"
+    assert issue.fields.resolution.name == "Won't Do" and issue.fields.resolutiondate
+    assert transition_names(jira, "SEC-1") == ["Cancel", "Restore"]
+    jira.transition_issue("SEC-1", "Restore")
+    assert jira.issue("SEC-1").fields.resolution is None
+
+
+def test_a_transition_may_set_only_a_known_resolution(sandbox: Sandbox) -> None:
+    bad = {
+        **CANCEL_FIRST_WORKFLOW,
+        "transitions": [{"name": "Cancel", "to": "Cancelled", "set": {"labels": "x"}}],
+    }
+    response = requests.post(f"{sandbox.jira_url}/_sandbox/config", json={"workflow": bad}, timeout=10)
+    assert response.status_code == 400
+    assert "resolution" in response.json()["errorMessages"][0]
+
+
+def test_workflows_are_read_only_by_users_with_administer_jira(sandbox: Sandbox) -> None:
+    for path in ("workflow/search", "workflowscheme/project?projectId=10000"):
+        response = requests.get(api(sandbox, path), auth=AUTH, timeout=10)
+        assert response.status_code == 403, path  # the integration user is no administrator by default
+        assert response.json()["errorMessages"] and response.json()["errors"] == {}
+    assert requests.get(api(sandbox, "workflow/search"), timeout=10).status_code == 401
+
+    granted = requests.post(
+        f"{sandbox.jira_url}/_sandbox/config", json={"workflow_readers": [INTEGRATION.jira_user]}, timeout=10
+    )
+    assert granted.json()["workflow_readers"] == [INTEGRATION.jira_user]
+    assert requests.get(api(sandbox, "workflow/search"), auth=AUTH, timeout=10).status_code == 200
+    responder = (RESPONDER.jira_user, RESPONDER.jira_token)
+    assert requests.get(api(sandbox, "workflow/search"), auth=responder, timeout=10).status_code == 403
+    bad = requests.post(f"{sandbox.jira_url}/_sandbox/config", json={"workflow_readers": "all"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_workflow_search_pages_classic_workflows_with_transitions_by_status_id(sandbox: Sandbox) -> None:
+    sandbox.jira.configure({"workflow_readers": [INTEGRATION.jira_user], "workflow": CANCEL_FIRST_WORKFLOW})
+    params: dict[str, Any] = {"expand": "transitions,statuses", "maxResults": 1}
+    first = requests.get(api(sandbox, "workflow/search"), params=params, auth=AUTH, timeout=10).json()
+    assert (first["startAt"], first["maxResults"], first["total"], first["isLast"]) == (0, 1, 2, False)
+    assert first["values"][0]["id"]["name"] == "jira"  # Jira's system workflow, which no project uses
+    assert "startAt=1" in first["nextPage"]
+    second = requests.get(
+        api(sandbox, "workflow/search"), params={**params, "startAt": 1}, auth=AUTH, timeout=10
+    ).json()
+    assert second["isLast"] is True and "nextPage" not in second
+    [workflow] = second["values"]
+    assert workflow["id"]["name"] == CANCEL_FIRST_WORKFLOW["name"] and workflow["id"]["entityId"]
+    statuses = {status["id"]: status["name"] for status in workflow["statuses"]}
+    transitions = workflow["transitions"]
+    assert transitions[0] == {
+        "id": "1",
+        "name": "Create",
+        "description": "",
+        "from": [],
+        "to": "10000",
+        "type": "initial",
+    }
+    cancel = transitions[1]
+    assert (cancel["name"], cancel["from"], statuses[cancel["to"]], cancel["type"]) == (
+        "Cancel",
+        [],
+        "Cancelled",
+        "global",
+    )
+    review = next(t for t in transitions if t["name"] == "Review")
+    assert ([statuses[s] for s in review["from"]], statuses[review["to"]], review["type"]) == (
+        ["In Progress"],
+        "In Review",
+        "directed",
+    )
+
+    named = requests.get(
+        api(sandbox, "workflow/search"),
+        params={"workflowName": CANCEL_FIRST_WORKFLOW["name"]},
+        auth=AUTH,
+        timeout=10,
+    ).json()
+    assert named["total"] == 1 and "transitions" not in named["values"][0]  # only when expanded
+
+
+def test_the_workflow_scheme_names_the_projects_workflow(sandbox: Sandbox) -> None:
+    sandbox.jira.configure({"workflow_readers": [INTEGRATION.jira_user]})
+    answer = requests.get(
+        api(sandbox, "workflowscheme/project"), params={"projectId": "10000"}, auth=AUTH, timeout=10
+    ).json()
+    [entry] = answer["values"]
+    assert entry["projectIds"] == ["10000"]
+    assert entry["workflowScheme"]["defaultWorkflow"] == "Software Simplified Workflow for Project SEC"
+    assert entry["workflowScheme"]["issueTypeMappings"] == {}
+    other = requests.get(
+        api(sandbox, "workflowscheme/project"), params={"projectId": "99999"}, auth=AUTH, timeout=10
+    )
+    assert other.json() == {"values": []}  # unknown and team-managed projects are left out
 
 
 def test_config_rejects_unknown_settings(sandbox: Sandbox) -> None:

@@ -6,6 +6,6 @@
 
 from connectors.sandbox.jira.app import JiraSandbox
 from connectors.sandbox.jira.catalog import JIRA_PROJECT
-from connectors.sandbox.jira.workflow import DEFAULT_WORKFLOW, Workflow
+from connectors.sandbox.jira.workflow import CANCEL_FIRST_WORKFLOW, DEFAULT_WORKFLOW, Workflow
 
-__all__ = ["DEFAULT_WORKFLOW", "JIRA_PROJECT", "JiraSandbox", "Workflow"]
+__all__ = ["CANCEL_FIRST_WORKFLOW", "DEFAULT_WORKFLOW", "JIRA_PROJECT", "JiraSandbox", "Workflow"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from connectors.sandbox.base import Handler, Request, Response, SandboxError, body_of
 from connectors.sandbox.identities import IDENTITIES, Identity
-from connectors.sandbox.jira import meta
+from connectors.sandbox.jira import admin, meta
 from connectors.sandbox.jira.attachments import AttachmentHandlers
 from connectors.sandbox.jira.catalog import ALL_FIELDS, jira_error
 from connectors.sandbox.jira.comments import CommentHandlers
@@ -36,8 +36,10 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
     :mod:`connectors.sandbox.jira.workflow` for the format), ``search_lag_seconds`` (default 0),
     ``property_write_bumps_updated`` (default false: whether setting an issue property moves ``updated``;
     unverified on real Jira), ``search_max_results_ids`` (5000) and ``search_max_results_fields`` (100),
-    the per-page caps of ``/search/jql`` when only ids/keys or when fields are requested, and ``revoked``
-    (user emails whose API tokens are refused from now on with the 401 of a wrong token).
+    the per-page caps of ``/search/jql`` when only ids/keys or when fields are requested, ``revoked``
+    (user emails whose API tokens are refused from now on with the 401 of a wrong token), and
+    ``workflow_readers`` (user emails granted the Administer Jira global permission, which reading
+    workflows and workflow schemes needs; default none).
     """
 
     name = "jira"
@@ -51,6 +53,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "search_max_results_ids",
             "search_max_results_fields",
             "revoked",
+            "workflow_readers",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -64,7 +67,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                 if "property_write_bumps_updated" in settings:
                     self.property_write_bumps_updated = bool(settings["property_write_bumps_updated"])
                 if "revoked" in settings:
-                    self.revoked = _emails(settings["revoked"])
+                    self.revoked = _emails(settings["revoked"], "revoked")
+                if "workflow_readers" in settings:
+                    self.workflow_readers = _emails(settings["workflow_readers"], "workflow_readers")
                 for name in ("search_max_results_ids", "search_max_results_fields"):
                     if name in settings:
                         value = int(settings[name])
@@ -80,6 +85,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "search_max_results_ids": self.search_max_results_ids,
             "search_max_results_fields": self.search_max_results_fields,
             "revoked": list(self.revoked),
+            "workflow_readers": list(self.workflow_readers),
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------
@@ -187,6 +193,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             ]
         return [
             *meta.routes(self),
+            *admin.routes(self),
             *search_routes,
             ("POST", f"{API}/issue", self.create_issue),
             ("POST", f"{API}/issue/bulk", self.create_issues),
@@ -244,7 +251,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
         raise jira_error(410, [SEARCH_GONE])
 
 
-def _emails(value: Any) -> list[str]:
+def _emails(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("revoked must be a list of user emails")
+        raise ValueError(f"{name} must be a list of user emails")
     return list(dict.fromkeys(value))

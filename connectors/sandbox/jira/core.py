@@ -31,6 +31,7 @@ class JiraCore(SandboxApp):
         self.search_max_results_ids = 5000
         self.search_max_results_fields = 100
         self.revoked: list[str] = []  # emails whose API tokens are refused, as if revoked
+        self.workflow_readers: list[str] = []  # emails with Administer Jira: they may read workflows
         self._next_issue_id = 10000
         self._next_number = 1
         self._next_comment_id = 10000

@@ -11,6 +11,8 @@ from connectors.sandbox.jira.catalog import (
     DEFAULT_PRIORITY,
     FIELD_NAMES,
     JIRA_PROJECT,
+    RESOLUTIONS,
+    find_named,
     jira_error,
 )
 from connectors.sandbox.jira.core import API, JiraCore
@@ -203,6 +205,9 @@ class IssueHandlers(JiraCore):
 
         for name in transition.clear:
             changes[name] = None
+        for name, value in transition.sets:  # a post function: resolution, by name
+            found = find_named(RESOLUTIONS, {"name": value})
+            changes[name] = found["id"] if found else None
         before = self.workflow.status(issue.status)
         after = self.workflow.status(transition.to)
         assert after is not None

@@ -3,6 +3,7 @@
 The JSON form accepted by ``POST /_sandbox/config {"workflow": ...}`` and :meth:`Workflow.parse`::
 
     {
+      "name": "Software Simplified Workflow for Project SEC",   # optional; what workflow/search lists
       "initial": "To Do",                       # optional, defaults to the first status
       "statuses": [
         {"name": "To Do", "category": "new", "id": "10000"},    # category: new | indeterminate | done
@@ -12,19 +13,31 @@ The JSON form accepted by ``POST /_sandbox/config {"workflow": ...}`` and :meth:
         {"id": "41", "name": "Done", "from": ["In Review"], "to": "Done",
          "fields": ["resolution"],       # fields on the transition screen (optional)
          "required": ["resolution"],     # of those, the ones that must be given (optional)
-         "clear": ["resolution"]},       # fields the transition empties, like Jira's post functions
+         "clear": ["resolution"],        # fields the transition empties, like Jira's post functions
+         "set": {"resolution": "Won't Do"}},   # fields it sets (a post function; resolution only)
         ...                               # "from" omitted or [] means a global transition (from any status)
       ]
     }
 
 Only ``resolution`` is a meaningful screen field in the sandbox; any other listed field is accepted
-and validated like an edit.
+and validated like an edit. Transitions are offered in the order listed, global ones included, as Jira
+lists them in workflow order.
+
+Besides the project's workflow (:data:`DEFAULT_WORKFLOW` unless configured), the site has Jira's
+read-only system workflow ``jira`` (:data:`SYSTEM_WORKFLOW`), which workflow search lists too.
+:data:`CANCEL_FIRST_WORKFLOW` is an alternative for tests: a global Cancel listed first.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from connectors.sandbox.jira.catalog import RESOLUTIONS, find_named
+
+DEFAULT_NAME = "Software Simplified Workflow for Project SEC"
+INITIAL_TRANSITION = "1"  # the id of the "Create" transition that starts every issue (type initial)
 
 CATEGORIES: dict[str, dict[str, Any]] = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
@@ -64,6 +77,7 @@ class Transition:
     fields: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     clear: tuple[str, ...] = ()
+    sets: tuple[tuple[str, str], ...] = ()  # (field, value) a post function sets: resolution only
 
     def available_from(self, status: str) -> bool:
         return not self.sources or status in self.sources
@@ -74,6 +88,7 @@ class Workflow:
     statuses: list[Status]
     transitions: list[Transition]
     initial: str = ""
+    name: str = DEFAULT_NAME
     _by_name: dict[str, Status] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +143,7 @@ class Workflow:
                     fields=tuple(raw.get("fields") or raw.get("required") or ()),
                     required=tuple(raw.get("required") or ()),
                     clear=tuple(raw.get("clear") or ()),
+                    sets=_sets(raw),
                 )
             )
         if len({t.id for t in transitions}) != len(transitions):
@@ -135,10 +151,14 @@ class Workflow:
         initial = data.get("initial") or statuses[0].name
         if initial not in names:
             raise ValueError(f"workflow.initial {initial!r} is not a status")
-        return cls(statuses, transitions, initial)
+        name = data.get("name") or DEFAULT_NAME
+        if not isinstance(name, str):
+            raise ValueError("workflow.name must be a string")
+        return cls(statuses, transitions, initial, name)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "name": self.name,
             "initial": self.initial,
             "statuses": [{"id": s.id, "name": s.name, "category": s.category} for s in self.statuses],
             "transitions": [
@@ -150,10 +170,67 @@ class Workflow:
                     "fields": list(t.fields),
                     "required": list(t.required),
                     "clear": list(t.clear),
+                    "set": dict(t.sets),
                 }
                 for t in self.transitions
             ],
         }
+
+    def search_json(self, expand: set[str]) -> dict[str, Any]:
+        """The workflow as ``GET /rest/api/2/workflow/search`` lists it (Jira Cloud's ``Workflow``):
+        transitions name statuses by id; ``from`` is empty for a global transition and for the
+        initial one that creates an issue."""
+        ids = {s.name: s.id for s in self.statuses}
+        body: dict[str, Any] = {
+            "id": {"name": self.name, "entityId": _entity_id(self.name)},
+            "description": "",
+            "isDefault": self.name == SYSTEM_NAME,
+        }
+        if expand & {"transitions", "transitions.rules", "transitions.properties"}:
+            taken = {t.id for t in self.transitions}
+            create = INITIAL_TRANSITION if INITIAL_TRANSITION not in taken else "0"
+            transitions: list[dict[str, Any]] = [
+                {
+                    "id": create,
+                    "name": "Create",
+                    "description": "",
+                    "from": [],
+                    "to": ids[self.initial],
+                    "type": "initial",
+                }
+            ]
+            for t in self.transitions:
+                entry: dict[str, Any] = {
+                    "id": t.id,
+                    "name": t.name,
+                    "description": "",
+                    "from": [ids[source] for source in t.sources],
+                    "to": ids[t.to],
+                    "type": "directed" if t.sources else "global",
+                }
+                if t.fields:
+                    entry["screen"] = {"id": "10000"}
+                transitions.append(entry)
+            body["transitions"] = transitions
+        if expand & {"statuses", "statuses.properties"}:
+            body["statuses"] = [{"id": s.id, "name": s.name, "properties": {}} for s in self.statuses]
+        return body
+
+
+def _sets(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    sets = raw.get("set") or {}
+    if not isinstance(sets, dict):
+        raise ValueError(f"transition {raw['name']!r}: 'set' must be an object of field: value")
+    for name, value in sets.items():
+        if name != "resolution" or find_named(RESOLUTIONS, {"name": value}) is None:
+            raise ValueError(f"transition {raw['name']!r}: 'set' takes a resolution name only, not {name!r}")
+    return tuple((str(name), str(value)) for name, value in sets.items())
+
+
+def _entity_id(name: str) -> str:
+    """A stable UUID-shaped id for a workflow name, as Jira gives each workflow one."""
+    digest = hashlib.sha1(name.encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
 
 
 DEFAULT_WORKFLOW: dict[str, Any] = {
@@ -175,5 +252,54 @@ DEFAULT_WORKFLOW: dict[str, Any] = {
 }
 
 
+# An alternative for tests: Jira Software's default workflow with a global Cancel, listed first in every
+# status's transitions as Jira lists global transitions in workflow order, that sets a resolution; In
+# Review is two transitions away from To Do. A walk that explores by moving the issue goes through
+# Cancelled.
+CANCEL_FIRST_WORKFLOW: dict[str, Any] = {
+    "name": "SEC: Software workflow with Cancel",
+    "initial": "To Do",
+    "statuses": [
+        *DEFAULT_WORKFLOW["statuses"],
+        {"id": "10003", "name": "Cancelled", "category": "done"},
+    ],
+    "transitions": [
+        {"id": "71", "name": "Cancel", "to": "Cancelled", "set": {"resolution": "Won't Do"}},
+        *DEFAULT_WORKFLOW["transitions"],
+        {"id": "81", "name": "Restore", "from": ["Cancelled"], "to": "To Do", "clear": ["resolution"]},
+    ],
+}
+
+SYSTEM_NAME = "jira"
+# Jira's read-only system workflow, in every site; no project of the sandbox uses it
+SYSTEM_WORKFLOW: dict[str, Any] = {
+    "name": SYSTEM_NAME,
+    "initial": "Open",
+    "statuses": [
+        {"id": "1", "name": "Open", "category": "new"},
+        {"id": "3", "name": "In Progress", "category": "indeterminate"},
+        {"id": "4", "name": "Reopened", "category": "new"},
+        {"id": "5", "name": "Resolved", "category": "done"},
+        {"id": "6", "name": "Closed", "category": "done"},
+    ],
+    "transitions": [
+        {"id": "4", "name": "Start Progress", "from": ["Open", "Reopened"], "to": "In Progress"},
+        {"id": "301", "name": "Stop Progress", "from": ["In Progress"], "to": "Open"},
+        {"id": "5", "name": "Resolve Issue", "from": ["Open", "In Progress", "Reopened"], "to": "Resolved"},
+        {
+            "id": "2",
+            "name": "Close Issue",
+            "from": ["Open", "In Progress", "Reopened", "Resolved"],
+            "to": "Closed",
+        },
+        {"id": "3", "name": "Reopen Issue", "from": ["Resolved", "Closed"], "to": "Reopened"},
+    ],
+}
+
+
 def default_workflow() -> Workflow:
     return Workflow.parse(DEFAULT_WORKFLOW)
+
+
+def system_workflow() -> Workflow:
+    return Workflow.parse(SYSTEM_WORKFLOW)
