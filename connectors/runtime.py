@@ -54,7 +54,8 @@ def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPoli
         from connectors.jira.adapter import JiraAdapter
 
         issue_type = mapping.spec.ticket.issue_type or "Task"
-        return JiraAdapter.from_settings(settings.jira, issue_type=issue_type, retry=retry)
+        paths = mapping.status_paths
+        return JiraAdapter.from_settings(settings.jira, issue_type=issue_type, retry=retry, paths=paths)
     from connectors.servicenow.adapter import ServiceNowAdapter
 
     return ServiceNowAdapter.from_settings(settings.servicenow, retry)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +22,9 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.jira import markup
+from connectors.jira.paths import Step, offered_steps
+from connectors.jira.workflow import WorkflowKnowledge
+from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
 from connectors.preflight import CONFIG, Problem, closest, one_line, unavailable, unknown_values
 from connectors.retry import RetryPolicy
@@ -73,6 +75,7 @@ class JiraAdapter(TargetAdapter):
         retry: RetryPolicy | None = None,
         url: str = "",
         timeout: float = 10.0,
+        paths: StatusPaths | None = None,
     ) -> None:
         self.search_overlap_seconds = search_overlap_seconds
         self.url = url.rstrip("/")  # the site, as SIRSYNC_JIRA__URL names it (for preflight and messages)
@@ -84,14 +87,18 @@ class JiraAdapter(TargetAdapter):
         self._zone = ZoneInfo(timezone)
         self._retry = retry or RetryPolicy()
         self._account_id: str | None = None
-        # learned workflow: (issue type, status) -> transitions available there
-        self._graph: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # the workflow's paths, learned without moving an issue, and the mapping's status.paths
+        self._known = WorkflowKnowledge(project, self._get, paths or StatusPaths({}))
         # the statuses of the project's workflow, by issue type, read without moving an issue
         self._statuses: dict[str, set[str]] | None = None
 
     @classmethod
     def from_settings(
-        cls, settings: JiraSettings, issue_type: str = "Task", retry: RetryPolicy | None = None
+        cls,
+        settings: JiraSettings,
+        issue_type: str = "Task",
+        retry: RetryPolicy | None = None,
+        paths: StatusPaths | None = None,
     ) -> JiraAdapter:
         if not (settings.url and settings.user and settings.token):
             raise FatalError("Jira needs SIRSYNC_JIRA__URL, SIRSYNC_JIRA__USER and SIRSYNC_JIRA__TOKEN")
@@ -129,6 +136,7 @@ class JiraAdapter(TargetAdapter):
             retry=retry,
             url=url,
             timeout=settings.timeout_seconds,
+            paths=paths,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -211,12 +219,36 @@ class JiraAdapter(TargetAdapter):
             return [Problem("Jira", message, fix, site)]
         among = f"in the workflow of {issue_type} issues in project {self.project}"
         statuses = by_type[issue_type]
-        found = unknown_values("Jira", mapping.target_statuses(), statuses, "status", among, site)
+        named = [*mapping.target_statuses(), *mapping.status_paths.statuses()]
+        found = unknown_values("Jira", named, statuses, "status", among, site)
+        if not found:
+            found += self._unreachable(mapping, issue_type, site)
         for field in ("priority", "resolution"):
             named = mapping.target_values(field)
             known = self._names(field) if named else None
             if known:
                 found += unknown_values("Jira", named, known, field, "on this site", site)
+        return found
+
+    def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
+        """Where the user may read the workflow: each status the mapping moves tickets to can be
+        reached from the status new issues start in. Without that permission, nothing is known here
+        that the cycle would not find out (it reads the transitions of issues as they are)."""
+        workflow = self._known.workflow(issue_type)
+        if workflow is None or workflow.initial is None:
+            return []
+        reachable = workflow.reachable(workflow.initial)
+        found = []
+        for named in mapping.target_statuses():
+            moved_to = (
+                named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
+            )
+            if moved_to and named.value in workflow.statuses and named.value not in reachable:
+                message = (
+                    f"status {named.value!r} cannot be reached from {workflow.initial!r}, where new "
+                    f"{issue_type} issues start, in the workflow {workflow.name!r}"
+                )
+                found.append(Problem("Jira", message, f"{named.at} {named.key}", site))
         return found
 
     def _probe_server(self, site: str) -> Problem | None:
@@ -281,8 +313,10 @@ class JiraAdapter(TargetAdapter):
                 return None
             if not isinstance(entry.get("statuses"), list):
                 return None
-            names = {status.get("name") for status in entry["statuses"] if isinstance(status, dict)}
-            by_type[str(entry["name"])] = {str(name) for name in names if name}
+            statuses = [status for status in entry["statuses"] if isinstance(status, dict)]
+            by_type[str(entry["name"])] = {str(status["name"]) for status in statuses if status.get("name")}
+            for status in statuses:
+                self._known.learn_category(status)
         self._statuses = by_type
         return by_type
 
@@ -396,23 +430,8 @@ class JiraAdapter(TargetAdapter):
     def _transitions(self, ticket_key: str, issue_type: str, status: str) -> list[dict[str, Any]]:
         answer = self._get(f"issue/{ticket_key}/transitions", {"expand": "transitions.fields"})
         transitions: list[dict[str, Any]] = answer.get("transitions", [])
-        self._graph[(issue_type, status)] = transitions
+        self._known.learn(issue_type, status, transitions)
         return transitions
-
-    def _plan(self, issue_type: str, start: str, goal: str) -> list[str] | None:
-        """Shortest known path of transition target names, over the workflow learned so far."""
-        queue: deque[tuple[str, list[str]]] = deque([(start, [])])
-        seen = {start}
-        while queue:
-            status, path = queue.popleft()
-            for transition in self._graph.get((issue_type, status), []):
-                to = transition["to"]["name"]
-                if to == goal:
-                    return [*path, to]
-                if to not in seen:
-                    seen.add(to)
-                    queue.append((to, [*path, to]))
-        return None
 
     def move_to_status(
         self,
@@ -421,37 +440,40 @@ class JiraAdapter(TargetAdapter):
         fields: Mapping[str, str],
         before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
-        """Walk the workflow to ``status``, learning its transitions as it goes (cached per issue type).
+        """Walk the workflow to ``status`` along a path planned before the first move.
 
-        A status the workflow does not have is refused before any move, so that the ticket is not
-        walked around looking for it."""
+        The path is planned over what can be known without moving an issue (see
+        :mod:`connectors.jira.workflow`). A status the workflow does not have, or one no known path
+        leads to, is refused before any move, so that the ticket stays where it is; each step takes its
+        transition from those Jira offers the ticket at that moment."""
         issue_type = ticket.fields.get("issuetype", self.issue_type)
         current = ticket.status
-        if current != status:
-            self._check_status_exists(ticket.key, issue_type, status)
-        visited = {current}
-        steps = 0
-        while current != status:
-            if steps >= _MAX_TRANSITIONS:
-                raise CaseError(f"{ticket.key}: gave up reaching {status!r} after {steps} transitions")
-            available = self._transitions(ticket.key, issue_type, current)
-            plan = self._plan(issue_type, current, status)
-            if plan:
-                next_status = plan[0]
-            else:
-                unexplored = [t["to"]["name"] for t in available if t["to"]["name"] not in visited]
-                if not unexplored:
-                    raise CaseError(
-                        f"{ticket.key}: the Jira workflow has no path from {current!r} to {status!r}"
-                    )
-                next_status = unexplored[0]
-            transition = next(t for t in available if t["to"]["name"] == next_status)
-            before_step(next_status)
+        if current == status:
+            return 0
+        self._check_status_exists(ticket.key, issue_type, status)
+        offered = self._transitions(ticket.key, issue_type, current)
+        steps = self._known.plan(ticket.key, issue_type, current, status, offered)
+        if len(steps) > _MAX_TRANSITIONS:
+            raise CaseError(
+                f"{ticket.key}: the shortest known path from {current!r} to {status!r} takes {len(steps)} "
+                f"transitions, more than {_MAX_TRANSITIONS}; the ticket stays in {current!r}"
+            )
+        for number, step in enumerate(steps):
+            if number:
+                offered = self._transitions(ticket.key, issue_type, current)
+            transition = _offered(offered, step)
+            if transition is None:
+                self._known.forget_workflow(issue_type)
+                names = ", ".join(repr(s.to) for s in offered_steps(offered)) or "no transition"
+                raise CaseError(
+                    f"{ticket.key}: Jira does not offer a transition from {current!r} to {step.to!r} "
+                    f"(it offers {names}), so the walk to {status!r} stopped in {current!r}; the next "
+                    "cycle plans again from there"
+                )
+            before_step(step.to)
             self._transition(ticket.key, transition, fields)
-            current = next_status
-            visited.add(current)
-            steps += 1
-        return steps
+            current = step.to
+        return len(steps)
 
     def _workflow_statuses(self, issue_type: str, *, fresh: bool = False) -> set[str] | None:
         """The statuses of the issue type's workflow in the project (None where they cannot be read)."""
@@ -553,6 +575,12 @@ class JiraAdapter(TargetAdapter):
 
 def _not_jira(site: str, detail: str) -> str:
     return f"{URL_SETTING} ({site}) does not answer as Jira ({detail})"
+
+
+def _offered(transitions: list[dict[str, Any]], step: Step) -> dict[str, Any] | None:
+    """The offered transition that takes ``step``: by its id where the plan knows it, else by target."""
+    leads = [t for t in transitions if t.get("to", {}).get("name") == step.to]
+    return next((t for t in leads if str(t.get("id")) == step.transition_id), leads[0] if leads else None)
 
 
 def _translate(exc: JIRAError, what: str) -> Exception:

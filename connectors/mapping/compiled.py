@@ -94,6 +94,26 @@ class Named:
     at: str  # file:line
 
 
+@dataclass(frozen=True)
+class StatusPaths:
+    """The workflow's edges as the mapping declares them (``status.paths``): from a ticket status, the
+    statuses one transition away. A target plans a walk over them without moving a ticket."""
+
+    edges: dict[str, tuple[str, ...]]
+    # every declared edge, with the line that declares its target: (from status, Named of the target)
+    lines: tuple[tuple[str, Named], ...] = ()
+    keys: tuple[Named, ...] = ()  # every status with declared edges, with its line
+    at: str = ""  # file:line of status.paths (of status, or the file, where it is not written)
+
+    def statuses(self) -> list[Named]:
+        """Every status the paths name, for checks against the live workflow."""
+        return [*self.keys, *(named for _, named in self.lines)]
+
+    def line_of(self, source: str, target: str) -> str:
+        """``file:line`` of a declared edge, or where status.paths is."""
+        return next((n.at for s, n in self.lines if s == source and n.value == target), self.at)
+
+
 class _Blanks(dict[str, str]):
     """Fields the case does not carry (no closedDate yet) render as empty text."""
 
@@ -123,6 +143,7 @@ class Mapping:
             for status, fields in spec.status.transition_fields.items()
         }
         self.status_winner = self._winner(spec.status.conflict, ("status", "conflict"))
+        self.status_paths = self._paths()
         self._check_labels()
         self._check_header()
 
@@ -193,6 +214,24 @@ class Mapping:
                     f"{sir_status!r} is set only by AWS, never by a customer: map {target_status!r} to one "
                     f"of {', '.join(settable)}, or leave it out (outbound only)",
                 )
+
+    def _paths(self) -> StatusPaths:
+        """status.paths: the model has checked that each value is a list of names; here each name is
+        checked to be a name, and repeats are dropped."""
+        edges: dict[str, tuple[str, ...]] = {}
+        lines: list[tuple[str, Named]] = []
+        keys: list[Named] = []
+        for source, targets in self.spec.status.paths.items():
+            location: Location = ("status", "paths", source)
+            if not source.strip():
+                raise self._error(location, "a status name cannot be empty")
+            keys.append(self._named(source, location))
+            for index, target in enumerate(targets):
+                if not target.strip():
+                    raise self._error((*location, index), "a status name cannot be empty")
+                lines.append((source, self._named(target, (*location, index))))
+            edges[source] = tuple(dict.fromkeys(targets))
+        return StatusPaths(edges, tuple(lines), tuple(keys), self.at(("status", "paths")))
 
     def _check_labels(self) -> None:
         for index, rule in enumerate(self.spec.labels):

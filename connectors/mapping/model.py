@@ -45,6 +45,9 @@ class StatusMap(_Strict):
     inbound: dict[str, str] = Field(default_factory=dict)
     conflict: str = "sir_wins"
     transition_fields: dict[str, dict[str, ValueSource]] = Field(default_factory=dict)
+    # the workflow's edges, for planning a walk without moving an issue: status -> statuses one
+    # transition away (Jira)
+    paths: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Closing(_Strict):

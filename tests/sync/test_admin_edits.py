@@ -47,6 +47,9 @@ def test_renamed_statuses_and_a_new_label_rule_need_only_a_mapping_edit(
         "labels:\n  - label: needs-cloud-forensics\n    when: {engagementType: Investigation}\n",
         1,
     )
+    paths = "  paths:\n    Open: [Investigating]\n    Investigating: [Resolved]\n    Resolved: [Open]\n"
+    start, end = text.index("  paths:\n"), text.index("  # Fields a transition into a status needs")
+    text = text[:start] + paths + text[end:]  # the renamed workflow's transitions
     mapping = tmp_path / "custom.yaml"
     mapping.write_text(text)
     settings = make_settings(sandbox, tmp_path)
