@@ -13,15 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connectors.crashpoints import crash_point
+from connectors.engine.markers import Marker
 from connectors.engine.report import Report
 from connectors.errors import CaseError
 from connectors.mapping import Mapping, Winner
 from connectors.model import Case, Ticket
-from connectors.sir.adapter import SirAdapter
+from connectors.sir.adapter import CLOSED, SirAdapter, client_token
 from connectors.state import Baseline, StateStore
 from connectors.target import TargetAdapter
 
 STATUS = "status"  # the baseline name of the status pair
+AWS_SUPPORTED = "AWS"  # the resolverType of cases whose status AWS's responders set
 # walks under way, by direction: (the status wanted, where it started); empty once a walk ends
 WALK_OUTBOUND, WALK_INBOUND = "status~outbound", "status~inbound"
 NO_WALK = Baseline("", "")
@@ -97,7 +99,39 @@ class StatusSync:
             # accept it as agreed
             self._save(case_id, STATUS, current)
             return False
+        if case.value("resolverType") == AWS_SUPPORTED and want_sir != CLOSED and case.status != CLOSED:
+            return self._note_for_aws(case, ticket, want_sir, report)
         return self._inbound(case, ticket, base, want_sir, report)
+
+    def _note_for_aws(self, case: Case, ticket: Ticket, wanted: str, report: Report) -> bool:
+        """AWS sets an AWS-supported case's status: tell its responders, once, what was set in the ticket.
+
+        The note carries a marker naming the ticket, so that it is never mirrored back into it, and a
+        clientToken made from the change, so that a rerun after a crash does not post it twice.
+        """
+        case_id = case.case_id
+        current = Baseline(self.mapping.sir_status_key(case), ticket.status)
+        wrote = False
+        if self.mapping.spec.status.aws_supported_note:
+            marker = Marker(self.system, f"status.{ticket.id}")
+            body = (
+                f"{self.target.display_name} status note {marker}\n\n"
+                f"{ticket.key} was moved to {ticket.status!r} in {self.target.display_name}, which maps to "
+                f"SIR status {wanted!r}. AWS sets the status of AWS-supported cases, so sirsync did not "
+                "change it."
+            )
+            token = client_token(self.system, ticket.id, "status-note", ticket.status, ticket.updated)
+            self.sir.add_comment(case_id, body, token)
+            crash_point("status_note_posted")
+            report.comments += 1
+            report.sir_writes += 1
+            wrote = True
+        with self.state.transaction():
+            self._save(case_id, STATUS, current)
+            self.state.record(
+                case_id, self.system, "status_note_aws", target=ticket.status, sir=wanted, posted=wrote
+            )
+        return wrote
 
     def _walk(
         self, case_id: str, walk: str, before: Baseline, step: Callable[[str], Baseline]

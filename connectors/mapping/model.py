@@ -48,6 +48,9 @@ class StatusMap(_Strict):
     # the workflow's edges, for planning a walk without moving an issue: status -> statuses one
     # transition away (Jira)
     paths: dict[str, list[str]] = Field(default_factory=dict)
+    # AWS sets the status of AWS-supported cases (resolverType AWS): a ticket status change on one
+    # becomes a SIR comment saying what the responder set (true), or is only accepted (false)
+    aws_supported_note: bool = True
 
 
 class Closing(_Strict):

@@ -39,8 +39,13 @@ T = TypeVar("T")
 
 CLOSED = "Closed"
 # The self-managed transitions SIR documents for UpdateCaseStatus; Closed is reached with CloseCase.
+# Ready to Close is set by AWS: the customer may only close the case from there.
 STATUS_EDGES: dict[str, tuple[str, ...]] = {
-    "Submitted": ("Detection and Analysis",),
+    "Submitted": (
+        "Detection and Analysis",
+        "Containment, Eradication and Recovery",
+        "Post-incident Activities",
+    ),
     "Acknowledged": ("Detection and Analysis",),
     "Detection and Analysis": ("Containment, Eradication and Recovery", "Post-incident Activities"),
     "Containment, Eradication and Recovery": ("Detection and Analysis", "Post-incident Activities"),

@@ -229,10 +229,27 @@ def test_update_case_status_to_a_value_customers_cannot_set_is_validation_except
 
 def test_update_case_status_skipping_an_edge_is_validation_exception(sir: Any, sandbox: Sandbox) -> None:
     case_id = make_case(sir)
+    sandbox.sir.aws_set_status(case_id, "Acknowledged")  # Acknowledged leaves to D&A only
     with pytest.raises(sir.exceptions.ValidationException) as excinfo:
         sir.update_case_status(caseId=case_id, caseStatus="Containment, Eradication and Recovery")
     assert error_of(excinfo)["reason"] == "FIELD_VALIDATION_FAILED"
-    assert sir.get_case(caseId=case_id)["caseStatus"] == "Submitted"
+    assert sir.get_case(caseId=case_id)["caseStatus"] == "Acknowledged"
+
+
+@pytest.mark.parametrize(
+    "status", ["Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities"]
+)
+def test_a_submitted_case_moves_directly_to_any_status_a_customer_sets(sir: Any, status: str) -> None:
+    case_id = make_case(sir)
+    assert sir.update_case_status(caseId=case_id, caseStatus=status)["caseStatus"] == status
+
+
+def test_a_case_ready_to_close_can_only_be_closed(sir: Any, sandbox: Sandbox) -> None:
+    case_id = make_case(sir)
+    sandbox.sir.aws_set_status(case_id, "Ready to Close")
+    with pytest.raises(sir.exceptions.ValidationException):
+        sir.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
+    assert sir.close_case(caseId=case_id)["caseStatus"] == "Closed"
 
 
 def test_acknowledged_case_may_move_to_detection_and_analysis(sir: Any, sandbox: Sandbox) -> None:
@@ -243,10 +260,9 @@ def test_acknowledged_case_may_move_to_detection_and_analysis(sir: Any, sandbox:
     )
 
 
-def test_status_updates_on_aws_cases_can_be_refused_by_switch(sir: Any, sandbox: Sandbox) -> None:
+def test_status_updates_on_aws_cases_are_refused_unless_switched_on(sir: Any, sandbox: Sandbox) -> None:
     case_id = sandbox.sir.aws_create_case("From GuardDuty", "Finding")
-    sandbox.sir.configure({"aws_cases_accept_status_updates": False})
-    with pytest.raises(sir.exceptions.AccessDeniedException):
+    with pytest.raises(sir.exceptions.AccessDeniedException):  # AWS's responders set its status
         sir.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
     sandbox.sir.configure({"aws_cases_accept_status_updates": True})
     sir.update_case_status(caseId=case_id, caseStatus="Detection and Analysis")
@@ -778,7 +794,7 @@ def test_reset_forgets_cases_events_and_switches(sir: Any, sandbox: Sandbox) -> 
     assert sandbox.sir.configure({}) == {
         "comment_bumps_case": False,
         "list_order": "created_asc",
-        "aws_cases_accept_status_updates": True,
+        "aws_cases_accept_status_updates": False,
         "closed_cases_accept_comments": False,
         "event_endpoint": None,
         "denied_actions": {},

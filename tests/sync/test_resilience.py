@@ -7,7 +7,7 @@ from pathlib import Path
 
 from connectors.crashpoints import EXIT_CODE
 from connectors.sandbox.clients import jira_client, sir_client
-from connectors.sandbox.identities import RESPONDER
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.jira.workflow import DEFAULT_WORKFLOW
 from connectors.sandbox.runner import Sandbox
 from connectors.state import STATUS
@@ -25,10 +25,14 @@ def _harness(sandbox: Sandbox, tmp_path: Path, **sync: object) -> Harness:
     return Harness(sandbox, settings)
 
 
+def deny_status_updates(sandbox: Sandbox) -> None:
+    sandbox.sir.configure({"denied_actions": {INTEGRATION.aws_principal: ["UpdateCaseStatus"]}})
+
+
 def test_a_status_change_refused_by_sir_does_not_stop_that_cases_comments(harness: Harness) -> None:
-    harness.sandbox.sir.configure({"aws_cases_accept_status_updates": False})
-    case_id = harness.create_case("AWS runs this one", resolverType="AWS")
+    case_id = harness.create_case("Status refused")
     harness.converge()
+    deny_status_updates(harness.sandbox)
     jira = JiraDriver(harness)
     jira.move(case_id, "In Progress")
     jira.add_comment(case_id, "found the key that leaked")
@@ -41,13 +45,36 @@ def test_a_status_change_refused_by_sir_does_not_stop_that_cases_comments(harnes
     assert (failure.stage, failure.retriable, failure.quarantined) == (STATUS, False, False)
 
 
+def test_an_aws_supported_case_moved_in_the_ticket_gets_one_status_note_and_keeps_its_comments(
+    harness: Harness,
+) -> None:
+    case_id = harness.sandbox.sir.aws_create_case("AWS runs this one", "GuardDuty finding")
+    harness.converge()
+    jira = JiraDriver(harness)
+    jira.move(case_id, "In Progress")
+    jira.add_comment(case_id, "found the key that leaked")
+
+    first = harness.cycle()
+    harness.converge()
+
+    assert first.errors == 0, first.problems
+    assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Submitted"  # AWS sets it
+    bodies = [c["body"] for c in harness.sir_comments(case_id)]
+    notes = [b for b in bodies if "status note" in b.split("\n", 1)[0]]
+    assert len(notes) == 1 and "'In Progress'" in notes[0] and "'Detection and Analysis'" in notes[0]
+    assert sum(b.endswith("found the key that leaked") for b in bodies) == 1
+    assert not any("status note" in body for body in jira.ticket(case_id).comments)  # never mirrored back
+    assert jira.ticket(case_id).status == "In Progress"  # the responder's status stays
+    assert harness.runtime.state.failures() == []
+
+
 def test_a_case_quarantined_for_its_status_keeps_mirroring_comments(
     sandbox: Sandbox, tmp_path: Path, aws_env: None
 ) -> None:
     harness = _harness(sandbox, tmp_path, quarantine_after=1)
-    sandbox.sir.configure({"aws_cases_accept_status_updates": False})
-    case_id = harness.create_case("AWS runs this one", resolverType="AWS")
+    case_id = harness.create_case("Status refused")
     harness.converge()
+    deny_status_updates(sandbox)
     jira = JiraDriver(harness)
     jira.move(case_id, "In Progress")
     first = harness.cycle()
@@ -208,12 +235,13 @@ def test_killed_between_two_sir_status_steps_the_next_run_walks_on_to_the_case_s
 ) -> None:
     state, mapping = tmp_path / "state.sqlite", _newest_wins_mapping(tmp_path)
     case_id = new_case(sandbox, "Two SIR steps away")
+    sandbox.sir.aws_set_status(case_id, "Acknowledged")  # which leaves to Detection and Analysis only
     assert run_sync(sandbox, state, SIRSYNC_JIRA__MAPPING=str(mapping)) == 0
     (key,) = jira_keys(sandbox, case_id)
     jira = jira_client(sandbox, RESPONDER)
-    for name in ("In Progress", "In Review"):  # Post-incident Activities: two SIR steps from Submitted
-        transition = next(t for t in jira.transitions(key) if t["to"]["name"] == name)
-        jira.transition_issue(key, transition["id"])
+    # Post-incident Activities: two SIR steps from Acknowledged
+    transition = next(t for t in jira.transitions(key) if t["to"]["name"] == "In Review")
+    jira.transition_issue(key, transition["id"])
     sandbox.clock.advance(120)
 
     crashed = run_sync(sandbox, state, "status_step", SIRSYNC_JIRA__MAPPING=str(mapping))
@@ -245,3 +273,21 @@ def test_three_cases_in_a_row_failing_for_passing_reasons_leave_the_rest_of_the_
     harness.sandbox.jira.clear_faults()
     harness.converge()
     assert all(JiraDriver(harness).ticket(case_id).summary == "renamed in SIR" for case_id in cases)
+
+
+def test_a_status_note_killed_before_its_record_is_not_posted_twice(sandbox: Sandbox, tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id = sandbox.sir.aws_create_case("AWS runs this one", "GuardDuty finding")
+    assert run_sync(sandbox, state) == 0
+    (key,) = jira_keys(sandbox, case_id)
+    jira = jira_client(sandbox, RESPONDER)
+    start = next(t for t in jira.transitions(key) if t["to"]["name"] == "In Progress")
+    jira.transition_issue(key, start["id"])
+    sandbox.clock.advance(120)
+
+    assert run_sync(sandbox, state, "status_note_posted") == EXIT_CODE
+    assert run_sync(sandbox, state) == 0
+    assert run_sync(sandbox, state) == 0
+
+    comments = sir_client(sandbox, RESPONDER).list_comments(caseId=case_id)["items"]
+    assert sum("status note" in c["body"].split("\n", 1)[0] for c in comments) == 1

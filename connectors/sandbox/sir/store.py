@@ -21,10 +21,13 @@ from connectors.sandbox.sir.events import EventBus
 
 SUBMITTED = "Submitted"
 CLOSED = "Closed"
-# Documented self-managed edges. Acknowledged (set only by AWS) leaves like Submitted, and Ready to Close
-# (set only by AWS) like Post-incident Activities: both are the sandbox's choice, not documented.
+# Documented self-managed edges, the direct ones from Submitted included. Acknowledged (set only by AWS)
+# leaves to Detection and Analysis (the sandbox's choice, not documented); Ready to Close (set only by
+# AWS) is left only by closing the case.
 SELF_MANAGED_EDGES: dict[str, frozenset[str]] = {
-    "Submitted": frozenset({"Detection and Analysis"}),
+    "Submitted": frozenset(
+        {"Detection and Analysis", "Containment, Eradication and Recovery", "Post-incident Activities"}
+    ),
     "Acknowledged": frozenset({"Detection and Analysis"}),
     "Detection and Analysis": frozenset(
         {"Containment, Eradication and Recovery", "Post-incident Activities"}
@@ -35,7 +38,7 @@ SELF_MANAGED_EDGES: dict[str, frozenset[str]] = {
     "Post-incident Activities": frozenset(
         {"Containment, Eradication and Recovery", "Detection and Analysis"}
     ),
-    "Ready to Close": frozenset({"Containment, Eradication and Recovery", "Detection and Analysis"}),
+    "Ready to Close": frozenset(),
 }
 INVESTIGATION_STEPS = {"Pending": "InProgress", "InProgress": "Completed", "Waiting": "InProgress"}
 DEFAULT_CLOSURE_CODE = "Investigation Completed"
@@ -62,7 +65,7 @@ SCALAR_FIELDS = {
 class Settings:
     comment_bumps_case: bool = False
     list_order: str = "created_asc"
-    aws_cases_accept_status_updates: bool = True
+    aws_cases_accept_status_updates: bool = False  # AWS's responders set an AWS-supported case's status
     closed_cases_accept_comments: bool = False
 
     CHOICES = {"list_order": ("created_asc", "updated_desc")}
