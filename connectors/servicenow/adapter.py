@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ CORRELATION_DISPLAY = "AWS Security Incident Response"  # with correlation_id = 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 JOURNAL_TABLE = "sys_journal_field"
 PAGE = 500
+CHOICE_PAGE = 10000
 # field length limits of the base system's incident and security incident tables
 LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "close_code": 40}
 JOURNAL_LIMIT = 32000  # journal entries hold far more; keep mirrored ones readable
@@ -133,6 +135,10 @@ class ServiceNowAdapter(TargetAdapter):
     def _query(
         self, table: str, query: str, fields: Sequence[str], *, display_value: bool | str = False
     ) -> Iterator[dict[str, Any]]:
+        """Every row the query matches, page by page until an empty page.
+
+        ACLs filter rows after ``sysparm_limit`` is applied, so a short page is not the last one.
+        """
         offset = 0
         while True:
 
@@ -143,9 +149,9 @@ class ServiceNowAdapter(TargetAdapter):
                 return list(response.all())
 
             records = self._call(f"GET {table}", page)
-            yield from records
-            if len(records) < PAGE:
+            if not records:
                 return
+            yield from records
             offset += PAGE
 
     def _write(
@@ -195,15 +201,25 @@ class ServiceNowAdapter(TargetAdapter):
     def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
         elements = ("state", *CHECKED_CHOICES)
         query = f"name={self.table}^elementIN{','.join(elements)}^inactive=false"
-        params = {"sysparm_query": query, "sysparm_fields": "element,value,label", "sysparm_limit": "10000"}
-        answer = self._probe("sys_choice", params)
-        if isinstance(answer, Problem):
-            return [answer]
-        status, body = answer
-        rows = body.get("result") if status == 200 and isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            log.warning("sys_choice cannot be read (HTTP %s): the mapping's states are not checked", status)
-            return []
+        rows: list[Any] = []
+        for offset in itertools.count(0, CHOICE_PAGE):  # until an empty page: ACLs filter after the limit
+            params = {
+                "sysparm_query": query,
+                "sysparm_fields": "element,value,label",
+                "sysparm_limit": str(CHOICE_PAGE),
+                "sysparm_offset": str(offset),
+            }
+            answer = self._probe("sys_choice", params)
+            if isinstance(answer, Problem):
+                return [answer]
+            status, body = answer
+            page = body.get("result") if status == 200 and isinstance(body, dict) else None
+            if not isinstance(page, list):
+                log.warning("sys_choice cannot be read (HTTP %s): mapped states are not checked", status)
+                return []
+            if not page:
+                break
+            rows += page
         choices: dict[str, dict[str, str]] = {}
         for row in rows:
             if isinstance(row, dict) and row.get("element") and row.get("value") is not None:
@@ -361,12 +377,9 @@ class ServiceNowAdapter(TargetAdapter):
     def comments(self, ticket: Ticket) -> Sequence[Comment]:
         query = f"element_id={ticket.id}^elementINcomments,work_notes^ORDERBYsys_created_on"
         fields = ("sys_id", "element", "value", "sys_created_on", "sys_created_by")
-        entries = list(self._query(JOURNAL_TABLE, query, fields))
+        entries = self._journal_read(query, fields)
         if not entries and self._has_journal.get(ticket.id):
-            raise FatalError(
-                f"ServiceNow {ticket.key} has journal entries but {JOURNAL_TABLE} shows none to {self.user}: "
-                f"grant the integration user read access to {JOURNAL_TABLE} (an ACL hides it)"
-            )
+            self._journal_hidden(ticket)
         return [
             Comment(
                 id=str(entry["sys_id"]),
@@ -379,20 +392,62 @@ class ServiceNowAdapter(TargetAdapter):
             for entry in entries
         ]
 
+    def _journal_read(self, query: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of sys_journal_field; a user who may not read the table at all cannot sync any case."""
+        try:
+            return list(self._query(JOURNAL_TABLE, query, fields))
+        except CaseError as exc:
+            cause = exc.__cause__
+            response = cause.response if isinstance(cause, requests.HTTPError) else None
+            if response is not None and response.status_code == 403:
+                raise FatalError(
+                    f"{exc} -- grant the integration user {self.user} read access to {JOURNAL_TABLE}"
+                ) from exc
+            raise
+
+    def _journal_hidden(self, ticket: Ticket) -> None:
+        """The record shows a journal but sys_journal_field none of its entries: an ACL hides them.
+
+        Hidden for this record only (other entries of the table are readable) is this case's error;
+        hidden everywhere stops the target, as no case's comments can be trusted. With no other entry
+        of the table readable, the hide cannot be told from a hide everywhere and stops the target.
+        """
+        query = f"name={self.table}^elementINcomments,work_notes"
+        if next(self._query(JOURNAL_TABLE, query, ("sys_id",)), None) is not None:
+            raise CaseError(
+                f"ServiceNow {ticket.key} has journal entries but {JOURNAL_TABLE} shows none of them to "
+                f"{self.user}: an ACL hides this record's journal; grant read on it to sync its comments"
+            )
+        raise FatalError(
+            f"ServiceNow {ticket.key} has journal entries but {JOURNAL_TABLE} shows none to {self.user}: "
+            f"grant the integration user read access to {JOURNAL_TABLE} (an ACL hides it)"
+        )
+
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
         """Journals are write-by-append: the new entry's id is read back from sys_journal_field.
 
-        Mirrored text carries a marker naming its source, so the newest entry with this exact text
-        is the one just written.
+        The entry is found by record, element, author and a window around the write's time, then by
+        its text with whitespace ignored (the platform may change whitespace), else by its first line,
+        which for mirrored text carries the marker naming its source. Newest first.
         """
         field = _JOURNALS[internal]
-        text = body
-        self._write("PATCH", ticket.id, {field: text}, idempotent=False)  # a journal appends
+        written = self._write("PATCH", ticket.id, {field: body}, idempotent=False)  # a journal appends
         self._has_journal[ticket.id] = True
-        query = f"element_id={ticket.id}^element={field}^sys_created_by={self.user}^ORDERBYDESCsys_created_on"
-        for entry in self._query(JOURNAL_TABLE, query, ("sys_id", "value")):
-            if entry.get("value") == text:
-                return str(entry["sys_id"])
+        query = f"element_id={ticket.id}^element={field}^sys_created_by={self.user}"
+        stamp = _value(written.get("sys_updated_on"))
+        if stamp:
+            since = parse_servicenow_time(stamp) - timedelta(seconds=self.search_overlap_seconds)
+            query += f"^sys_created_on>={since:{TIME_FORMAT}}"
+        query += "^ORDERBYDESCsys_created_on"
+        entries = self._journal_read(query, ("sys_id", "value", "sys_created_on"))
+        text, head = _squeezed(body), _squeezed(body.split("\n", 1)[0])
+        values = [(str(entry["sys_id"]), str(entry.get("value", ""))) for entry in entries]
+        for sys_id, value in values:
+            if _squeezed(value) == text:
+                return sys_id
+        for sys_id, value in values:  # the first line: the marker naming the mirrored comment
+            if head and _squeezed(value.split("\n", 1)[0]) == head:
+                return sys_id
         raise CaseError(f"ServiceNow {ticket.key}: the new {field} entry did not appear in {JOURNAL_TABLE}")
 
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
@@ -432,6 +487,11 @@ def _value(field: Any) -> str:
     if isinstance(field, dict):
         return str(field.get("value") or "")
     return "" if field is None else str(field)
+
+
+def _squeezed(text: str) -> str:
+    """Text with every run of whitespace made one space, ends stripped: what survives normalising."""
+    return " ".join(text.split())
 
 
 def _display(field: Any) -> str:

@@ -490,3 +490,63 @@ def test_absent_tables_must_name_known_tables(sandbox: Sandbox) -> None:
     url = f"{sandbox.servicenow_url}/_sandbox/config"
     response = requests.post(url, json={"absent_tables": ["sn_si_incidnet"]}, timeout=10)
     assert response.status_code == 400 and "absent_tables" in response.json()["message"]
+
+
+# --- what a real instance does under ACLs -----------------------------------------------------------------
+
+
+def test_acl_filtered_rows_make_short_pages_that_are_not_the_last(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    for n in range(6):
+        _incident(snow, short_description=f"incident {n}")
+    sandbox.servicenow.configure({"acl_filtered_rows": 0.5})  # every other matching row is unreadable
+
+    def page(offset: int) -> requests.Response:
+        params = {"sysparm_query": "ORDERBYnumber", "sysparm_limit": 4, "sysparm_offset": offset}
+        return _http(sandbox, "GET", "/api/now/table/incident", params=params)
+
+    first = page(0)
+    assert [r["short_description"] for r in first.json()["result"]] == ["incident 0", "incident 1"]
+    assert first.headers["X-Total-Count"] == "12"  # counted before the ACL, as the limit is
+    seen = []
+    for offset in range(0, 100, 4):
+        rows = page(offset).json()["result"]
+        if not rows:
+            break
+        seen += [r["short_description"] for r in rows]
+    assert seen == [f"incident {n}" for n in range(6)]
+
+
+def test_acl_filtered_rows_must_be_a_share_below_one(sandbox: Sandbox) -> None:
+    url = f"{sandbox.servicenow_url}/_sandbox/config"
+    for bad in (1, 1.5, -0.1, True, "half"):
+        assert requests.post(url, json={"acl_filtered_rows": bad}, timeout=10).status_code == 400
+    answer = requests.post(url, json={"acl_filtered_rows": 0}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["acl_filtered_rows"] == 0.0
+
+
+def test_journal_hidden_for_one_record_hides_only_its_entries(sandbox: Sandbox, snow: pysnow.Client) -> None:
+    hidden, shown = _incident(snow, comments="secret"), _incident(snow, comments="public")
+    sandbox.servicenow.configure({"journal_acl_hidden_records": [hidden["sys_id"]]})
+    journal = snow.resource(api_path="/table/sys_journal_field")
+    assert journal.get(query=f"element_id={hidden['sys_id']}").all() == []
+    assert [e["value"] for e in journal.get(query="").all()] == ["public"]
+    [entry] = sandbox.servicenow.journal(hidden["sys_id"])
+    assert _http(sandbox, "GET", f"/api/now/table/sys_journal_field/{entry['sys_id']}").status_code == 404
+    blob = snow.resource(api_path="/table/incident").get(
+        query={"sys_id": hidden["sys_id"]}, display_value=True
+    )
+    assert "secret" in blob.one()["comments"]  # the record itself still shows its journal
+    assert shown["sys_id"] != hidden["sys_id"]
+
+
+def test_journal_text_is_stored_with_whitespace_tidied_unless_switched_off(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    untidy = "  head line  \r\n\n\n\nbody \t\n\n"
+    tidied = _incident(snow, work_notes=untidy)
+    assert [e["value"] for e in sandbox.servicenow.journal(tidied["sys_id"])] == ["head line\n\nbody"]
+    sandbox.servicenow.configure({"journal_normalises_whitespace": False})
+    kept = _incident(snow, work_notes=untidy)
+    assert [e["value"] for e in sandbox.servicenow.journal(kept["sys_id"])] == [untidy]

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -121,9 +122,15 @@ class ServiceNowSandbox(SandboxApp):
                 raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {sorted(current)}"})
             for name, value in settings.items():
                 expected = type(current[name])
-                if name in ("journal_acl_hidden_for", "revoked"):
+                if name in ("journal_acl_hidden_for", "revoked", "journal_acl_hidden_records"):
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                        raise SandboxError(400, {"message": f"{name} must be a list of user names"})
+                        what = "sys_ids" if name == "journal_acl_hidden_records" else "user names"
+                        raise SandboxError(400, {"message": f"{name} must be a list of {what}"})
+                elif name == "acl_filtered_rows":
+                    number = isinstance(value, int | float) and not isinstance(value, bool)
+                    if not number or not 0 <= value < 1:
+                        raise SandboxError(400, {"message": f"{name} must be a number from 0 to below 1"})
+                    value = float(value)
                 elif name == "absent_tables":
                     if not isinstance(value, list) or not all(v in schema.TABLES for v in value):
                         known = sorted(schema.TABLES)
@@ -154,6 +161,9 @@ class ServiceNowSandbox(SandboxApp):
     def _list(self, request: Request) -> Response:
         table = self._table(request)
         rows = [] if self._hidden(request, table) else list(self.store.tables[table.name].values())
+        if table.name == "sys_journal_field":
+            hidden = set(self.settings.journal_acl_hidden_records)
+            rows = [row for row in rows if row["element_id"] not in hidden]
         if table.name == "sys_choice":  # an absent table has no choice lists either
             rows = [row for row in rows if row["name"] not in self.settings.absent_tables]
         return self._page(request, table, rows)
@@ -166,10 +176,14 @@ class ServiceNowSandbox(SandboxApp):
         limit = _int_arg(request, "sysparm_limit", DEFAULT_LIMIT, minimum=1)
         offset = _int_arg(request, "sysparm_offset", 0, minimum=0)
         view = View.of(request)
-        result = [render(self.store, table, r, view, self.base_url) for r in matched[offset : offset + limit]]
-        headers = {"X-Total-Count": str(len(matched))}
+        # where each readable row sits among all matching rows, the ACL-filtered ones included
+        places = _places(len(matched), self.settings.acl_filtered_rows)
+        shown = [row for row, at in zip(matched, places, strict=True) if offset <= at < offset + limit]
+        result = [render(self.store, table, r, view, self.base_url) for r in shown]
+        total = places[-1] + 1 if places else 0  # counted before the ACL, as the limit is
+        headers = {"X-Total-Count": str(total)}
         if (request.arg("sysparm_suppress_pagination_header") or "").lower() != "true":
-            headers["Link"] = self._link_header(request, len(matched), limit, offset)
+            headers["Link"] = self._link_header(request, total, limit, offset)
         return Response(200, {"result": result}, headers, JSON)
 
     def _link_header(self, request: Request, total: int, limit: int, offset: int) -> str:
@@ -194,6 +208,9 @@ class ServiceNowSandbox(SandboxApp):
         if self._hidden(request, table):
             raise not_found()
         record = self.store.get(table.name, request.params["sys_id"])
+        hidden_records = self.settings.journal_acl_hidden_records
+        if table.name == "sys_journal_field" and record["element_id"] in hidden_records:
+            raise not_found()
         return self._one(request, table, record, 200)
 
     def _one(self, request: Request, table: schema.Table, record: dict[str, str], status: int) -> Response:
@@ -304,6 +321,13 @@ class ServiceNowSandbox(SandboxApp):
 
 def _failure(message: str, detail: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "detail": detail}, "status": "failure"}
+
+
+def _places(count: int, filtered_share: float) -> list[int]:
+    """Positions of ``count`` readable rows when ``filtered_share`` of all rows are unreadable, spread
+    evenly, the unreadable ones first: with 0.5, rows 1, 3, 5..."""
+    readable_share = 1.0 - filtered_share
+    return [math.ceil((n + 1) / readable_share - 1e-9) - 1 for n in range(count)]
 
 
 def _int_arg(request: Request, name: str, default: int, *, minimum: int) -> int:

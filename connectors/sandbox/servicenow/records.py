@@ -10,6 +10,7 @@ from impact and urgency, journal fields (``comments``, ``work_notes``) are appen
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,16 @@ class Settings:
     """Instance behaviours that differ between real instances; switched with ``configure``."""
 
     journal_acl_hidden_for: list[str] = field(default_factory=list)
+    # records (sys_ids) whose journal entries sys_journal_field hides from every caller, as an ACL on
+    # one record's journal does: the record still shows its journal blob
+    journal_acl_hidden_records: list[str] = field(default_factory=list)
+    # the share (0 to below 1) of matching rows the caller may not read, spread among the readable
+    # ones: sysparm_limit and sysparm_offset count them, then the ACL drops them from the page, so a
+    # page comes back short while later pages still hold rows (0.75: sysparm_limit=36 returns 9)
+    acl_filtered_rows: float = 0.0
+    # the platform's whitespace clean-up of journal text: trailing spaces on each line dropped, runs of
+    # blank lines made one, the text stripped
+    journal_normalises_whitespace: bool = True
     enforce_mandatory_fields: bool = True  # close_code/close_notes to close, hold_reason for On Hold
     reject_invalid_choices: bool = True  # the base platform stores unknown choice values as they are
     overlong_strings: str = "truncate"  # or "reject"
@@ -220,6 +231,8 @@ class Store:
         appended = False
         for element in schema.JOURNAL_LABELS:
             text = _as_text(data.get(element))
+            if self.settings.journal_normalises_whitespace:
+                text = normalised_journal_text(text)
             if element in table.fields and text.strip():
                 entry_id = self.new_sys_id()
                 self.tables["sys_journal_field"][entry_id] = {
@@ -260,6 +273,12 @@ class Store:
             if meta["table_sys_id"] == sys_id:
                 del self.tables["sys_attachment"][attachment_id]
                 self.contents.pop(attachment_id, None)
+
+
+def normalised_journal_text(text: str) -> str:
+    """Journal text as stored when the platform tidies whitespace."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _business_rule_abort(table: Table, reason: str) -> SandboxError:
