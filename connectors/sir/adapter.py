@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,6 +86,20 @@ def status_path(current: str, wanted: str) -> list[str] | None:
                 seen.add(step)
                 queue.append((step, [*path, step]))
     return None
+
+
+_SESSION = re.compile(r"^arn:(?P<partition>[\w-]+):sts::(?P<account>\d+):assumed-role/(?P<role>[^/]+)/[^/]+$")
+
+
+def stable_identity(principal: str) -> str:
+    """The part of a principal that survives a new session: an assumed-role session ARN
+    (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``, its session name new with every task, Lambda
+    or assume-role profile) names its role (``arn:aws:iam::ACCOUNT:role/ROLE``); others stay as they are.
+    """
+    match = _SESSION.match(principal)
+    if match is None:
+        return principal
+    return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
 
 
 def client_token(*parts: str) -> str:
@@ -231,10 +246,14 @@ class SirAdapter:
                 author=item.get("creator", ""),
                 created=_iso(item.get("createdDate", "")),
                 updated=_iso(item.get("lastUpdatedDate", "")),
-                own=bool(self.principal) and item.get("creator") == self.principal,
+                own=self.is_own(str(item.get("creator", ""))),
             )
             for item in self._pages("list_comments", "items", caseId=case_id)
         ]
+
+    def is_own(self, principal: str) -> bool:
+        """Whether the integration wrote it: the same role, whatever the session."""
+        return bool(self.principal) and stable_identity(principal) == stable_identity(self.principal or "")
 
     def investigations(self, case_id: str) -> list[Investigation]:
         found = []

@@ -22,6 +22,7 @@ from connectors.sandbox.sir.auth import (
     AccessRules,
     identity_for_key,
     invalid_signature,
+    session_principal,
     signature_matches,
     unrecognized_client,
 )
@@ -103,6 +104,9 @@ class SirSandbox(SandboxApp):
             raise unrecognized_client()
         if not signature_matches(request, match, identity.aws_secret_access_key):
             raise invalid_signature()
+        token = request.header("x-amz-security-token")
+        if token:  # temporary credentials: the caller is a session of the role, named anew per session
+            return session_principal(identity.aws_principal, token)
         return identity.aws_principal
 
     def error_response(self, error: SandboxError) -> Response:

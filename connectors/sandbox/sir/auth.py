@@ -51,6 +51,15 @@ def identity_for_key(access_key_id: str) -> Identity | None:
     return None
 
 
+def session_principal(role_arn: str, session_token: str) -> str:
+    """The assumed-role session ARN a role's temporary credentials act as: a task role, a Lambda or an
+    assume-role profile gets a new session, and so a new session name, each time it starts."""
+    account = role_arn.split(":")[4]
+    role = role_arn.rsplit("/", 1)[-1]
+    session = "session-" + hashlib.sha256(session_token.encode()).hexdigest()[:12]
+    return f"arn:aws:sts::{account}:assumed-role/{role}/{session}"
+
+
 def unrecognized_client() -> SandboxError:
     return access_denied(INVALID_TOKEN, "UnrecognizedClientException")
 
