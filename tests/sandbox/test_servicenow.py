@@ -550,3 +550,12 @@ def test_journal_text_is_stored_with_whitespace_tidied_unless_switched_off(
     sandbox.servicenow.configure({"journal_normalises_whitespace": False})
     kept = _incident(snow, work_notes=untidy)
     assert [e["value"] for e in sandbox.servicenow.journal(kept["sys_id"])] == [untidy]
+
+
+def test_journal_refused_user_gets_a_403_acl_exception(sandbox: Sandbox, snow: pysnow.Client) -> None:
+    _incident(snow, work_notes="secret")
+    sandbox.servicenow.configure({"journal_acl_refused_for": [RESPONDER.servicenow_user]})
+    refused = _http(sandbox, "GET", "/api/now/table/sys_journal_field", RESPONDER)
+    assert refused.status_code == 403
+    assert "ACL Exception Read Failed" in refused.json()["error"]["detail"]
+    assert len(snow.resource(api_path="/table/sys_journal_field").get(query="").all()) == 1

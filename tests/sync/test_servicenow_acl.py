@@ -97,3 +97,14 @@ class TestServiceNowUnderAcls:
         report = harness.cycle()
         assert report.fatal and "sys_journal_field" in report.fatal[0]
         assert harness.sir_comments(first) == harness.sir_comments(second) == []
+
+    def test_a_journal_table_the_user_is_refused_stops_the_target(
+        self, harness: Harness, driver: ServiceNowDriver
+    ) -> None:
+        case_id = harness.create_case("Refused")
+        harness.converge()
+        driver.add_comment(case_id, "no read role")
+        harness.sandbox.servicenow.configure({"journal_acl_refused_for": [INTEGRATION.servicenow_user]})
+        report = harness.cycle()
+        assert report.fatal and "read access to sys_journal_field" in report.fatal[0]
+        assert harness.sir_comments(case_id) == []

@@ -28,6 +28,7 @@ from connectors.sandbox.servicenow.render import View, render
 JSON = "application/json;charset=UTF-8"
 DEFAULT_LIMIT = 10000
 API_PREFIXES = ("/api/now", "/api/now/v1", "/api/now/v2")
+USER_LISTS = ("journal_acl_hidden_for", "journal_acl_refused_for", "revoked")
 
 
 class ServiceNowSandbox(SandboxApp):
@@ -122,7 +123,7 @@ class ServiceNowSandbox(SandboxApp):
                 raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {sorted(current)}"})
             for name, value in settings.items():
                 expected = type(current[name])
-                if name in ("journal_acl_hidden_for", "revoked", "journal_acl_hidden_records"):
+                if name in USER_LISTS or name == "journal_acl_hidden_records":
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                         what = "sys_ids" if name == "journal_acl_hidden_records" else "user names"
                         raise SandboxError(400, {"message": f"{name} must be a list of {what}"})
@@ -154,8 +155,11 @@ class ServiceNowSandbox(SandboxApp):
         return table
 
     def _hidden(self, request: Request, table: schema.Table) -> bool:
-        """Journal ACL: for these users sys_journal_field reads as empty rather than refusing."""
+        """Journal ACL: for these users sys_journal_field reads as empty rather than refusing (or, for
+        ``journal_acl_refused_for``, refuses with 403)."""
         user: str = request.caller.servicenow_user
+        if table.name == "sys_journal_field" and user in self.settings.journal_acl_refused_for:
+            raise acl_refused("Read")
         return table.name == "sys_journal_field" and user in self.settings.journal_acl_hidden_for
 
     def _list(self, request: Request) -> Response:

@@ -43,6 +43,8 @@ class Settings:
     """Instance behaviours that differ between real instances; switched with ``configure``."""
 
     journal_acl_hidden_for: list[str] = field(default_factory=list)
+    # users refused any read of sys_journal_field with a 403 ACL exception (no read role on the table)
+    journal_acl_refused_for: list[str] = field(default_factory=list)
     # records (sys_ids) whose journal entries sys_journal_field hides from every caller, as an ACL on
     # one record's journal does: the record still shows its journal blob
     journal_acl_hidden_records: list[str] = field(default_factory=list)
