@@ -42,7 +42,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from connectors.errors import RetriableError
+import requests
+
+from connectors.errors import RetriableError, connection_failed, throttled_or_failed
+from connectors.retry import RetryPolicy
 from connectors.settings import Settings
 
 if TYPE_CHECKING:
@@ -209,6 +212,39 @@ def unavailable(system: str, error: RetriableError, *, reached: bool, setting: s
         return Problem(system, message, f"{setting}, or the network", url, UNREACHABLE)
     message = f"answers only with errors, even after retries ({one_line(str(error), 120)})"
     return Problem(system, message, setting, url, DOWN)
+
+
+def probe(
+    system: str,
+    what: str,
+    get: Callable[[], requests.Response],
+    retry: RetryPolicy,
+    *,
+    setting: str,
+    url: str,
+) -> requests.Response | Problem:
+    """A plain HTTP read for preflight, retried like any call: the answer to judge, or the problem
+    that a lasting connection failure, 429 or 5xx makes (see :func:`unavailable`)."""
+    reached = True
+
+    def attempt() -> requests.Response:
+        nonlocal reached
+        try:
+            response = get()
+        except requests.RequestException as exc:
+            error = connection_failed(f"{system} {what}", exc)
+            reached = error.applied
+            raise error from exc
+        reached = True
+        if response.status_code == 429 or response.status_code >= 500:
+            message = f"{system} {what}: HTTP {response.status_code}"
+            raise throttled_or_failed(message, response.status_code, response.headers.get("Retry-After"))
+        return response
+
+    try:
+        return retry.call(attempt)
+    except RetriableError as exc:
+        return unavailable(system, exc, reached=reached, setting=setting, url=url)
 
 
 def closest(value: str, known: Collection[str]) -> str | None:

@@ -26,7 +26,7 @@ from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
-from connectors.preflight import CONFIG, Problem, closest, one_line, unavailable, unknown_values
+from connectors.preflight import CONFIG, Problem, closest, one_line, probe, unavailable, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
@@ -254,29 +254,19 @@ class JiraAdapter(TargetAdapter):
     def _probe_server(self, site: str) -> Problem | None:
         """Whether the URL answers as Jira Cloud: serverInfo, which Jira answers to anyone, so that a
         wrong URL is not taken for wrong credentials."""
-        reached = True
-
-        def attempt() -> requests.Response:
-            nonlocal reached
-            try:
-                response = requests.get(
-                    site + SERVER_INFO, timeout=self._timeout, headers={"Accept": "application/json"}
-                )
-            except requests.RequestException as exc:
-                error = connection_failed(f"Jira GET {SERVER_INFO}", exc)
-                reached = error.applied
-                raise error from exc
-            reached = True
-            if response.status_code == 429 or response.status_code >= 500:
-                message = f"Jira GET {SERVER_INFO}: HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
-                raise throttled_or_failed(message, response.status_code, retry_after)
-            return response
-
-        try:
-            response = self._retry.call(attempt)
-        except RetriableError as exc:
-            return unavailable("Jira", exc, reached=reached, setting=URL_SETTING, url=site)
+        found = probe(
+            "Jira",
+            f"GET {SERVER_INFO}",
+            lambda: requests.get(
+                site + SERVER_INFO, timeout=self._timeout, headers={"Accept": "application/json"}
+            ),
+            self._retry,
+            setting=URL_SETTING,
+            url=site,
+        )
+        if isinstance(found, Problem):
+            return found
+        response = found
         try:
             info = response.json()
         except ValueError:

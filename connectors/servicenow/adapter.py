@@ -18,12 +18,11 @@ from connectors.errors import (
     CaseError,
     FatalError,
     NotFoundError,
-    RetriableError,
     connection_failed,
     throttled_or_failed,
 )
 from connectors.model import Comment, Ticket
-from connectors.preflight import Problem, one_line, unavailable, unknown_values
+from connectors.preflight import Problem, one_line, probe, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
 from connectors.target import TargetAdapter, TicketChange
@@ -237,32 +236,22 @@ class ServiceNowAdapter(TargetAdapter):
         """A read for preflight: the answer's HTTP status and JSON body (None if not JSON), to be judged.
         Connection failures, 429 and 5xx are retried; if they last, the problem they make."""
         site = str(self._client.base_url)
-        reached = True
-
-        def attempt() -> requests.Response:
-            nonlocal reached
-            try:
-                response: requests.Response = self._client.session.get(
-                    f"{site}/api/now/table/{table}",
-                    params=dict(params),
-                    timeout=self._timeout,
-                    headers={"Accept": "application/json"},
-                )
-            except requests.RequestException as exc:
-                error = connection_failed(f"ServiceNow GET {table}", exc)
-                reached = error.applied
-                raise error from exc
-            reached = True
-            if response.status_code == 429 or response.status_code >= 500:
-                message = f"ServiceNow GET {table}: HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
-                raise throttled_or_failed(message, response.status_code, retry_after)
-            return response
-
-        try:
-            response = self._retry.call(attempt)
-        except RetriableError as exc:
-            return unavailable("ServiceNow", exc, reached=reached, setting=URL_SETTING, url=site)
+        found = probe(
+            "ServiceNow",
+            f"GET {table}",
+            lambda: self._client.session.get(
+                f"{site}/api/now/table/{table}",
+                params=dict(params),
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+            ),
+            self._retry,
+            setting=URL_SETTING,
+            url=site,
+        )
+        if isinstance(found, Problem):
+            return found
+        response = found
         try:
             body = response.json()
         except ValueError:
