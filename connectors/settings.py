@@ -49,8 +49,10 @@ class JiraSettings(BaseModel):
     user: str | None = None
     token: SecretStr | None = None
     project: str = "SEC"
-    timezone: str = Field(
-        "UTC", description="The integration user's Jira time zone: JQL dates are read in it."
+    timezone: str | None = Field(
+        None,
+        description="The integration user's Jira time zone (JQL dates are read in it); "
+        "default: read from Jira's /myself.",
     )
     mapping: Path | None = Field(None, description="An admin's own mapping file; default: the shipped one.")
     timeout_seconds: float = Field(10.0, gt=0)

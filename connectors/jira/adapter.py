@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRA, JIRAError
@@ -59,6 +59,26 @@ def parse_jira_time(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+TIMEZONE_SETTING = "SIRSYNC_JIRA__TIMEZONE"
+
+
+def _time_zone(name: Any, source: str) -> ZoneInfo:
+    """The zone JQL dates are written in; a name neither Python nor the setting knows stops the run."""
+    if not isinstance(name, str) or not name:
+        raise FatalError(
+            f"Jira time zone: {source} gives none; set {TIMEZONE_SETTING} to the integration user's "
+            "Jira time zone (an IANA name such as America/Los_Angeles)"
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FatalError(
+            f"Jira time zone {name!r} from {source} is not a known time zone name; set "
+            f"{TIMEZONE_SETTING} to the integration user's Jira time zone (an IANA name such as "
+            "America/Los_Angeles)"
+        ) from exc
+
+
 class JiraAdapter(TargetAdapter):
     system = "jira"
     display_name = "Jira"
@@ -70,7 +90,7 @@ class JiraAdapter(TargetAdapter):
         project: str,
         *,
         issue_type: str = "Task",
-        timezone: str = "UTC",
+        timezone: str | None = None,
         search_overlap_seconds: int = 180,
         retry: RetryPolicy | None = None,
         url: str = "",
@@ -84,7 +104,9 @@ class JiraAdapter(TargetAdapter):
         self._client = client
         self.project = project
         self.issue_type = issue_type
-        self._zone = ZoneInfo(timezone)
+        # the integration user's zone, in which Jira reads JQL dates: the setting when given, otherwise the
+        # profile's timeZone, read from GET myself when the client connects
+        self._zone: ZoneInfo | None = _time_zone(timezone, TIMEZONE_SETTING) if timezone else None
         self._retry = retry or RetryPolicy()
         self._account_id: str | None = None
         # the workflow's paths, learned without moving an issue, and the mapping's status.paths
@@ -144,8 +166,29 @@ class JiraAdapter(TargetAdapter):
     @property
     def _jira(self) -> JIRA:
         if not isinstance(self._client, JIRA):
-            self._client = self._client()
+            client = self._client()
+            if self._zone is None:
+                # inside the first call's retry policy, as the connect is; kept only once both succeeded
+                self._learn_profile(client._session.get(client._get_url("myself")).json())
+            self._client = client
         return self._client
+
+    def _learn_profile(self, me: Any) -> None:
+        """The account id and, unless the setting overrides it, the time zone from a GET myself answer."""
+        if not isinstance(me, dict):
+            raise FatalError(_not_jira(self.url, "no JSON object at GET myself"))
+        if self._account_id is None and me.get("accountId"):
+            self._account_id = str(me["accountId"])
+        if self._zone is None:
+            self._zone = _time_zone(me.get("timeZone"), "Jira's GET /rest/api/2/myself (timeZone)")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The integration user's Jira time zone (the setting, else asked of Jira once)."""
+        if self._zone is None:
+            self._learn_profile(self._get("myself"))
+        assert self._zone is not None
+        return self._zone
 
     def _call(self, what: str, function: Callable[[], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
@@ -549,7 +592,7 @@ class JiraAdapter(TargetAdapter):
     def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:
         jql = f'project = "{self.project}" AND labels = "{SYNC_LABEL}"'
         if since is not None:
-            local = since.astimezone(self._zone)
+            local = since.astimezone(self.zone)
             jql += f' AND updated >= "{local:%Y/%m/%d %H:%M}"'
         jql += " ORDER BY updated ASC"
         changes = []

@@ -11,6 +11,7 @@ from typing import Any
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+JIRA_DEFAULT_TIME_ZONE = "America/Los_Angeles"
 AWS_RESPONDER = "AWS Responder"
 
 
@@ -25,6 +26,8 @@ class Identity:
     jira_account_id: str
     servicenow_user: str
     servicenow_password: str
+    # the Jira profile's time zone: JQL dates are read in it and returned times carry its offset
+    jira_time_zone: str = JIRA_DEFAULT_TIME_ZONE
 
     def as_json(self) -> dict[str, Any]:
         return {

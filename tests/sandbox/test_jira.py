@@ -92,8 +92,8 @@ def test_created_and_updated_are_jira_formatted_from_the_sandbox_clock(jira: JIR
     sandbox.clock.advance(61)
     jira.issue("SEC-1").update(fields={"summary": "renamed"})
     issue = jira.issue("SEC-1")
-    assert issue.fields.created == "2024-01-01T12:34:56.789+0000"
-    assert issue.fields.updated == "2024-01-01T12:35:57.789+0000"
+    assert issue.fields.created == "2024-01-01T04:34:56.789-0800"
+    assert issue.fields.updated == "2024-01-01T04:35:57.789-0800"
 
 
 def test_create_issue_without_summary_is_400_naming_the_field(jira: JIRA) -> None:
@@ -143,8 +143,8 @@ def test_edit_sets_fields_applies_label_operations_and_bumps_updated(jira: JIRA,
     assert issue.fields.description == "details"
     assert issue.fields.priority.name == "High"
     assert issue.fields.labels == ["keep", "triaged"]
-    assert issue.fields.updated == "2024-05-01T10:00:30.000+0000"
-    assert issue.fields.created == "2024-05-01T10:00:00.000+0000"
+    assert issue.fields.updated == "2024-05-01T03:00:30.000-0700"
+    assert issue.fields.created == "2024-05-01T03:00:00.000-0700"
 
 
 def test_edit_cannot_set_status_directly(jira: JIRA) -> None:
@@ -429,7 +429,7 @@ def test_new_comment_bumps_issue_updated(jira: JIRA, sandbox: Sandbox) -> None:
     new_issue(jira)
     sandbox.clock.advance(120)
     jira.add_comment("SEC-1", "later")
-    assert jira.issue("SEC-1").fields.updated == "2024-05-01T10:02:00.000+0000"
+    assert jira.issue("SEC-1").fields.updated == "2024-05-01T03:02:00.000-0700"
 
 
 # --- search ----------------------------------------------------------------------------------------------
@@ -507,19 +507,63 @@ def test_search_post_and_v3_routes_answer_like_get(jira: JIRA, sandbox: Sandbox)
 
 
 def test_updated_since_has_minute_granularity_in_both_date_formats(jira: JIRA, sandbox: Sandbox) -> None:
-    for second in (30, 70, 120):  # 10:00:30, 10:01:10, 10:02:00
+    for second in (30, 70, 120):  # 10:00:30, 10:01:10, 10:02:00 UTC
         sandbox.clock.set(datetime(2024, 5, 1, 10, 0, second % 60, tzinfo=UTC).replace(minute=second // 60))
         new_issue(jira)
 
     def search(clause: str) -> list[str]:
         return sorted(keys_of(jira.enhanced_search_issues(f"project = SEC AND {clause}", fields="key")))
 
-    assert search('updated >= "2024/05/01 10:01"') == ["SEC-2", "SEC-3"]
-    assert search('updated >= "2024-05-01 10:00"') == ["SEC-1", "SEC-2", "SEC-3"]
-    assert search('updated > "2024/05/01 10:01"') == ["SEC-2", "SEC-3"]
-    assert search('updated < "2024-05-01 10:01"') == ["SEC-1"]
-    assert search('updated <= "2024/05/01 10:02"') == ["SEC-1", "SEC-2", "SEC-3"]
-    assert search('created > "2024/05/01 10:02"') == []
+    # the user's zone is America/Los_Angeles (UTC-7 in May): JQL dates are read in it
+
+    assert search('updated >= "2024/05/01 03:01"') == ["SEC-2", "SEC-3"]
+    assert search('updated >= "2024-05-01 03:00"') == ["SEC-1", "SEC-2", "SEC-3"]
+    assert search('updated > "2024/05/01 03:01"') == ["SEC-2", "SEC-3"]
+    assert search('updated < "2024-05-01 03:01"') == ["SEC-1"]
+    assert search('updated <= "2024/05/01 03:02"') == ["SEC-1", "SEC-2", "SEC-3"]
+    assert search('created > "2024/05/01 03:02"') == []
+
+
+def test_users_have_a_time_zone_that_myself_reports_and_the_config_switch_sets(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    assert jira.myself()["timeZone"] == "America/Los_Angeles"
+    answer = requests.post(
+        f"{sandbox.jira_url}/_sandbox/config",
+        json={"time_zones": {INTEGRATION.jira_user: "Europe/Berlin"}},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["time_zones"][INTEGRATION.jira_user] == "Europe/Berlin"
+    assert answer.json()["time_zones"][RESPONDER.jira_user] == "America/Los_Angeles"
+    assert jira.myself()["timeZone"] == "Europe/Berlin"
+    refused = requests.post(
+        f"{sandbox.jira_url}/_sandbox/config",
+        json={"time_zones": {INTEGRATION.jira_user: "Mars/Olympus"}},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert "Mars/Olympus" in refused.text
+
+
+def test_dates_are_read_and_times_rendered_in_the_callers_zone(jira: JIRA, sandbox: Sandbox) -> None:
+    sandbox.clock.set(datetime(2026, 11, 29, 14, 50, tzinfo=UTC))
+    new_issue(jira)
+    responder = JIRA(server=sandbox.jira_url, basic_auth=(RESPONDER.jira_user, RESPONDER.jira_token))
+    sandbox.jira.configure({"time_zones": {RESPONDER.jira_user: "Asia/Tokyo"}})
+    assert jira.issue("SEC-1").fields.created == "2026-11-29T06:50:00.000-0800"
+    assert responder.issue("SEC-1").fields.created == "2026-11-29T23:50:00.000+0900"
+
+    def found(client: JIRA, when: str) -> list[str]:
+        return keys_of(client.enhanced_search_issues(f'project = SEC AND updated >= "{when}"', fields="key"))
+
+    assert found(jira, "2026/11/29 06:50") == ["SEC-1"]
+    assert found(jira, "2026/11/29 14:50") == []  # the UTC clock time is 8 hours later in Los Angeles
+    assert found(responder, "2026/11/29 23:50") == ["SEC-1"]
+    assert found(responder, "2026/11/30 00:00") == []
+    sandbox.jira.configure({"time_zones": {INTEGRATION.jira_user: "Etc/UTC"}})
+    assert found(jira, "2026/11/29 14:50") == ["SEC-1"]
+    assert jira.issue("SEC-1").fields.created == "2026-11-29T14:50:00.000+0000"
 
 
 def test_jql_supports_keys_status_or_and_parentheses(jira: JIRA) -> None:

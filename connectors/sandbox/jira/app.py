@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.sandbox.base import Handler, Request, Response, SandboxError, body_of
 from connectors.sandbox.identities import IDENTITIES, Identity
 from connectors.sandbox.jira import admin, meta
 from connectors.sandbox.jira.attachments import AttachmentHandlers
-from connectors.sandbox.jira.catalog import ALL_FIELDS, jira_error
+from connectors.sandbox.jira.catalog import ALL_FIELDS, CALLER_ZONE, jira_error
 from connectors.sandbox.jira.comments import CommentHandlers
 from connectors.sandbox.jira.core import API
 from connectors.sandbox.jira.issues import IssueHandlers
@@ -39,7 +40,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
     the per-page caps of ``/search/jql`` when only ids/keys or when fields are requested, ``revoked``
     (user emails whose API tokens are refused from now on with the 401 of a wrong token), and
     ``workflow_readers`` (user emails granted the Administer Jira global permission, which reading
-    workflows and workflow schemes needs; default none).
+    workflows and workflow schemes needs; default none), ``time_zones`` (user email to IANA zone name, the
+    profile time zone in which that user's JQL dates are read and returned times rendered; default
+    America/Los_Angeles for every user; a ``null`` zone restores the default).
     """
 
     name = "jira"
@@ -54,6 +57,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "search_max_results_fields",
             "revoked",
             "workflow_readers",
+            "time_zones",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -70,6 +74,8 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.revoked = _emails(settings["revoked"], "revoked")
                 if "workflow_readers" in settings:
                     self.workflow_readers = _emails(settings["workflow_readers"], "workflow_readers")
+                if "time_zones" in settings:
+                    self.set_time_zones(settings["time_zones"])
                 for name in ("search_max_results_ids", "search_max_results_fields"):
                     if name in settings:
                         value = int(settings[name])
@@ -86,6 +92,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "search_max_results_fields": self.search_max_results_fields,
             "revoked": list(self.revoked),
             "workflow_readers": list(self.workflow_readers),
+            "time_zones": {identity.jira_user: self.time_zone(identity) for identity in IDENTITIES},
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------
@@ -112,6 +119,30 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             for issue in self._issues.values():
                 if parsed.status(issue.status) is None:
                     issue.status = parsed.initial
+
+    def time_zone(self, identity: Identity) -> str:
+        """The user's profile time zone: set through ``time_zones``, else the identity's own."""
+        return self.time_zones.get(identity.jira_user.casefold(), identity.jira_time_zone)
+
+    def set_time_zones(self, zones: Any) -> None:
+        if not isinstance(zones, dict):
+            raise ValueError("time_zones must be an object of user email to time zone name")
+        checked: dict[str, str | None] = {}
+        for email, zone in zones.items():
+            if not isinstance(email, str) or not (zone is None or isinstance(zone, str)):
+                raise ValueError("time_zones must map user emails to time zone names (or null)")
+            if zone is not None:
+                try:
+                    ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError) as exc:
+                    raise ValueError(f"time_zones: unknown time zone {zone!r} for {email}") from exc
+            checked[email.casefold()] = zone
+        with self.lock:
+            for email, zone in checked.items():
+                if zone is None:
+                    self.time_zones.pop(email, None)
+                else:
+                    self.time_zones[email] = zone
 
     def set_search_lag(self, seconds: float) -> None:
         if seconds < 0:
@@ -158,6 +189,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
         return Response(400, {"errorMessages": [message], "errors": {}})
 
     def authenticate(self, request: Request) -> Identity | None:
+        CALLER_ZONE.set(UTC)  # until the caller is known: anonymous answers are in UTC
         header = request.header("authorization")
         if header is None and request.path == f"{API}/serverInfo":
             return None  # serverInfo answers anonymous callers
@@ -175,6 +207,8 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             if identity.jira_user == email and identity.jira_token == token:
                 if identity.jira_user.casefold() in revoked:
                     break  # a revoked API token answers like a wrong one
+                # the caller's profile zone: JQL dates are read in it, returned times rendered in it
+                CALLER_ZONE.set(ZoneInfo(self.time_zone(identity)))
                 return identity
         raise failed
 

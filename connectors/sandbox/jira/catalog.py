@@ -5,7 +5,8 @@ Ids imitate a fresh company-managed Cloud site; JSON shapes follow REST v2 as th
 
 from __future__ import annotations
 
-from datetime import datetime
+from contextvars import ContextVar
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from connectors.sandbox.base import SandboxError
@@ -213,9 +214,18 @@ def jira_error(
     return SandboxError(status, {"errorMessages": list(messages), "errors": errors or {}}, headers)
 
 
+# the time zone of the request being answered: its caller's profile zone (set on authentication)
+CALLER_ZONE: ContextVar[tzinfo] = ContextVar("jira_caller_zone", default=UTC)
+
+
+def caller_zone() -> tzinfo:
+    return CALLER_ZONE.get()
+
+
 def format_time(when: datetime) -> str:
-    """Jira's timestamp format: ``2024-01-01T12:34:56.789+0000`` (the sandbox user's zone is UTC)."""
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+    """Jira's timestamp format in the caller's zone: ``2026-11-29T06:50:00.000-0800``."""
+    local = when.astimezone(CALLER_ZONE.get())
+    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}" + local.strftime("%z")
 
 
 def avatar_urls(seed: str) -> dict[str, str]:
@@ -223,7 +233,9 @@ def avatar_urls(seed: str) -> dict[str, str]:
     return {size: f"{base}/{size}" for size in ("48x48", "24x24", "16x16", "32x32")}
 
 
-def user_json(identity: Identity, base_url: str, *, full: bool = False) -> dict[str, Any]:
+def user_json(
+    identity: Identity, base_url: str, *, full: bool = False, time_zone: str | None = None
+) -> dict[str, Any]:
     user: dict[str, Any] = {
         "self": f"{base_url}/rest/api/2/user?accountId={identity.jira_account_id}",
         "accountId": identity.jira_account_id,
@@ -231,7 +243,7 @@ def user_json(identity: Identity, base_url: str, *, full: bool = False) -> dict[
         "avatarUrls": avatar_urls(identity.jira_account_id),
         "displayName": identity.jira_display_name,
         "active": True,
-        "timeZone": "Etc/UTC",
+        "timeZone": time_zone or identity.jira_time_zone,
         "accountType": "atlassian",
     }
     if full:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
@@ -325,6 +325,8 @@ class Context:
     priorities: dict[str, str]
     issue_keys: set[str]
     accounts: dict[str, str]
+    # the searching user's profile zone: dates without a zone, and startOfDay(), are read in it
+    zone: tzinfo = UTC
 
 
 Predicate = Callable[[Row], bool]
@@ -546,7 +548,7 @@ def _date_clause(
         return lambda row: get(row) is None
     if op == "is not":
         return lambda row: get(row) is not None
-    when = parse_date(values[0], ctx.now)
+    when = parse_date(values[0], ctx.now, ctx.zone)
     if when is None:
         errors.append(
             f"Date value '{values[0] if isinstance(values[0], str) else values[0].name + '()'}' for field "
@@ -571,10 +573,11 @@ def _date_clause(
     return matches
 
 
-def parse_date(value: Value, now: datetime) -> datetime | None:
-    """A JQL date value as a UTC instant, or None when Jira would refuse it."""
+def parse_date(value: Value, now: datetime, zone: tzinfo = UTC) -> datetime | None:
+    """A JQL date value as an instant (a date without a zone is in the searcher's ``zone``), or None when
+    Jira would refuse it."""
     if isinstance(value, Function):
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         return {
             "now": now,
             "startofday": day,
@@ -582,7 +585,7 @@ def parse_date(value: Value, now: datetime) -> datetime | None:
         }.get(value.name.lower())
     for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=zone)
         except ValueError:
             continue
     match = PERIOD.match(value.strip())

@@ -63,7 +63,8 @@ def routes(app: JiraSandbox) -> list[tuple[str, str, Handler]]:
         )
 
     def myself(request: Request) -> Response:
-        return Response(200, user_json(request.caller, app.base_url, full=True))
+        zone = app.time_zone(request.caller)
+        return Response(200, user_json(request.caller, app.base_url, full=True, time_zone=zone))
 
     def project_json(request: Request | None = None) -> dict[str, Any]:
         return {

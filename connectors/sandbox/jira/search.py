@@ -24,6 +24,7 @@ from connectors.sandbox.jira.catalog import (
     PROJECT_ID,
     PROJECT_NAME,
     RESOLUTIONS,
+    caller_zone,
     find_named,
     jira_error,
 )
@@ -157,6 +158,7 @@ def context(issues: dict[int, Issue], workflow: Workflow, caller: Identity, now:
         issue_types=vocabulary(ISSUE_TYPES),
         priorities=vocabulary(PRIORITIES),
         issue_keys={i.key for i in issues.values()},
+        zone=caller_zone(),
         accounts=accounts,
     )
 
