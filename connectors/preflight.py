@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -222,9 +222,10 @@ def probe(
     *,
     setting: str,
     url: str,
-) -> requests.Response | Problem:
-    """A plain HTTP read for preflight, retried like any call: the answer to judge, or the problem
-    that a lasting connection failure, 429 or 5xx makes (see :func:`unavailable`)."""
+) -> tuple[int, Any] | Problem:
+    """A plain HTTP read for preflight, retried like any call: the answer's HTTP status and JSON body
+    (None if it is not JSON) to judge, or the problem that a lasting connection failure, 429 or 5xx
+    makes (see :func:`unavailable`)."""
     reached = True
 
     def attempt() -> requests.Response:
@@ -242,9 +243,14 @@ def probe(
         return response
 
     try:
-        return retry.call(attempt)
+        response = retry.call(attempt)
     except RetriableError as exc:
         return unavailable(system, exc, reached=reached, setting=setting, url=url)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response.status_code, body
 
 
 def closest(value: str, known: Collection[str]) -> str | None:

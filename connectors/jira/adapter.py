@@ -309,13 +309,9 @@ class JiraAdapter(TargetAdapter):
         )
         if isinstance(found, Problem):
             return found
-        response = found
-        try:
-            info = response.json()
-        except ValueError:
-            info = None
-        if response.status_code != 200 or not isinstance(info, dict) or "deploymentType" not in info:
-            detail = f"HTTP {response.status_code}" if response.status_code != 200 else "no deploymentType"
+        status, info = found
+        if status != 200 or not isinstance(info, dict) or "deploymentType" not in info:
+            detail = f"HTTP {status}" if status != 200 else "no deploymentType"
             return Problem("Jira", _not_jira(site, f"{detail} at {SERVER_INFO}"), URL_SETTING, site)
         if info["deploymentType"] != "Cloud":
             message = f"{site} answers as Jira {info['deploymentType']}; sirsync works with Jira Cloud"

@@ -236,7 +236,7 @@ class ServiceNowAdapter(TargetAdapter):
         """A read for preflight: the answer's HTTP status and JSON body (None if not JSON), to be judged.
         Connection failures, 429 and 5xx are retried; if they last, the problem they make."""
         site = str(self._client.base_url)
-        found = probe(
+        return probe(
             "ServiceNow",
             f"GET {table}",
             lambda: self._client.session.get(
@@ -249,14 +249,6 @@ class ServiceNowAdapter(TargetAdapter):
             setting=URL_SETTING,
             url=site,
         )
-        if isinstance(found, Problem):
-            return found
-        response = found
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        return response.status_code, body
 
     # --- tickets -------------------------------------------------------------------------------------
 
