@@ -129,7 +129,11 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                     err("sirsync: stopped while waiting for the lease; nothing was synced")
                     return stop.exit_code
         # checked once the lease is ours, so that a runner that would exit 3 reads nothing first
-        problems = preflight.blocking(preflight.preflight(runtime.cycle, settings), once=options.once)
+        found = preflight.preflight(runtime.cycle, settings)
+        for warning in found:
+            if warning.kind == preflight.WARNING:
+                log.warning("%s; fix: %s", warning.line(), warning.fix)
+        problems = preflight.blocking(found, once=options.once)
         if problems:  # nothing written yet; under --every, systems that do not answer are retried
             err(preflight.render(problems))
             return BAD_SETUP

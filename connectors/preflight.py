@@ -25,6 +25,11 @@ it means:
   and retry it with their backoff.
 - ``down``: the system answered, but only with errors (5xx, 429) after the retries: not a configuration
   problem. It never stops the run; the cycle reports it and syncs the other systems, as it does mid-run.
+- ``warning``: something the operator should know that does not stop the run (a choice list that cannot
+  be read, so mapped values go unchecked). Logged by ``sync``, a "warn" row in ``sirsync doctor``.
+
+Each problem's ``check`` names the row of ``sirsync doctor`` it belongs to: one of the ``CHECKS`` the
+adapter declares, in the order they run.
 
 The checks themselves live in each adapter (``preflight()`` on :class:`~connectors.sir.adapter.SirAdapter`
 and every :class:`~connectors.target.TargetAdapter`), where vendor errors are turned into ours; this
@@ -52,10 +57,11 @@ if TYPE_CHECKING:
     from connectors.engine import Cycle
     from connectors.mapping.compiled import Named
 
-Kind = Literal["config", "unreachable", "down"]
+Kind = Literal["config", "unreachable", "down", "warning"]
 CONFIG: Kind = "config"
 UNREACHABLE: Kind = "unreachable"
 DOWN: Kind = "down"
+WARNING: Kind = "warning"
 SHOWN = 6  # problems rendered in full; the rest are counted, so the message fits on one screen
 LINE = 200  # the longest problem message
 _MAPPING_LINE = re.compile(r"(?P<path>.+):(?P<line>\d+) (?P<key>.+)")  # a fix at a mapping line
@@ -68,6 +74,7 @@ class Problem:
     fix: str  # the setting(s) or the mapping file:line (and key) to change
     url: str = ""
     kind: Kind = CONFIG
+    check: str = ""  # the row of ``sirsync doctor`` it belongs to, one of the adapter's CHECKS
 
     def line(self) -> str:
         at = f" ({self.url})" if self.url and self.url not in self.message else ""
@@ -196,6 +203,11 @@ def _count(problems: Sequence[Problem]) -> str:
 
 
 # --- helpers the adapters share ---------------------------------------------------------------------
+
+
+def tagged(problems: Iterable[Problem], check: str) -> list[Problem]:
+    """``problems`` with ``check`` as the doctor row of those that name none yet."""
+    return [problem if problem.check else replace(problem, check=check) for problem in problems]
 
 
 def one_line(text: str, limit: int = LINE) -> str:

@@ -44,6 +44,10 @@ class TargetAdapter(ABC):
     comment_limit: int
     #: how far each change search reaches back before the cursor (coarse dates, lagging search)
     search_overlap_seconds: int
+    #: the rows of ``sirsync doctor``, in the order preflight checks them (each problem's ``check``)
+    CHECKS: tuple[str, ...] = ()
+    #: the rows whose failure stops preflight: the rows after a failed gate are not checked
+    GATES: frozenset[str] = frozenset()
 
     @abstractmethod
     def preflight(self, mapping: TargetMapping) -> list[Problem]:

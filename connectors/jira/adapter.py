@@ -26,7 +26,16 @@ from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
-from connectors.preflight import CONFIG, Problem, closest, one_line, probe, unavailable, unknown_values
+from connectors.preflight import (
+    CONFIG,
+    Problem,
+    closest,
+    one_line,
+    probe,
+    tagged,
+    unavailable,
+    unknown_values,
+)
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
@@ -83,6 +92,10 @@ class JiraAdapter(TargetAdapter):
     system = "jira"
     display_name = "Jira"
     comment_limit = TEXT_LIMIT
+    # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
+    # rows that follow are not checked
+    CHECKS = ("site", "credentials", "project", "issue type", "statuses", "status paths", "values")
+    GATES = frozenset({"site", "credentials", "project", "issue type"})
 
     def __init__(
         self,
@@ -235,19 +248,25 @@ class JiraAdapter(TargetAdapter):
         site = self.url or str(self._jira.server_url)
         problem = self._probe_server(site)
         if problem is not None:
-            return [problem]
+            return tagged([problem], "site")
         try:
             self._account_id = str(self._get("myself")["accountId"])
         except SyncError as exc:
-            return [self._refused(exc, site, "read its own profile (GET myself)")]
+            return tagged([self._refused(exc, site, "read its own profile (GET myself)")], "credentials")
         except (KeyError, TypeError):
-            return [Problem("Jira", _not_jira(site, "no accountId in GET myself"), URL_SETTING, site)]
+            message = _not_jira(site, "no accountId in GET myself")
+            return [Problem("Jira", message, URL_SETTING, site, check="credentials")]
+        return tagged(self._project_checks(mapping, site), "project")
+
+    def _project_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """The project, the mapping's issue type in it, and the statuses and values the mapping names."""
         try:
             self._get(f"project/{self.project}")
             by_type = self._project_statuses()
         except NotFoundError:
             message = f"project {self.project} does not exist or the user cannot see it"
-            return [Problem("Jira", message, "SIRSYNC_JIRA__PROJECT (or the user's Browse permission)", site)]
+            fix = "SIRSYNC_JIRA__PROJECT (or the user's Browse permission)"
+            return [Problem("Jira", message, fix, site, check="project")]
         except SyncError as exc:
             return [self._refused(exc, site, f"read project {self.project}")]
         if by_type is None:
@@ -259,18 +278,18 @@ class JiraAdapter(TargetAdapter):
             hint = f"; did you mean {guess!r}?" if guess else f" (it has {', '.join(sorted(by_type))})"
             message = f"issue type {issue_type!r} does not exist in project {self.project}{hint}"
             fix = f"{mapping.at(('ticket', 'issue_type'))} ticket.issue_type"
-            return [Problem("Jira", message, fix, site)]
+            return [Problem("Jira", message, fix, site, check="issue type")]
         among = f"in the workflow of {issue_type} issues in project {self.project}"
         statuses = by_type[issue_type]
         named = [*mapping.target_statuses(), *mapping.status_paths.statuses()]
-        found = unknown_values("Jira", named, statuses, "status", among, site)
+        found = tagged(unknown_values("Jira", named, statuses, "status", among, site), "statuses")
         if not found:
-            found += self._unreachable(mapping, issue_type, site)
+            found += tagged(self._unreachable(mapping, issue_type, site), "status paths")
         for field in ("priority", "resolution"):
             named = mapping.target_values(field)
             known = self._names(field) if named else None
             if known:
-                found += unknown_values("Jira", named, known, field, "on this site", site)
+                found += tagged(unknown_values("Jira", named, known, field, "on this site", site), "values")
         return found
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:

@@ -22,7 +22,7 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.model import Comment, Ticket
-from connectors.preflight import Problem, one_line, probe, unknown_values
+from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
 from connectors.target import TargetAdapter, TicketChange
@@ -59,6 +59,10 @@ class ServiceNowAdapter(TargetAdapter):
     system = "servicenow"
     display_name = "ServiceNow"
     comment_limit = JOURNAL_LIMIT
+    # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
+    # rows that follow are not checked
+    CHECKS = ("site", "credentials", "table", "choices")
+    GATES = frozenset({"site", "credentials", "table"})
 
     def __init__(
         self,
@@ -172,16 +176,17 @@ class ServiceNowAdapter(TargetAdapter):
         site = str(self._client.base_url)
         answer = self._probe(self.table, {"sysparm_limit": "1", "sysparm_fields": "sys_id"})
         if isinstance(answer, Problem):
-            return [answer]
+            return tagged([answer], "site")
         status, body = answer
         if not _from_servicenow(body):
             path = f"/api/now/table/{self.table}"
             message = f"{URL_SETTING} ({site}) does not answer as ServiceNow (HTTP {status} at {path})"
-            return [Problem("ServiceNow", message, URL_SETTING, site)]
+            return [Problem("ServiceNow", message, URL_SETTING, site, check="site")]
         detail = one_line(_error_text(body), 120)
         problem: Problem | None = None
         if status == 401:
-            problem = Problem("ServiceNow", "the credentials are not accepted (HTTP 401)", CREDENTIALS, site)
+            message = "the credentials are not accepted (HTTP 401)"
+            problem = Problem("ServiceNow", message, CREDENTIALS, site, check="credentials")
         elif status == 400:
             message = f"table {self.table} does not exist on this instance ({detail})"
             if self.table == "sn_si_incident":
@@ -195,7 +200,9 @@ class ServiceNowAdapter(TargetAdapter):
         elif status != 200:
             message = f"reading table {self.table} answered HTTP {status}: {detail}"
             problem = Problem("ServiceNow", message, URL_SETTING, site)
-        return [problem] if problem else self._check_choices(mapping, site)
+        if problem:
+            return tagged([problem], "table")
+        return tagged(self._check_choices(mapping, site), "choices")
 
     def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
         elements = ("state", *CHECKED_CHOICES)
@@ -214,8 +221,11 @@ class ServiceNowAdapter(TargetAdapter):
             status, body = answer
             page = body.get("result") if status == 200 and isinstance(body, dict) else None
             if not isinstance(page, list):
-                log.warning("sys_choice cannot be read (HTTP %s): mapped states are not checked", status)
-                return []
+                message = (
+                    f"sys_choice cannot be read (HTTP {status}): the mapped choice values are not checked"
+                )
+                fix = f"give SIRSYNC_SERVICENOW__USER read access to sys_choice (rows of {self.table})"
+                return [Problem("ServiceNow", message, fix, site, WARNING)]
             if not page:
                 break
             rows += page

@@ -191,7 +191,15 @@ class SirAdapter:
             self._call("list_cases", maxResults=1)
         except PermissionDenied as exc:
             allow = f"an IAM policy allowing {exc.action} to the integration's AWS principal"
-            return [Problem("SIR", f"the AWS principal may not list cases ({exc.action})", allow, url)]
+            return [
+                Problem(
+                    "SIR",
+                    f"the AWS principal may not list cases ({exc.action})",
+                    allow,
+                    url,
+                    check="credentials",
+                )
+            ]
         except FatalError as exc:
             cause = exc.__cause__
             code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
@@ -201,14 +209,25 @@ class SirAdapter:
                 fix = "SIRSYNC_SIR__REGION, or activate the service in this account"
             else:
                 message = f"SIR does not accept the AWS credentials ({code or 'refused'})"
-            return [Problem("SIR", message, fix, url, CONFIG)]
+            return [Problem("SIR", message, fix, url, CONFIG, check="credentials")]
         except RetriableError as exc:
             if isinstance(exc.__cause__, (EndpointConnectionError, ConnectTimeoutError)):
                 message = f"nothing answers, even after retries ({type(exc.__cause__).__name__})"
-                return [Problem("SIR", message, f"{where}, or the network", url, UNREACHABLE)]
-            return [Problem("SIR", f"answers only with errors, even after retries: {exc}", where, url, DOWN)]
+                return [
+                    Problem("SIR", message, f"{where}, or the network", url, UNREACHABLE, check="credentials")
+                ]
+            return [
+                Problem(
+                    "SIR",
+                    f"answers only with errors, even after retries: {exc}",
+                    where,
+                    url,
+                    DOWN,
+                    check="credentials",
+                )
+            ]
         except SyncError as exc:
-            return [Problem("SIR", f"ListCases was refused: {exc}", where, url)]
+            return [Problem("SIR", f"ListCases was refused: {exc}", where, url, check="credentials")]
         return []
 
     # --- reads ---------------------------------------------------------------------------------------
