@@ -229,6 +229,34 @@ def retry(
 
 
 @app.command()
+def doctor(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every check, for scripts.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check every configured system before the first sync, writing nothing: one row per check.
+
+    SIR: the credentials, and each security-ir action the mappings need (asked of a case that does not
+    exist, so that no probe writes). Jira: the site, credentials, project, issue type, statuses and the
+    paths to them, values, fields, comment visibility and the user's time zone. ServiceNow: the site,
+    credentials, table, choice values and read rights on journal entries. Each row passes, warns or
+    fails and says what to fix.
+
+    Exit codes: 0 nothing failed (warnings allowed), 1 a check failed, 2 the settings cannot be read.
+    """
+    from connectors import doctor as checks
+
+    settings = _load_settings(config)
+    rows = checks.examine(settings)
+    if as_json:
+        typer.echo(json.dumps(checks.as_json(rows), indent=2))
+    else:
+        typer.echo(checks.render(rows))
+    raise typer.Exit(checks.exit_code(rows))
+
+
+@app.command()
 def demo() -> None:
     """Run real sync cycles between SIR, Jira and ServiceNow in the built-in sandbox, and show them.
 

@@ -29,24 +29,36 @@ def build_runtime(
 ) -> Runtime:
     """``now`` replaces the wall clock and ``retry`` the default retry policy (tests and soaks run
     against the sandbox's settable clock, and may wait less between retries)."""
-    mappings = {}
-    if "jira" in settings.targets:
-        mappings["jira"] = load_mapping(settings.jira.mapping_path, "jira")
-    if "servicenow" in settings.targets:
-        mappings["servicenow"] = load_mapping(settings.servicenow.mapping_path, "servicenow")
-
+    mappings = load_mappings(settings)
     state = SqliteStateStore(settings.state_path)
     try:
-        sir = SirAdapter.from_settings(settings.sir, retry)
-        targets = [
-            Target(_adapter(settings, system, mapping, retry), mapping)
-            for system, mapping in mappings.items()
-        ]
+        sir, targets = build_adapters(settings, mappings, retry)
         clock = now or (lambda: datetime.now(UTC))
         return Runtime(Cycle(sir, targets, state, settings.sync, clock), state)
     except BaseException:
         state.close()
         raise
+
+
+def load_mappings(settings: Settings) -> dict[str, Mapping]:
+    """The mapping of each configured target, validated (a :class:`MappingError` if one is not)."""
+    mappings = {}
+    if "jira" in settings.targets:
+        mappings["jira"] = load_mapping(settings.jira.mapping_path, "jira")
+    if "servicenow" in settings.targets:
+        mappings["servicenow"] = load_mapping(settings.servicenow.mapping_path, "servicenow")
+    return mappings
+
+
+def build_adapters(
+    settings: Settings, mappings: dict[str, Mapping], retry: RetryPolicy | None = None
+) -> tuple[SirAdapter, list[Target]]:
+    """SIR's adapter and one target per mapping; nothing is contacted yet, no state is opened."""
+    sir = SirAdapter.from_settings(settings.sir, retry)
+    targets = [
+        Target(_adapter(settings, system, mapping, retry), mapping) for system, mapping in mappings.items()
+    ]
+    return sir, targets
 
 
 def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPolicy | None) -> TargetAdapter:

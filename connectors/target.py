@@ -58,6 +58,11 @@ class TargetAdapter(ABC):
         Vendor errors become problems here, as they become our errors in the other methods.
         """
 
+    def doctor_notes(self) -> dict[str, str]:
+        """What a passing ``sirsync doctor`` row found, by check (the zone, the project), once
+        :meth:`preflight` ran; rows without a note say what they check."""
+        return {}
+
     @abstractmethod
     def find_ticket(self, case_id: str) -> Ticket | None:
         """The ticket carrying this case's cross-reference, if one exists (search before create)."""

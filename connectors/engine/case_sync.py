@@ -28,7 +28,7 @@ from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
 from connectors.model import Case, Comment, Investigation, Ticket
 from connectors.settings import SyncSettings
-from connectors.sir.adapter import SirAdapter
+from connectors.sir.adapter import OPTIONAL_ACTIONS, SirAdapter
 from connectors.sir.schema import max_length
 from connectors.state import (
     AGENT,
@@ -49,13 +49,9 @@ log = logging.getLogger(__name__)
 
 MAX_PASSES = 3
 SUMMARY_FIELD = "investigationSummary"
+
+
 # SIR actions that only an optional feature needs: refused, they turn the feature off for the cycle
-OPTIONAL_ACTIONS = {
-    "security-ir:ListInvestigations": "the investigative agent's work is not mirrored",
-    "security-ir:SendFeedback": "feedback commands on the agent's results wait",
-}
-
-
 @dataclass
 class Features:
     """What SIR refused this cycle, shared by the cycle's cases so that a refusal is met once."""

@@ -28,6 +28,7 @@ from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
 from connectors.preflight import (
     CONFIG,
+    WARNING,
     Problem,
     closest,
     one_line,
@@ -94,7 +95,16 @@ class JiraAdapter(TargetAdapter):
     comment_limit = TEXT_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "project", "issue type", "statuses", "status paths", "values")
+    CHECKS = (
+        "site",
+        "credentials",
+        "project",
+        "issue type",
+        "statuses",
+        "status paths",
+        "values",
+        "time zone",
+    )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
 
     def __init__(
@@ -120,6 +130,8 @@ class JiraAdapter(TargetAdapter):
         # the integration user's zone, in which Jira reads JQL dates: the setting when given, otherwise the
         # profile's timeZone, read from GET myself when the client connects
         self._zone: ZoneInfo | None = _time_zone(timezone, TIMEZONE_SETTING) if timezone else None
+        self._zone_set = bool(timezone)
+        self._paths_from = ""  # where preflight found the workflow's paths, for sirsync doctor
         self._retry = retry or RetryPolicy()
         self._account_id: str | None = None
         # the workflow's paths, learned without moving an issue, and the mapping's status.paths
@@ -250,13 +262,46 @@ class JiraAdapter(TargetAdapter):
         if problem is not None:
             return tagged([problem], "site")
         try:
-            self._account_id = str(self._get("myself")["accountId"])
+            me = self._get("myself")
+            self._account_id = str(me["accountId"])
         except SyncError as exc:
             return tagged([self._refused(exc, site, "read its own profile (GET myself)")], "credentials")
         except (KeyError, TypeError):
             message = _not_jira(site, "no accountId in GET myself")
             return [Problem("Jira", message, URL_SETTING, site, check="credentials")]
-        return tagged(self._project_checks(mapping, site), "project")
+        zone = self._zone_problem(me.get("timeZone"), site)
+        return tagged(self._project_checks(mapping, site), "project") + ([zone] if zone else [])
+
+    def doctor_notes(self) -> dict[str, str]:
+        notes = {"project": f"project {self.project} exists and the user sees it"}
+        if self._account_id:
+            notes["credentials"] = f"the credentials are accepted (account {self._account_id})"
+        if self._paths_from:
+            notes["status paths"] = (
+                f"every status the mapping moves tickets to is reachable over {self._paths_from}"
+            )
+        if self._zone is not None:
+            source = TIMEZONE_SETTING if self._zone_set else "the user's Jira profile"
+            notes["time zone"] = f"JQL dates are written in {self._zone.key}, from {source}"
+        return notes
+
+    def _zone_problem(self, profile: Any, site: str) -> Problem | None:
+        """The zone Jira reads JQL dates in: the profile's, unless the setting overrides it. A setting
+        that differs from the profile makes change searches miss edits for hours."""
+        if self._zone is None:
+            try:
+                self._zone = _time_zone(profile, "Jira's GET /rest/api/2/myself (timeZone)")
+            except FatalError as exc:
+                return Problem("Jira", str(exc).split(";")[0], TIMEZONE_SETTING, site, check="time zone")
+            return None
+        if isinstance(profile, str) and profile and profile != self._zone.key:
+            message = (
+                f"{TIMEZONE_SETTING} is {self._zone.key}, but the user's Jira profile is in {profile}, "
+                "the zone Jira reads JQL dates in: change searches may miss edits"
+            )
+            fix = f"unset {TIMEZONE_SETTING} (sirsync then asks Jira), or set it to {profile}"
+            return Problem("Jira", message, fix, site, WARNING, "time zone")
+        return None
 
     def _project_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
         """The project, the mapping's issue type in it, and the statuses and values the mapping names."""
@@ -297,7 +342,10 @@ class JiraAdapter(TargetAdapter):
         reached from the status new issues start in. Without that permission, nothing is known here
         that the cycle would not find out (it reads the transitions of issues as they are)."""
         workflow = self._known.workflow(issue_type)
-        if workflow is None or workflow.initial is None:
+        if workflow is None:
+            return self._undeclared(mapping, site)
+        self._paths_from = f"the workflow {workflow.name!r}"
+        if workflow.initial is None:
             return []
         reachable = workflow.reachable(workflow.initial)
         found = []
@@ -311,6 +359,26 @@ class JiraAdapter(TargetAdapter):
                     f"{issue_type} issues start, in the workflow {workflow.name!r}"
                 )
                 found.append(Problem("Jira", message, f"{named.at} {named.key}", site))
+        return found
+
+    def _undeclared(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """Where the workflow cannot be read, walks are planned over the mapping's status.paths: each
+        status the mapping moves tickets to that they do not name is reached by a direct transition
+        only, or is that case's error."""
+        self._paths_from = "the mapping's status.paths (reading the workflow needs Administer Jira)"
+        declared = {named.value for named in mapping.status_paths.statuses()}
+        fix = "declare the workflow in status.paths, or give the Jira user the Administer Jira permission"
+        found = []
+        for named in mapping.target_statuses():
+            moved_to = (
+                named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
+            )
+            if moved_to and named.value not in declared:
+                message = (
+                    f"status {named.value!r} is not in status.paths and the workflow cannot be read: "
+                    "an issue reaches it only by a direct transition"
+                )
+                found.append(Problem("Jira", message, f"{named.at} {named.key}; {fix}", site, WARNING))
         return found
 
     def _probe_server(self, site: str) -> Problem | None:

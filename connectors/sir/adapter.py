@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.model import Case, Comment, Investigation
-from connectors.preflight import CONFIG, DOWN, UNREACHABLE, Problem
+from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, one_line, tagged
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
 
@@ -51,6 +51,27 @@ STATUS_EDGES: dict[str, tuple[str, ...]] = {
     "Detection and Analysis": ("Containment, Eradication and Recovery", "Post-incident Activities"),
     "Containment, Eradication and Recovery": ("Detection and Analysis", "Post-incident Activities"),
     "Post-incident Activities": ("Containment, Eradication and Recovery", "Detection and Analysis"),
+}
+# A case id no case has (SIR's are ten digits): the target of the permission probes, so that no probe
+# can write to a case.
+PROBE_CASE = "0" * 32
+# The parameters each probed action is called with, besides caseId; reads are probed first.
+_PROBES: dict[str, dict[str, Any]] = {
+    "GetCase": {},
+    "ListComments": {"maxResults": 1},
+    "ListInvestigations": {"maxResults": 1},
+    "CreateCaseComment": {"body": "sirsync doctor: permission probe", "clientToken": "sirsync-doctor-probe"},
+    "UpdateCaseComment": {"commentId": "000000", "body": "sirsync doctor: permission probe"},
+    "UpdateCase": {"title": "sirsync doctor: permission probe"},
+    "UpdateCaseStatus": {"caseStatus": "Detection and Analysis"},
+    "CloseCase": {},
+    "SendFeedback": {"resultId": "inv-0000000000", "usefulness": "USEFUL"},
+}
+_READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations"})
+# The actions the sync can do without: what it does not do while SIR refuses one
+OPTIONAL_ACTIONS = {
+    "security-ir:ListInvestigations": "the investigative agent's work is not mirrored",
+    "security-ir:SendFeedback": "feedback commands on the agent's results wait",
 }
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
 # Credentials that SIR does not accept at all: nothing can work until they are fixed. An
@@ -185,21 +206,16 @@ class SirAdapter:
 
     def preflight(self) -> list[Problem]:
         """Whether the credentials work and may list cases: one ListCases of one case, nothing written."""
-        url = str(self._client.meta.endpoint_url)
+        return tagged(self._list_probe(), "credentials")
+
+    def _list_probe(self) -> list[Problem]:
+        url = self.url
         where = "SIRSYNC_SIR__REGION (or SIRSYNC_SIR__ENDPOINT_URL, if set)"
         try:
             self._call("list_cases", maxResults=1)
         except PermissionDenied as exc:
             allow = f"an IAM policy allowing {exc.action} to the integration's AWS principal"
-            return [
-                Problem(
-                    "SIR",
-                    f"the AWS principal may not list cases ({exc.action})",
-                    allow,
-                    url,
-                    check="credentials",
-                )
-            ]
+            return [Problem("SIR", f"the AWS principal may not list cases ({exc.action})", allow, url)]
         except FatalError as exc:
             cause = exc.__cause__
             code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
@@ -209,26 +225,86 @@ class SirAdapter:
                 fix = "SIRSYNC_SIR__REGION, or activate the service in this account"
             else:
                 message = f"SIR does not accept the AWS credentials ({code or 'refused'})"
-            return [Problem("SIR", message, fix, url, CONFIG, check="credentials")]
+            return [Problem("SIR", message, fix, url, CONFIG)]
         except RetriableError as exc:
-            if isinstance(exc.__cause__, (EndpointConnectionError, ConnectTimeoutError)):
-                message = f"nothing answers, even after retries ({type(exc.__cause__).__name__})"
-                return [
-                    Problem("SIR", message, f"{where}, or the network", url, UNREACHABLE, check="credentials")
-                ]
-            return [
-                Problem(
-                    "SIR",
-                    f"answers only with errors, even after retries: {exc}",
-                    where,
-                    url,
-                    DOWN,
-                    check="credentials",
-                )
-            ]
+            return [self._unavailable(exc, where)]
         except SyncError as exc:
-            return [Problem("SIR", f"ListCases was refused: {exc}", where, url, check="credentials")]
+            return [Problem("SIR", f"ListCases was refused: {exc}", where, url)]
         return []
+
+    def _unavailable(self, error: RetriableError, where: str) -> Problem:
+        if isinstance(error.__cause__, (EndpointConnectionError, ConnectTimeoutError)):
+            message = f"nothing answers, even after retries ({type(error.__cause__).__name__})"
+            return Problem("SIR", message, f"{where}, or the network", self.url, UNREACHABLE)
+        return Problem("SIR", f"answers only with errors, even after retries: {error}", where, self.url, DOWN)
+
+    @property
+    def url(self) -> str:
+        return str(self._client.meta.endpoint_url)
+
+    def probe_actions(self, actions: Iterable[str], optional: Collection[str] = ()) -> list[Problem]:
+        """Whether SIR lets the integration's principal call each of ``actions`` (``security-ir:GetCase``),
+        writing nothing: each is asked of a case that does not exist, so that IAM answers first,
+        AccessDeniedException if it refuses the action, ResourceNotFoundException if it allows it. Write
+        actions are probed only once GetCase has confirmed that the case is absent. A refused action in
+        ``optional`` is a warning: the sync turns its feature off instead of failing. Each problem's
+        ``check`` is its action."""
+        found: list[Problem] = []
+        absent: bool | None = None  # whether GetCase confirmed that PROBE_CASE does not exist
+        for action in actions:
+            operation = action.removeprefix("security-ir:")
+            params = _PROBES.get(operation)
+            if params is None:
+                continue
+            if operation not in _READ_ACTIONS:
+                if absent is None:
+                    absent = self._absent(PROBE_CASE)
+                if not absent:
+                    message = (
+                        f"{action} is not probed: GetCase could not confirm that the probe's case is absent"
+                    )
+                    found.append(
+                        Problem("SIR", message, "nothing; the first sync tries it", self.url, WARNING, action)
+                    )
+                    continue
+            problem = self._probe_action(action, operation, params, action in optional)
+            if problem is not None:
+                found.append(problem)
+        return found
+
+    def _absent(self, case_id: str) -> bool:
+        try:
+            self._call("get_case", caseId=case_id)
+        except NotFoundError:
+            return True
+        except SyncError:
+            return False
+        return False
+
+    def _probe_action(
+        self, action: str, operation: str, params: dict[str, Any], optional: bool
+    ) -> Problem | None:
+        allow = f"an IAM policy allowing {action} to the integration's AWS principal"
+        try:
+            self._call(_snake(operation), idempotent=operation in _READ_ACTIONS, caseId=PROBE_CASE, **params)
+        except NotFoundError:
+            return None  # allowed: IAM let the call through to a case that is not there
+        except PermissionDenied:
+            effect = OPTIONAL_ACTIONS.get(action)
+            if optional and effect:
+                message = f"SIR refuses {action}, so {effect}"
+                return Problem(
+                    "SIR", message, f"{allow}, or turn that off in the mapping", self.url, WARNING, action
+                )
+            return Problem("SIR", f"SIR refuses {action}", allow, self.url, CONFIG, action)
+        except RetriableError as exc:
+            return replace(self._unavailable(exc, "SIRSYNC_SIR__REGION"), check=action)
+        except SyncError as exc:
+            message = f"{action} could not be probed: {one_line(str(exc), 160)}"
+            return Problem("SIR", message, "nothing; the first sync tries it", self.url, WARNING, action)
+        # an answer for a case that should not exist: nothing was written to it, but nothing is known
+        message = f"{action} answered for the probe's case {PROBE_CASE}"
+        return Problem("SIR", message, "nothing; the first sync tries it", self.url, WARNING, action)
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -335,3 +411,8 @@ class SirAdapter:
             before_step(step)
             self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
         return len(path)
+
+
+def _snake(operation: str) -> str:
+    """boto3's method name for an operation: ``CreateCaseComment`` -> ``create_case_comment``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
