@@ -60,3 +60,54 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place_keeping_its_re
         state.close()
     reopened = SqliteStateStore(path)  # the upgrade happens once
     reopened.close()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_state_file_of_the_last_release_is_migrated_in_place_with_a_backup_beside_it(
+    tmp_path: Path,
+) -> None:
+    """``state-schema2.sql`` is the dump of a state file that the schema-2 release wrote in a real sync
+    of two cases to Jira and ServiceNow (comments both ways, one agent action finished, one not)."""
+    import sqlite3
+
+    from connectors.state import SqliteStateStore
+
+    dump = (FIXTURES / "state-schema2.sql").read_text()
+    path = tmp_path / "state.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(dump)
+    with sqlite3.connect(path) as db:
+        before = {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("links", "baselines", "actions")
+        }
+    state = SqliteStateStore(path)
+    try:
+        # the principal has a table of its own, no longer a cursor
+        assert state.principal("sir") == "arn:aws:iam::123456789012:role/sirsync-integration"
+        assert state.cursor("sir", "principal") is None
+        assert state.cursor("jira", "jira") == "2026-11-29T07:42:46.116000-08:00"
+        # the agent's progress too, no longer a prefix of a comment link's hash
+        assert state.cases_with_unfinished_agent_actions("jira") == {"7742547345"}
+        assert state.agent_actions("4527629989", "servicenow") == {"inv-3l0zc7h2ftd959rk": True}
+        [posted] = [link for link in state.comment_links("4527629989", "jira") if link.origin == "inv"]
+        assert posted.source_hash == "e0510147d1abc8c39f938c5cd7b714b9" and posted.mirror_ids
+        assert [link.origin for link in state.comment_links("7742547345", "jira")].count("inv") == 0
+        for target in ("jira", "servicenow"):
+            assert {link.case_id for link in state.links(target)} == {"4527629989", "7742547345"}
+    finally:
+        state.close()
+    with sqlite3.connect(path) as db:
+        after = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in before}
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert after == before
+    # the file as the old release left it, beside the upgraded one
+    backup = tmp_path / "state.sqlite.schema2.bak"
+    with sqlite3.connect(backup) as db:
+        assert "\n".join(db.iterdump()) + "\n" == dump
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+    SqliteStateStore(path).close()  # the upgrade happens once: the backup is not replaced
+    with sqlite3.connect(backup) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)

@@ -69,7 +69,7 @@ class CommentSync:
         for comment in sir_comments:
             if comment.id in ours and comment.author:
                 self.sir.principal = comment.author
-                self.state.save_cursor("sir", "principal", comment.author)
+                self.state.save_principal("sir", comment.author)
                 return
 
     # --- SIR -> target --------------------------------------------------------------------------

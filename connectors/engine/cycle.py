@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from connectors.engine.case_sync import CaseSync, Features, Outcome
-from connectors.engine.investigations import INVESTIGATION, OPEN
 from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.mapping import Mapping
@@ -77,7 +76,7 @@ class Cycle:
         self.now = now
         self.features = Features()  # what SIR refused this cycle
         if sir.principal is None:
-            sir.principal = state.cursor("sir", "principal")
+            sir.principal = state.principal("sir")
 
     def run(self) -> Report:
         """One cycle. A system that keeps failing (after its retries) is skipped for this cycle with
@@ -236,7 +235,7 @@ class Cycle:
         linked = [link for link in known.values() if link.state == LINKED]
         due |= self._comment_rotation(linked, summaries)
         # the agent's actions change without bumping the case: follow the unfinished ones every cycle
-        unfinished = self.state.cases_with_comment_links(system, INVESTIGATION, OPEN)
+        unfinished = self.state.cases_with_unfinished_agent_actions(system)
         due |= unfinished & {link.case_id for link in linked}
         return due
 

@@ -34,7 +34,6 @@ from connectors.text import digest
 INVESTIGATION = "inv"  # comment-link origin and marker system of an action's comment
 COMMAND = "cmd"  # ... of a feedback command's acknowledgement
 SUMMARY_ID = "summary"  # the source id of the summary comment
-OPEN, FINISHED = "open", "finished"  # how an action's link records its progress
 COMMAND_PREFIX = "/sir"
 _COMMAND = re.compile(
     r"^/sir\s+(?P<verb>useful|not-useful)\s+(?P<id>inv-[a-z0-9]+)(?:\s+(?P<note>.*))?$", re.S
@@ -105,9 +104,12 @@ class InvestigationSync:
             for comment in target_comments
             if (marker := find_marker(comment.body)) is not None
         }
+        progress = self.state.agent_actions(case_id, self.system)
         wrote = False
         for action in actions:
             wrote |= self._action(case_id, ticket, action, links, posted, report)
+            if progress.get(action.id) != action.finished:  # once its comment, if any, is recorded
+                self.state.save_agent_action(case_id, self.system, action.id, finished=action.finished)
         if self.settings.summary == "comment":
             wrote |= self._summary_comment(case_id, ticket, actions, links, posted, report)
         if self.settings.feedback:
@@ -135,18 +137,14 @@ class InvestigationSync:
         report: Report,
     ) -> bool:
         link = links.get((INVESTIGATION, action.id))
-        progress = FINISHED if action.finished else OPEN
         if not self._wanted(action):
-            # remember it, so that a case with unfinished actions is looked at every cycle
-            if link is None or not link.source_hash.startswith(progress):
-                self._save(case_id, action.id, link.mirror_ids if link else [], f"{progress}|")
             return False
         head = (
             f"SIR investigation {action.action_type}: {action.title} "
             f"({action.status}, {_when(action.updated)})"
         )
         text = self.target.mirror_text(f"{head} {Marker(INVESTIGATION, action.id)}", action.content)
-        fingerprint = f"{progress}|{digest(text)}"
+        fingerprint = digest(text)
         if link is not None and link.source_hash == fingerprint:
             return False
         mirrors = link.mirror_ids if link is not None else []
@@ -186,14 +184,14 @@ class InvestigationSync:
         head, _, body = summary.partition("\n")
         text = self.target.mirror_text(f"{head.rstrip(':')} {Marker(INVESTIGATION, SUMMARY_ID)}", body)
         link = links.get((INVESTIGATION, SUMMARY_ID))
-        if link is not None and link.source_hash == f"{FINISHED}|{digest(text)}":
+        if link is not None and link.source_hash == digest(text):
             return False
         existing = link.mirror_ids[0] if link and link.mirror_ids else posted.get((INVESTIGATION, SUMMARY_ID))
         if existing is None:
             existing = self.target.add_comment(ticket, text, internal=self._internal)
         else:
             self.target.edit_comment(ticket, existing, text, internal=self._internal)
-        self._save(case_id, SUMMARY_ID, [existing], f"{FINISHED}|{digest(text)}")
+        self._save(case_id, SUMMARY_ID, [existing], digest(text))
         report.comments += 1
         return True
 

@@ -140,9 +140,24 @@ class StateStore(ABC):
     @abstractmethod
     def save_comment_link(self, link: CommentLink) -> None: ...
 
+    # the investigative agent's actions: whether each is finished, so that a case with unfinished ones
+    # is looked at every cycle (an action's progress does not bump its case)
     @abstractmethod
-    def cases_with_comment_links(self, target: str, origin: str, hash_prefix: str) -> set[str]:
-        """Cases having a comment link of ``origin`` whose hash starts with ``hash_prefix``."""
+    def agent_actions(self, case_id: str, target: str) -> dict[str, bool]:
+        """Action id -> finished, for the actions of this case seen for ``target``."""
+
+    @abstractmethod
+    def save_agent_action(self, case_id: str, target: str, action_id: str, *, finished: bool) -> None: ...
+
+    @abstractmethod
+    def cases_with_unfinished_agent_actions(self, target: str) -> set[str]: ...
+
+    # who the integration is on a system (SIR: its principal ARN, learned from its own writes)
+    @abstractmethod
+    def principal(self, system: str) -> str | None: ...
+
+    @abstractmethod
+    def save_principal(self, system: str, principal: str) -> None: ...
 
     # cursors
     @abstractmethod

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from connectors.state import diagnosis
 from connectors.state.base import LINKED, Action, Baseline, CommentLink, Failure, Lease, Link, StateStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +53,12 @@ CREATE TABLE IF NOT EXISTS failures (
     since TEXT NOT NULL, quarantined INTEGER NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '',
     retriable INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (case_id, target)
 );
+CREATE TABLE IF NOT EXISTS principals (system TEXT PRIMARY KEY, principal TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_actions (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, action_id TEXT NOT NULL, finished INTEGER NOT NULL,
+    PRIMARY KEY (case_id, target, action_id)
+);
+CREATE INDEX IF NOT EXISTS agent_actions_unfinished ON agent_actions (target, finished);
 CREATE TABLE IF NOT EXISTS lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     expires_at TEXT NOT NULL
@@ -63,6 +71,24 @@ _MIGRATIONS = {
         "ALTER TABLE comment_links ADD COLUMN mirror_deleted INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE failures ADD COLUMN stage TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE failures ADD COLUMN retriable INTEGER NOT NULL DEFAULT 0",
+    ),
+    # the integration's principal and the agent's action progress get tables of their own: the principal
+    # was kept as a cursor, and progress as an "open|" or "finished|" prefix of a comment link's hash
+    3: (
+        "CREATE TABLE principals (system TEXT PRIMARY KEY, principal TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS cursors "
+        "(system TEXT NOT NULL, target TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (system, target))",
+        "INSERT INTO principals SELECT system, value FROM cursors "
+        "WHERE system = 'sir' AND target = 'principal'",
+        "DELETE FROM cursors WHERE system = 'sir' AND target = 'principal'",
+        "CREATE TABLE agent_actions (case_id TEXT NOT NULL, target TEXT NOT NULL, action_id TEXT NOT NULL, "
+        "finished INTEGER NOT NULL, PRIMARY KEY (case_id, target, action_id))",
+        "CREATE INDEX agent_actions_unfinished ON agent_actions (target, finished)",
+        "INSERT INTO agent_actions SELECT case_id, target, source_id, source_hash LIKE 'finished|%' "
+        "FROM comment_links WHERE origin = 'inv' AND source_id LIKE 'inv-%'",
+        "DELETE FROM comment_links WHERE origin = 'inv' AND mirror_ids = '[]'",
+        "UPDATE comment_links SET source_hash = substr(source_hash, instr(source_hash, '|') + 1) "
+        "WHERE origin = 'inv'",
     ),
 }
 
@@ -107,6 +133,42 @@ class SqliteStateStore(StateStore):
             self._db.close()
             raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {version})")
 
+    def backup_path(self, version: int) -> Path:
+        """Where the file is copied, as it was, before it is migrated from schema ``version``."""
+        return self.path.with_name(f"{self.path.name}.schema{version}.bak")
+
+    def _back_up(self) -> None:
+        """Before a file written by an older sirsync is migrated in place, copy it beside itself as it
+        was. Two runners starting at once may both copy it; the copy kept is one of the old schema."""
+        row = self._version()
+        if row is None or not row.isdigit() or int(row) >= SCHEMA_VERSION:
+            return
+        version = int(row)
+        backup = self.backup_path(version)
+        if backup.exists():  # kept from an earlier start whose migration did not finish
+            return
+        scratch = backup.with_name(f"{backup.name}.{os.getpid()}.tmp")
+        with closing(sqlite3.connect(scratch)) as copy:
+            self._db.backup(copy)
+            copied = copy.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if copied is not None and copied[0] == row and not backup.exists():
+            os.replace(scratch, backup)
+            log.info(
+                "state file %s: upgrading it from schema %s to %s; the old file is kept as %s",
+                self.path,
+                version,
+                SCHEMA_VERSION,
+                backup,
+            )
+        else:
+            scratch.unlink(missing_ok=True)
+
+    def _version(self) -> str | None:
+        if self._db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
+
     def _open(self) -> str | None:
         """Set the file up, or check it; safe when two processes open a new file at the same moment."""
         for attempt in range(50):
@@ -119,6 +181,7 @@ class SqliteStateStore(StateStore):
                     raise
                 time.sleep(0.1)
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._back_up()
         with self.transaction():
             existing = self._db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
@@ -248,13 +311,35 @@ class SqliteStateStore(StateStore):
             ),
         )
 
-    def cases_with_comment_links(self, target: str, origin: str, hash_prefix: str) -> set[str]:
+    # the investigative agent's actions
+
+    def agent_actions(self, case_id: str, target: str) -> dict[str, bool]:
         rows = self._execute(
-            "SELECT DISTINCT case_id FROM comment_links WHERE target = ? AND origin = ? AND "
-            "substr(source_hash, 1, ?) = ?",
-            (target, origin, len(hash_prefix), hash_prefix),
+            "SELECT action_id, finished FROM agent_actions WHERE case_id = ? AND target = ?",
+            (case_id, target),
+        ).fetchall()
+        return {action_id: bool(finished) for action_id, finished in rows}
+
+    def save_agent_action(self, case_id: str, target: str, action_id: str, *, finished: bool) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO agent_actions VALUES (?, ?, ?, ?)",
+            (case_id, target, action_id, int(finished)),
+        )
+
+    def cases_with_unfinished_agent_actions(self, target: str) -> set[str]:
+        rows = self._execute(
+            "SELECT DISTINCT case_id FROM agent_actions WHERE target = ? AND finished = 0", (target,)
         ).fetchall()
         return {row[0] for row in rows}
+
+    # who the integration is
+
+    def principal(self, system: str) -> str | None:
+        row = self._execute("SELECT principal FROM principals WHERE system = ?", (system,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_principal(self, system: str, principal: str) -> None:
+        self._execute("INSERT OR REPLACE INTO principals VALUES (?, ?)", (system, principal))
 
     # cursors
 
@@ -324,7 +409,7 @@ class SqliteStateStore(StateStore):
 
     def forget_link(self, case_id: str, target: str) -> None:
         with self.transaction():
-            for table in ("links", "baselines", "comment_links", "failures"):
+            for table in ("links", "baselines", "comment_links", "agent_actions", "failures"):
                 self._execute(f"DELETE FROM {table} WHERE case_id = ? AND target = ?", (case_id, target))
 
     # the single-runner lease

@@ -33,7 +33,7 @@ def test_a_new_session_name_does_not_make_the_sync_mirror_its_own_writes(
     assert sync_process(sandbox, state, AWS_SESSION_TOKEN="first-task").returncode == 0
     learned = SqliteStateStore(state)
     try:
-        assert ":assumed-role/sirsync-integration/" in (learned.cursor("sir", "principal") or "")
+        assert ":assumed-role/sirsync-integration/" in (learned.principal("sir") or "")
     finally:
         learned.close()
 
