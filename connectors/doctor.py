@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from connectors import preflight
 from connectors.preflight import WARNING, Problem
-from connectors.sir.adapter import OPTIONAL_ACTIONS
+from connectors.source import OPTIONAL_ACTIONS
 
 if TYPE_CHECKING:
     from connectors.engine import Target

@@ -28,8 +28,7 @@ from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
 from connectors.model import Case, Comment, Investigation, Ticket
 from connectors.settings import SyncSettings
-from connectors.sir.adapter import OPTIONAL_ACTIONS, SirAdapter
-from connectors.sir.schema import max_length
+from connectors.source import OPTIONAL_ACTIONS, CaseSource
 from connectors.state import (
     AGENT,
     COMMENTS,
@@ -81,7 +80,7 @@ class Outcome:
 class CaseSync:
     def __init__(
         self,
-        sir: SirAdapter,
+        sir: CaseSource,
         target: TargetAdapter,
         mapping: Mapping,
         state: StateStore,
@@ -301,7 +300,7 @@ class CaseSync:
                     raise CaseError(
                         f"{self.system} {name} {target_now!r} has no SIR value in the mapping's table"
                     )
-                limit = max_length("UpdateCase", sir_field)
+                limit = self.sir.field_limit(sir_field)
                 sir_value = truncate(sir_value, limit) if limit else sir_value
                 to_sir[sir_field] = sir_value
                 patched = Case(case.case_id, {**case.fields, sir_field: sir_value})

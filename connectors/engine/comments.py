@@ -18,20 +18,19 @@ from connectors.engine.report import Report
 from connectors.errors import NotFoundError
 from connectors.mapping import Mapping
 from connectors.model import Comment, Ticket
-from connectors.sir.adapter import SirAdapter, client_token
-from connectors.sir.schema import max_length
+from connectors.source import CaseSource, client_token
 from connectors.state import CommentLink, StateStore
 from connectors.target import TargetAdapter
 from connectors.text import clean, digest, normalise, split
 
 
 class CommentSync:
-    def __init__(self, sir: SirAdapter, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
+    def __init__(self, sir: CaseSource, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
         self.sir = sir
         self.target = target
         self.mapping = mapping
         self.state = state
-        self.sir_limit = max_length("CreateCaseComment", "body") or 12000
+        self.sir_limit = sir.comment_limit
 
     def run(
         self,

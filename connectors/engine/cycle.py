@@ -19,7 +19,7 @@ from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.mapping import Mapping
 from connectors.settings import SyncSettings
-from connectors.sir.adapter import CaseSummary, SirAdapter
+from connectors.source import CaseSource, CaseSummary
 from connectors.state import (
     AGENT,
     COMMENTS,
@@ -57,7 +57,7 @@ class Target:
 class Cycle:
     def __init__(
         self,
-        sir: SirAdapter,
+        sir: CaseSource,
         targets: Sequence[Target],
         state: StateStore,
         settings: SyncSettings,

@@ -26,7 +26,7 @@ from connectors.engine.markers import Marker, find_marker
 from connectors.engine.report import Report
 from connectors.mapping import Mapping
 from connectors.model import Comment, Investigation, Ticket
-from connectors.sir.adapter import SirAdapter
+from connectors.source import CaseSource
 from connectors.state import CommentLink, StateStore
 from connectors.target import TargetAdapter
 from connectors.text import digest
@@ -78,7 +78,7 @@ def parse_command(text: str) -> Command | None:
 
 
 class InvestigationSync:
-    def __init__(self, sir: SirAdapter, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
+    def __init__(self, sir: CaseSource, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
         self.sir = sir
         self.target = target
         self.settings = mapping.spec.investigations

@@ -18,7 +18,7 @@ from connectors.engine.report import Report
 from connectors.errors import CaseError
 from connectors.mapping import Mapping, Winner
 from connectors.model import Case, Ticket
-from connectors.sir.adapter import CLOSED, SirAdapter, client_token
+from connectors.source import CLOSED, CaseSource, client_token
 from connectors.state import Baseline, StateStore
 from connectors.target import TargetAdapter
 
@@ -33,7 +33,7 @@ Decide = Callable[[str, Winner, Baseline | None, str, str, Case, Ticket, Report]
 
 class StatusSync:
     def __init__(
-        self, sir: SirAdapter, target: TargetAdapter, mapping: Mapping, state: StateStore, decide: Decide
+        self, sir: CaseSource, target: TargetAdapter, mapping: Mapping, state: StateStore, decide: Decide
     ) -> None:
         self.sir = sir
         self.target = target

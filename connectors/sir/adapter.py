@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -35,10 +34,11 @@ from connectors.model import Case, Comment, Investigation
 from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, one_line, tagged
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
+from connectors.sir.schema import max_length
+from connectors.source import CLOSED, OPTIONAL_ACTIONS, CaseSource, CaseSummary
 
 T = TypeVar("T")
 
-CLOSED = "Closed"
 # The self-managed transitions SIR documents for UpdateCaseStatus; Closed is reached with CloseCase.
 # Ready to Close is set by AWS: the customer may only close the case from there.
 STATUS_EDGES: dict[str, tuple[str, ...]] = {
@@ -68,11 +68,6 @@ _PROBES: dict[str, dict[str, Any]] = {
     "SendFeedback": {"resultId": "inv-0000000000", "usefulness": "USEFUL"},
 }
 _READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations"})
-# The actions the sync can do without: what it does not do while SIR refuses one
-OPTIONAL_ACTIONS = {
-    "security-ir:ListInvestigations": "the investigative agent's work is not mirrored",
-    "security-ir:SendFeedback": "feedback commands on the agent's results wait",
-}
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
 # Credentials that SIR does not accept at all: nothing can work until they are fixed. An
 # AccessDeniedException is not among them: it refuses one action on one resource.
@@ -83,13 +78,6 @@ _FATAL_CODES = {
     "SecurityIncidentResponseNotActiveException",
     "ExpiredTokenException",
 }
-
-
-@dataclass(frozen=True)
-class CaseSummary:
-    case_id: str
-    updated: str
-    status: str
 
 
 def status_path(current: str, wanted: str) -> list[str] | None:
@@ -123,11 +111,6 @@ def stable_identity(principal: str) -> str:
     return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
 
 
-def client_token(*parts: str) -> str:
-    """A deterministic clientToken: the same intent always sends the same token."""
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
-
-
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -138,8 +121,9 @@ def _iso(value: Any) -> Any:
     return value
 
 
-class SirAdapter:
+class SirAdapter(CaseSource):
     system = "sir"
+    comment_limit = max_length("CreateCaseComment", "body") or 12000
 
     def __init__(self, client: Any, retry: RetryPolicy | None = None, principal: str | None = None) -> None:
         self._client = client
@@ -345,6 +329,9 @@ class SirAdapter:
             )
             for item in self._pages("list_comments", "items", caseId=case_id)
         ]
+
+    def field_limit(self, name: str) -> int | None:
+        return max_length("UpdateCase", name)
 
     def is_own(self, principal: str) -> bool:
         """Whether the integration wrote it: the same role, whatever the session."""

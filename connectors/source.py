@@ -1,0 +1,98 @@
+"""The system cases come from, as the engine sees it: the interface SIR's adapter implements.
+
+The engine talks to SIR only through :class:`CaseSource`, as it talks to Jira and ServiceNow only through
+:class:`~connectors.target.TargetAdapter`; nothing in ``connectors/engine`` knows of boto3 or of SIR's
+service model. Errors are ours (:mod:`connectors.errors`), never a vendor's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from connectors.model import Case, Comment, Investigation
+
+if TYPE_CHECKING:
+    from connectors.preflight import Problem
+
+CLOSED = "Closed"
+
+# The actions the sync can do without: what it does not do while the source refuses one
+OPTIONAL_ACTIONS = {
+    "security-ir:ListInvestigations": "the investigative agent's work is not mirrored",
+    "security-ir:SendFeedback": "feedback commands on the agent's results wait",
+}
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """A case as the list of all cases gives it: enough to tell whether it changed."""
+
+    case_id: str
+    updated: str
+    status: str
+
+
+def client_token(*parts: str) -> str:
+    """A deterministic idempotency token: the same intent always sends the same token."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
+
+
+class CaseSource(ABC):
+    system = "sir"
+    #: the integration's own principal, if known; learned from its own comments otherwise
+    principal: str | None = None
+    #: the most a comment may hold
+    comment_limit: int = 12000
+
+    @abstractmethod
+    def preflight(self) -> list[Problem]:
+        """Check, writing nothing, that the credentials work and cases can be listed."""
+
+    @abstractmethod
+    def field_limit(self, name: str) -> int | None:
+        """The most a case field written by :meth:`update_case` may hold, if the source says."""
+
+    @abstractmethod
+    def is_own(self, principal: str) -> bool:
+        """Whether ``principal`` (a comment's author) is the integration itself."""
+
+    # reads
+
+    @abstractmethod
+    def list_cases(self) -> Iterator[CaseSummary]:
+        """Every case, as the source lists them; a refusal here stops the run (FatalError)."""
+
+    @abstractmethod
+    def get_case(self, case_id: str) -> Case: ...
+
+    @abstractmethod
+    def comments(self, case_id: str) -> list[Comment]: ...
+
+    @abstractmethod
+    def investigations(self, case_id: str) -> list[Investigation]: ...
+
+    # writes: each safe to repeat (an idempotency token, or a value set again)
+
+    @abstractmethod
+    def add_comment(self, case_id: str, body: str, token: str) -> str:
+        """Post a comment with ``token`` as its idempotency token; return its id."""
+
+    @abstractmethod
+    def edit_comment(self, case_id: str, comment_id: str, body: str) -> None: ...
+
+    @abstractmethod
+    def update_case(self, case_id: str, fields: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def move_to_status(
+        self, case: Case, wanted: str, before_step: Callable[[str], None] = lambda status: None
+    ) -> int:
+        """Walk the allowed transitions to ``wanted``; return the steps taken. ``before_step`` hears of
+        each status about to be set, before its write."""
+
+    @abstractmethod
+    def send_feedback(self, case_id: str, investigation_id: str, usefulness: str, comment: str) -> None: ...
