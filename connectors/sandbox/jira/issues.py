@@ -8,6 +8,7 @@ from connectors.sandbox.base import Request, Response, SandboxError, body_of
 from connectors.sandbox.identities import Identity
 from connectors.sandbox.jira.catalog import (
     ALL_FIELDS,
+    CUSTOM_BY_ID,
     DEFAULT_PRIORITY,
     FIELD_NAMES,
     JIRA_PROJECT,
@@ -96,6 +97,7 @@ class IssueHandlers(JiraCore):
             labels=changes.get("labels") or [],
             assignee=changes.get("assignee"),
             flagged=bool(changes.get("customfield_10021")),
+            custom={k: v for k, v in changes.items() if k in CUSTOM_BY_ID and v not in (None, [])},
         )
         self._next_issue_id += 1
         self._next_number += 1
