@@ -22,9 +22,20 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.jira import markup
+from connectors.jira.fields import (
+    FieldCatalog,
+    JiraField,
+    UnknownField,
+    canonical,
+    from_jira,
+    parts,
+    system_field,
+    to_jira,
+)
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
-from connectors.mapping.compiled import StatusPaths
+from connectors.mapping.compiled import Named, StatusPaths
+from connectors.mapping.source import Location, dotted
 from connectors.model import Comment, Ticket
 from connectors.preflight import (
     CONFIG,
@@ -52,7 +63,10 @@ CASE_LABEL_PREFIX = "sirsync-case-"
 PROPERTY_KEY = "sirsync"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
-_NAMED_FIELDS = {"priority", "resolution", "issuetype"}  # set as {"name": value}
+# what the sync itself reads of every ticket, besides the fields the mapping names
+SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution")
+INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
+SERVICE_PROJECT = "service_desk"
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
 SERVER_INFO = "/rest/api/2/serverInfo"
@@ -94,7 +108,17 @@ class JiraAdapter(TargetAdapter):
     comment_limit = TEXT_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "project", "issue type", "statuses", "status paths", "values")
+    CHECKS = (
+        "site",
+        "credentials",
+        "project",
+        "issue type",
+        "statuses",
+        "status paths",
+        "values",
+        "fields",
+        "comments",
+    )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
 
     def __init__(
@@ -109,6 +133,7 @@ class JiraAdapter(TargetAdapter):
         url: str = "",
         timeout: float = 10.0,
         paths: StatusPaths | None = None,
+        fields: Sequence[str] = (),
     ) -> None:
         self.search_overlap_seconds = search_overlap_seconds
         self.url = url.rstrip("/")  # the site, as SIRSYNC_JIRA__URL names it (for preflight and messages)
@@ -126,6 +151,12 @@ class JiraAdapter(TargetAdapter):
         self._known = WorkflowKnowledge(project, self._get, paths or StatusPaths({}))
         # the statuses of the project's workflow, by issue type, read without moving an issue
         self._statuses: dict[str, set[str]] | None = None
+        # the mapping's field keys (ids or names): what is read of each ticket besides SYNC_FIELDS
+        self._mapped = tuple(fields)
+        self._catalog: FieldCatalog | None = None  # the site's fields, read when a key is not a system id
+        self._accounts: dict[str, str] = {}  # email (casefolded) -> accountId, for user fields
+        self._emails: dict[str, str] = {}  # accountId -> email, where Jira hides the address
+        self._project_type: str | None = None  # projectTypeKey, once read
 
     @classmethod
     def from_settings(
@@ -134,6 +165,7 @@ class JiraAdapter(TargetAdapter):
         issue_type: str = "Task",
         retry: RetryPolicy | None = None,
         paths: StatusPaths | None = None,
+        fields: Sequence[str] = (),
     ) -> JiraAdapter:
         if not (settings.url and settings.user and settings.token):
             raise FatalError("Jira needs SIRSYNC_JIRA__URL, SIRSYNC_JIRA__USER and SIRSYNC_JIRA__TOKEN")
@@ -172,6 +204,7 @@ class JiraAdapter(TargetAdapter):
             url=url,
             timeout=settings.timeout_seconds,
             paths=paths,
+            fields=fields,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -261,7 +294,7 @@ class JiraAdapter(TargetAdapter):
     def _project_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
         """The project, the mapping's issue type in it, and the statuses and values the mapping names."""
         try:
-            self._get(f"project/{self.project}")
+            project = self._get(f"project/{self.project}")
             by_type = self._project_statuses()
         except NotFoundError:
             message = f"project {self.project} does not exist or the user cannot see it"
@@ -290,7 +323,144 @@ class JiraAdapter(TargetAdapter):
             known = self._names(field) if named else None
             if known:
                 found += tagged(unknown_values("Jira", named, known, field, "on this site", site), "values")
+        project = project if isinstance(project, dict) else {}
+        found += tagged(self._field_checks(mapping, project, issue_type, site), "fields")
+        found += tagged(self._visibility_checks(mapping, project, site), "comments")
         return found
+
+    def _field_checks(
+        self, mapping: TargetMapping, project: dict[str, Any], issue_type: str, site: str
+    ) -> list[Problem]:
+        """Every field the mapping names exists (by id or name), can be written, is on the create screen
+        of the issue type (and on the edit screen of an issue sirsync already syncs), and every fixed
+        value the mapping writes into a field with allowed values is one of them."""
+        spec = mapping.spec
+        keys: list[tuple[str, Location, bool]] = [
+            (key, ("fields", key), field.direction != "inbound") for key, field in spec.fields.items()
+        ]
+        keys += [(key, ("ticket", "defaults", key), True) for key in spec.ticket.defaults]
+        found: list[Problem] = []
+        resolved: dict[str, JiraField] = {}
+        for key, location, outbound in keys:
+            fix = f"{mapping.at(location)} {dotted(location)}"
+            try:
+                field = resolved[key] = self._field(key)
+            except UnknownField as exc:
+                found.append(Problem("Jira", str(exc), fix, site))
+                continue
+            except SyncError as exc:
+                return [self._refused(exc, site, "read the site's fields (GET /rest/api/2/field)")]
+            if outbound and field.kind == "unsupported":
+                message = f"field {field.label} is of type {field.type_name}, which sirsync cannot write"
+                found.append(Problem("Jira", message, fix, site))
+        type_id = next(
+            (str(t.get("id")) for t in project.get("issueTypes") or [] if t.get("name") == issue_type), None
+        )
+        written = [(key, loc) for key, loc, outbound in keys if outbound and key in resolved]
+        if not written or type_id is None:
+            return found
+        try:
+            create = self._create_meta(type_id)
+        except SyncError as exc:
+            return [*found, self._refused(exc, site, f"read the create metadata of {issue_type} issues")]
+        screen = f"the create screen of {issue_type} issues in project {self.project}"
+        for key, location in written:
+            field = resolved[key]
+            fix = f"{mapping.at(location)} {dotted(location)}"
+            if field.id not in create:
+                found.append(Problem("Jira", f"field {field.label} is not on {screen}", fix, site))
+                continue
+            found += self._value_checks(mapping, key, field, create[field.id], site)
+        return found + self._edit_screen_checks(mapping, resolved, site)
+
+    def _value_checks(
+        self, mapping: TargetMapping, key: str, field: JiraField, meta: Any, site: str
+    ) -> list[Problem]:
+        """The fixed values the mapping writes into ``field``: among its allowed options, or users
+        that exist."""
+        named = mapping.target_values(key)
+        if field.kind in ("option", "options") and isinstance(meta, dict):
+            allowed = {str(v.get("value")) for v in meta.get("allowedValues") or [] if isinstance(v, dict)}
+            if not allowed:
+                return []
+            each = [Named(part, n.key, n.at) for n in named for part in parts(n.value)]
+            among = f"among the options of {field.label}"
+            return unknown_values("Jira", each, allowed, "option", among, site)
+        if field.kind == "user":
+            found = []
+            for item in named:
+                try:
+                    self._account_of(item.value)
+                except CaseError:
+                    message = f"no Jira user has the email {item.value!r} (field {field.label})"
+                    found.append(Problem("Jira", message, f"{item.at} {item.key}", site))
+            return found
+        return []
+
+    def _edit_screen_checks(
+        self, mapping: TargetMapping, resolved: dict[str, JiraField], site: str
+    ) -> list[Problem]:
+        """Where sirsync already syncs an issue, the fields it updates are on that issue's edit screen."""
+        updated = [key for key, field in mapping.spec.fields.items() if field.direction != "inbound"]
+        if not any(key in resolved for key in updated):
+            return []
+        jql = f'project = "{self.project}" AND labels = "{SYNC_LABEL}" ORDER BY created DESC'
+        try:
+            page = self._get("search/jql", {"jql": jql, "fields": "issuetype", "maxResults": 1})
+            issues = page.get("issues") or [] if isinstance(page, dict) else []
+            if not issues:
+                return []
+            key = str(issues[0]["key"])
+            edit = self._get(f"issue/{key}/editmeta").get("fields") or {}
+        except SyncError as exc:
+            return [self._refused(exc, site, "read the edit metadata of a synced issue")]
+        found = []
+        for name in updated:
+            field = resolved.get(name)
+            if field is not None and field.id not in edit:
+                location: Location = ("fields", name)
+                message = f"field {field.label} is not on the edit screen of {key}, where sirsync updates it"
+                found.append(Problem("Jira", message, f"{mapping.at(location)} {dotted(location)}", site))
+        return found
+
+    def _create_meta(self, issue_type_id: str) -> dict[str, Any]:
+        """Field id -> its create metadata for the issue type (Cloud's paginated createmeta)."""
+        path = f"issue/createmeta/{self.project}/issuetypes/{issue_type_id}"
+        metas: dict[str, Any] = {}
+        start = 0
+        while True:
+            page = self._get(path, {"startAt": start, "maxResults": 50})
+            items = (page.get("fields") or page.get("values") or []) if isinstance(page, dict) else []
+            for item in items:
+                if isinstance(item, dict) and (item.get("fieldId") or item.get("key")):
+                    metas[str(item.get("fieldId") or item.get("key"))] = item
+            start += len(items)
+            if not items or start >= int(page.get("total") or 0):
+                return metas
+
+    def _visibility_checks(self, mapping: TargetMapping, project: dict[str, Any], site: str) -> list[Problem]:
+        """Internal comments exist only in service projects (Jira Service Management): elsewhere a mapping
+        asking for them is refused, rather than every comment going out public."""
+        self._project_type = str(project.get("projectTypeKey") or "")
+        if self._project_type == SERVICE_PROJECT:
+            return []
+        spec = mapping.spec
+        asking: list[Location] = []
+        if spec.comments.visibility == "internal" and spec.comments.direction != "inbound":
+            asking.append(("comments", "visibility"))
+        if spec.investigations.enabled and spec.investigations.visibility == "internal":
+            asking.append(("investigations", "visibility"))
+        kind = self._project_type or "unknown"
+        return [
+            Problem(
+                "Jira",
+                f"{dotted(location)} is internal, but project {self.project} is a {kind!r} project, not a "
+                "service project (Jira Service Management): it has no internal comments, all would be public",
+                f"{mapping.at(location)} {dotted(location)}",
+                site,
+            )
+            for location in asking
+        ]
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
         """Where the user may read the workflow: each status the mapping moves tickets to can be
@@ -380,7 +550,42 @@ class JiraAdapter(TargetAdapter):
 
     # --- tickets -------------------------------------------------------------------------------------
 
-    _READ_FIELDS = "summary,description,priority,status,labels,updated,issuetype,resolution"
+    def _field(self, key: str) -> JiraField:
+        """The field a mapping key names, by id or by name; the site's fields are read once, and only
+        when a key is not one of the system fields every site has."""
+        found = system_field(key)
+        if found is not None:
+            return found
+        if self._catalog is None:
+            self._catalog = FieldCatalog(self._get("field"))
+        return self._catalog.resolve(key, closest)
+
+    @property
+    def _read_fields(self) -> str:
+        """What is read of a ticket: what the sync needs, and the fields the mapping names."""
+        return ",".join(dict.fromkeys([*SYNC_FIELDS, *(self._field(key).id for key in self._mapped)]))
+
+    def _account_of(self, email: str) -> str:
+        """The accountId of the Jira user with this email (user fields are set by accountId)."""
+        wanted = email.strip().casefold()
+        if wanted not in self._accounts:
+            answer = self._get("user/search", {"query": email.strip()})
+            listed = answer if isinstance(answer, list) else []
+            users = [u for u in listed if isinstance(u, dict) and u.get("accountId")]
+            exact = [u for u in users if str(u.get("emailAddress", "")).casefold() == wanted]
+            # Jira hides the address of users whose profile keeps it private: one unnamed match is the user
+            hidden = [u for u in users if not u.get("emailAddress")]
+            match = exact or (hidden if len(users) == 1 else [])
+            if not match:
+                raise CaseError(f"Jira has no user with the email {email.strip()!r} (that sirsync can see)")
+            account = str(match[0]["accountId"])
+            self._accounts[wanted] = account
+            self._emails[account] = wanted
+        return self._accounts[wanted]
+
+    def _email_of(self, user: Mapping[str, Any]) -> str:
+        account = str(user.get("accountId") or "")
+        return str(user.get("emailAddress") or self._emails.get(account) or account)
 
     def _ticket(self, raw: Mapping[str, Any]) -> Ticket:
         fields = raw.get("fields", {})
@@ -396,6 +601,10 @@ class JiraAdapter(TargetAdapter):
                 values[name] = value
             elif value is None:
                 values[name] = ""
+        for key in self._mapped:  # by the mapping's key, in the plain form the mapping compares
+            field = self._field(key)
+            if field.id in fields:
+                values[key] = from_jira(field, fields[field.id], self._email_of)
         return Ticket(
             id=str(raw["id"]),
             key=str(raw["key"]),
@@ -409,7 +618,7 @@ class JiraAdapter(TargetAdapter):
 
     def find_ticket(self, case_id: str) -> Ticket | None:
         jql = f'project = "{self.project}" AND labels = "{case_label(case_id)}" ORDER BY created ASC'
-        found = self._search(jql, self._READ_FIELDS, max_results=5)
+        found = self._search(jql, self._read_fields, max_results=5)
         return self._ticket(found[0]) if found else None
 
     def create_ticket(
@@ -434,13 +643,14 @@ class JiraAdapter(TargetAdapter):
         return self.get_ticket(str(created["key"]))
 
     def get_ticket(self, key: str) -> Ticket:
-        return self._ticket(self._get(f"issue/{key}", {"fields": self._READ_FIELDS}))
+        return self._ticket(self._get(f"issue/{key}", {"fields": self._read_fields}))
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""
         values: dict[str, Any] = {}
         for name, value in fields.items():
-            stored = self.stored_form(name, value)
-            values[name] = {"name": stored} if name in _NAMED_FIELDS else stored
+            field = self._field(name)
+            values[field.id] = to_jira(field, self.stored_form(name, value), self._account_of)
         return values
 
     def stored_form(self, name: str, value: str) -> str:
@@ -449,6 +659,9 @@ class JiraAdapter(TargetAdapter):
             return " ".join(truncate(" ".join(text.split()), SUMMARY_LIMIT).split())
         if name in RENDERED_FIELDS:
             return markup.quote(truncate(text, TEXT_LIMIT - len(markup.OPEN) - len(markup.CLOSE)))
+        field = self._field(name)
+        if field.kind not in ("string", "named"):  # an option, a user, a number, a date, a list
+            return canonical(field, text)
         return truncate(text, TEXT_LIMIT)
 
     def plain_form(self, name: str, value: str) -> str:
@@ -546,14 +759,15 @@ class JiraAdapter(TargetAdapter):
 
     def _transition(self, key: str, transition: dict[str, Any], fields: Mapping[str, str]) -> None:
         screen = transition.get("fields") or {}
-        missing = [name for name, meta in screen.items() if meta.get("required") and name not in fields]
+        given = {self._field(name).id for name in fields}
+        missing = [name for name, meta in screen.items() if meta.get("required") and name not in given]
         if missing:
             raise CaseError(
                 f"{key}: transition {transition['name']!r} requires {missing}; add them under "
                 f"status.transition_fields.{transition['to']['name']!r} in the mapping"
             )
         body: dict[str, Any] = {"transition": {"id": transition["id"]}}
-        wanted = {name: value for name, value in fields.items() if name in screen}
+        wanted = {name: value for name, value in fields.items() if self._field(name).id in screen}
         if wanted:
             body["fields"] = self._field_values(wanted)
         self._send("POST", f"issue/{key}/transitions", body)
@@ -564,7 +778,8 @@ class JiraAdapter(TargetAdapter):
         found: list[Comment] = []
         start = 0
         while True:
-            page = self._get(f"issue/{ticket.key}/comment", {"startAt": start, "maxResults": 100})
+            params = {"startAt": start, "maxResults": 100, "expand": "properties"}
+            page = self._get(f"issue/{ticket.key}/comment", params)
             for raw in page.get("comments", []):
                 author = raw.get("author") or {}
                 found.append(
@@ -575,6 +790,7 @@ class JiraAdapter(TargetAdapter):
                         created=str(raw.get("created", "")),
                         updated=str(raw.get("updated", "")),
                         own=author.get("accountId") == self.account_id,
+                        internal=_internal(raw.get("properties")),
                     )
                 )
             start += len(page.get("comments", []))
@@ -582,12 +798,28 @@ class JiraAdapter(TargetAdapter):
                 return found
 
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
-        # Jira Software comments have one visibility; role-restricted comments are not used
-        created = self._send("POST", f"issue/{ticket.key}/comment", {"body": body})
+        created = self._send("POST", f"issue/{ticket.key}/comment", self._comment_body(body, internal))
         return str(created["id"])
 
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
-        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", {"body": body})
+        # the property goes with the edit too, so that an internal comment stays internal
+        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", self._comment_body(body, internal))
+
+    def _comment_body(self, body: str, internal: bool) -> dict[str, Any]:
+        """An internal comment carries Jira Service Management's property; only a service project has
+        them, and a comment meant to be internal is never posted public instead."""
+        if not internal:
+            return {"body": body}
+        if self._project_type is None:
+            project = self._get(f"project/{self.project}")
+            self._project_type = str(project.get("projectTypeKey") or "") if isinstance(project, dict) else ""
+        if self._project_type != SERVICE_PROJECT:
+            raise FatalError(
+                f"the mapping asks for internal comments, but Jira project {self.project} is not a service "
+                f"project (projectTypeKey {self._project_type!r}): set comments.visibility and "
+                "investigations.visibility to public"
+            )
+        return {"body": body, "properties": [{"key": INTERNAL_PROPERTY, "value": {"internal": True}}]}
 
     # --- change search -------------------------------------------------------------------------------
 
@@ -623,6 +855,15 @@ class JiraAdapter(TargetAdapter):
 
 def _not_jira(site: str, detail: str) -> str:
     return f"{URL_SETTING} ({site}) does not answer as Jira ({detail})"
+
+
+def _internal(properties: Any) -> bool:
+    """Whether a comment's properties (``expand=properties``) make it internal (Jira Service Management)."""
+    for prop in properties if isinstance(properties, list) else []:
+        if isinstance(prop, dict) and prop.get("key") == INTERNAL_PROPERTY:
+            value = prop.get("value")
+            return isinstance(value, dict) and value.get("internal") in (True, "true")
+    return False
 
 
 def _offered(transitions: list[dict[str, Any]], step: Step) -> dict[str, Any] | None:
