@@ -22,20 +22,18 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.jira import markup
+from connectors.jira.checks import SERVICE_PROJECT, MappingChecks
 from connectors.jira.fields import (
     FieldCatalog,
     JiraField,
-    UnknownField,
     canonical,
     from_jira,
-    parts,
     system_field,
     to_jira,
 )
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
-from connectors.mapping.compiled import Named, StatusPaths
-from connectors.mapping.source import Location, dotted
+from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
 from connectors.preflight import (
     CONFIG,
@@ -66,7 +64,6 @@ TEXT_LIMIT = 32767
 # what the sync itself reads of every ticket, besides the fields the mapping names
 SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution")
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
-SERVICE_PROJECT = "service_desk"
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
 SERVER_INFO = "/rest/api/2/serverInfo"
@@ -324,143 +321,19 @@ class JiraAdapter(TargetAdapter):
             if known:
                 found += tagged(unknown_values("Jira", named, known, field, "on this site", site), "values")
         project = project if isinstance(project, dict) else {}
-        found += tagged(self._field_checks(mapping, project, issue_type, site), "fields")
-        found += tagged(self._visibility_checks(mapping, project, site), "comments")
-        return found
-
-    def _field_checks(
-        self, mapping: TargetMapping, project: dict[str, Any], issue_type: str, site: str
-    ) -> list[Problem]:
-        """Every field the mapping names exists (by id or name), can be written, is on the create screen
-        of the issue type (and on the edit screen of an issue sirsync already syncs), and every fixed
-        value the mapping writes into a field with allowed values is one of them."""
-        spec = mapping.spec
-        keys: list[tuple[str, Location, bool]] = [
-            (key, ("fields", key), field.direction != "inbound") for key, field in spec.fields.items()
-        ]
-        keys += [(key, ("ticket", "defaults", key), True) for key in spec.ticket.defaults]
-        found: list[Problem] = []
-        resolved: dict[str, JiraField] = {}
-        for key, location, outbound in keys:
-            fix = f"{mapping.at(location)} {dotted(location)}"
-            try:
-                field = resolved[key] = self._field(key)
-            except UnknownField as exc:
-                found.append(Problem("Jira", str(exc), fix, site))
-                continue
-            except SyncError as exc:
-                return [self._refused(exc, site, "read the site's fields (GET /rest/api/2/field)")]
-            if outbound and field.kind == "unsupported":
-                message = f"field {field.label} is of type {field.type_name}, which sirsync cannot write"
-                found.append(Problem("Jira", message, fix, site))
-        type_id = next(
-            (str(t.get("id")) for t in project.get("issueTypes") or [] if t.get("name") == issue_type), None
+        checks = MappingChecks(
+            self.project,
+            site,
+            self._get,
+            self._field,
+            self._account_of,
+            lambda error, what: self._refused(error, site, what),
+            SYNC_LABEL,
         )
-        written = [(key, loc) for key, loc, outbound in keys if outbound and key in resolved]
-        if not written or type_id is None:
-            return found
-        try:
-            create = self._create_meta(type_id)
-        except SyncError as exc:
-            return [*found, self._refused(exc, site, f"read the create metadata of {issue_type} issues")]
-        screen = f"the create screen of {issue_type} issues in project {self.project}"
-        for key, location in written:
-            field = resolved[key]
-            fix = f"{mapping.at(location)} {dotted(location)}"
-            if field.id not in create:
-                found.append(Problem("Jira", f"field {field.label} is not on {screen}", fix, site))
-                continue
-            found += self._value_checks(mapping, key, field, create[field.id], site)
-        return found + self._edit_screen_checks(mapping, resolved, site)
-
-    def _value_checks(
-        self, mapping: TargetMapping, key: str, field: JiraField, meta: Any, site: str
-    ) -> list[Problem]:
-        """The fixed values the mapping writes into ``field``: among its allowed options, or users
-        that exist."""
-        named = mapping.target_values(key)
-        if field.kind in ("option", "options") and isinstance(meta, dict):
-            allowed = {str(v.get("value")) for v in meta.get("allowedValues") or [] if isinstance(v, dict)}
-            if not allowed:
-                return []
-            each = [Named(part, n.key, n.at) for n in named for part in parts(n.value)]
-            among = f"among the options of {field.label}"
-            return unknown_values("Jira", each, allowed, "option", among, site)
-        if field.kind == "user":
-            found = []
-            for item in named:
-                try:
-                    self._account_of(item.value)
-                except CaseError:
-                    message = f"no Jira user has the email {item.value!r} (field {field.label})"
-                    found.append(Problem("Jira", message, f"{item.at} {item.key}", site))
-            return found
-        return []
-
-    def _edit_screen_checks(
-        self, mapping: TargetMapping, resolved: dict[str, JiraField], site: str
-    ) -> list[Problem]:
-        """Where sirsync already syncs an issue, the fields it updates are on that issue's edit screen."""
-        updated = [key for key, field in mapping.spec.fields.items() if field.direction != "inbound"]
-        if not any(key in resolved for key in updated):
-            return []
-        jql = f'project = "{self.project}" AND labels = "{SYNC_LABEL}" ORDER BY created DESC'
-        try:
-            page = self._get("search/jql", {"jql": jql, "fields": "issuetype", "maxResults": 1})
-            issues = page.get("issues") or [] if isinstance(page, dict) else []
-            if not issues:
-                return []
-            key = str(issues[0]["key"])
-            edit = self._get(f"issue/{key}/editmeta").get("fields") or {}
-        except SyncError as exc:
-            return [self._refused(exc, site, "read the edit metadata of a synced issue")]
-        found = []
-        for name in updated:
-            field = resolved.get(name)
-            if field is not None and field.id not in edit:
-                location: Location = ("fields", name)
-                message = f"field {field.label} is not on the edit screen of {key}, where sirsync updates it"
-                found.append(Problem("Jira", message, f"{mapping.at(location)} {dotted(location)}", site))
-        return found
-
-    def _create_meta(self, issue_type_id: str) -> dict[str, Any]:
-        """Field id -> its create metadata for the issue type (Cloud's paginated createmeta)."""
-        path = f"issue/createmeta/{self.project}/issuetypes/{issue_type_id}"
-        metas: dict[str, Any] = {}
-        start = 0
-        while True:
-            page = self._get(path, {"startAt": start, "maxResults": 50})
-            items = (page.get("fields") or page.get("values") or []) if isinstance(page, dict) else []
-            for item in items:
-                if isinstance(item, dict) and (item.get("fieldId") or item.get("key")):
-                    metas[str(item.get("fieldId") or item.get("key"))] = item
-            start += len(items)
-            if not items or start >= int(page.get("total") or 0):
-                return metas
-
-    def _visibility_checks(self, mapping: TargetMapping, project: dict[str, Any], site: str) -> list[Problem]:
-        """Internal comments exist only in service projects (Jira Service Management): elsewhere a mapping
-        asking for them is refused, rather than every comment going out public."""
+        found += tagged(checks.fields(mapping, project, issue_type), "fields")
         self._project_type = str(project.get("projectTypeKey") or "")
-        if self._project_type == SERVICE_PROJECT:
-            return []
-        spec = mapping.spec
-        asking: list[Location] = []
-        if spec.comments.visibility == "internal" and spec.comments.direction != "inbound":
-            asking.append(("comments", "visibility"))
-        if spec.investigations.enabled and spec.investigations.visibility == "internal":
-            asking.append(("investigations", "visibility"))
-        kind = self._project_type or "unknown"
-        return [
-            Problem(
-                "Jira",
-                f"{dotted(location)} is internal, but project {self.project} is a {kind!r} project, not a "
-                "service project (Jira Service Management): it has no internal comments, all would be public",
-                f"{mapping.at(location)} {dotted(location)}",
-                site,
-            )
-            for location in asking
-        ]
+        found += tagged(checks.visibility(mapping, project), "comments")
+        return found
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
         """Where the user may read the workflow: each status the mapping moves tickets to can be
