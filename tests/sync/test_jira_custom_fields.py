@@ -73,7 +73,7 @@ def test_a_select_mapped_both_ways_sets_the_option_and_brings_a_responders_choic
     assert write_counts(sandbox) == before
 
 
-def test_a_user_picker_is_filled_by_email_and_lists_and_dates_read_back_equal(
+def test_a_user_picker_is_filled_by_email_and_lists_dates_and_numbers_read_back_equal(
     sandbox: Sandbox, tmp_path: Path, aws_env: None
 ) -> None:
     settings = make_settings(sandbox, tmp_path)
@@ -81,7 +81,8 @@ def test_a_user_picker_is_filled_by_email_and_lists_and_dates_read_back_equal(
         tmp_path,
         "  Incident owner:\n    sir: metadata.owner\n"
         "  Affected regions:\n    sir: impactedAwsRegions\n"
-        f"  {START}:\n    sir: reportedIncidentStartDate\n",
+        f"  {START}:\n    sir: reportedIncidentStartDate\n"
+        '  Accounts affected:\n    template: "3"\n',
     )
     harness = Harness(sandbox, settings)
     try:
@@ -95,6 +96,7 @@ def test_a_user_picker_is_filled_by_email_and_lists_and_dates_read_back_equal(
         assert field(sandbox, key, OWNER)["accountId"] == RESPONDER.jira_account_id
         assert {option["value"] for option in field(sandbox, key, REGIONS)} == {"us-west-2", "eu-west-1"}
         assert field(sandbox, key, START) == "2026-11-20"
+        assert field(sandbox, key, "customfield_10053") == 3  # a JSON number, read back as 3.0 and equal
         calls = sandbox.jira.stats()["calls"]
         assert calls.get("GET /rest/api/2/user/search") == 1  # the email is looked up once
     finally:

@@ -110,6 +110,28 @@ def test_inbound_visibility_public_leaves_a_responders_internal_comment_in_jira(
         harness.runtime.close()
 
 
+def test_an_edited_sir_comment_stays_internal_in_jira(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    sandbox.jira.configure({"project_type": "service_desk"})
+    settings = make_settings(sandbox, tmp_path)
+    settings.jira.mapping = mapping_with(tmp_path, "  visibility: internal\n")
+    harness = Harness(sandbox, settings)
+    try:
+        case_id = harness.create_case("Edited note")
+        note = harness.sir_responder.create_case_comment(caseId=case_id, body="first words")["commentId"]
+        harness.converge()
+        harness.sir_responder.update_case_comment(caseId=case_id, commentId=note, body="second words")
+        sandbox.clock.advance(600)  # past the comment check interval: the edit is seen
+        harness.converge()
+        [mirror] = jira_comments(sandbox, harness.issue_for(case_id).key)
+        assert mirror["body"].endswith("second words\n{noformat}")
+        assert mirror["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+        assert mirror["jsdPublic"] is False
+    finally:
+        harness.runtime.close()
+
+
 def test_internal_visibility_on_a_software_project_stops_before_any_write_naming_the_lines(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
