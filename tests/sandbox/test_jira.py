@@ -823,5 +823,8 @@ def test_internal_comment_property_hides_a_comment_only_in_a_service_project(
     assert sandbox.jira.configure({"project_type": "service_desk"})["project_type"] == "service_desk"
     assert jira.project("SEC").projectTypeKey == "service_desk"
     assert public() == [False, True]
+    fields = jira.issue(issue.key, fields="comment,project").raw["fields"]
+    assert [c["jsdPublic"] for c in fields["comment"]["comments"]] == [False, True]
+    assert fields["project"]["projectTypeKey"] == "service_desk"
     with pytest.raises(SandboxError, match="project_type must be one of"):
         sandbox.jira.configure({"project_type": "helpdesk"})

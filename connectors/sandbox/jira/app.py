@@ -114,7 +114,12 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
         with self.lock:
             found = self._find(key)
             return issue_json(
-                found, self.base_url, self.workflow, fields=list(ALL_FIELDS), properties=["*all"]
+                found,
+                self.base_url,
+                self.workflow,
+                fields=list(ALL_FIELDS),
+                properties=["*all"],
+                project_type=self.project_type,
             )
 
     def set_workflow(self, workflow: Workflow | dict[str, Any]) -> None:
@@ -288,6 +293,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             self.base_url,
             cap_ids=self.search_max_results_ids,
             cap_fields=self.search_max_results_fields,
+            project_type=self.project_type,
         )
         return Response(200, body)
 

@@ -117,6 +117,7 @@ class IssueHandlers(JiraCore):
             fields=fields,
             expand=split_list(request.query.get("expand")),
             properties=split_list(request.query.get("properties")),
+            project_type=self.project_type,
         )
         return Response(200, body)
 
@@ -142,7 +143,10 @@ class IssueHandlers(JiraCore):
         if items or comment_bodies:
             self._written(issue, request.caller, items)
         if request.arg("returnIssue") == "true":
-            return Response(200, issue_json(issue, self.base_url, self.workflow, fields=list(ALL_FIELDS)))
+            body = issue_json(
+                issue, self.base_url, self.workflow, fields=list(ALL_FIELDS), project_type=self.project_type
+            )
+            return Response(200, body)
         return Response(204)
 
     def delete_issue(self, request: Request) -> Response:

@@ -114,7 +114,9 @@ def status_of(issue: Issue, workflow: Workflow) -> Status:
     return workflow.status(issue.status) or Status("0", issue.status, "indeterminate")
 
 
-def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> Any:
+def field_value(
+    issue: Issue, name: str, base_url: str, workflow: Workflow, project_type: str = "software"
+) -> Any:
     """One field's JSON; ``KeyError`` for a field the site does not have."""
     if name == "summary":
         return issue.summary
@@ -138,9 +140,10 @@ def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> A
         found = find_named(ISSUE_TYPES, issue.issuetype)
         return issue_type_json(found, base_url) if found else None
     if name == "project":
-        return project_ref(base_url)
+        return project_ref(base_url, project_type)
     if name == "comment":
-        comments = [comment_json(issue, c, base_url) for c in issue.comments]
+        service_desk = project_type == "service_desk"
+        comments = [comment_json(issue, c, base_url, service_desk=service_desk) for c in issue.comments]
         return {
             "comments": comments,
             "self": f"{base_url}/rest/api/2/issue/{issue.id}/comment",
@@ -186,11 +189,12 @@ def issue_json(
     fields: list[str],
     expand: Collection[str] = (),
     properties: Collection[str] = (),
+    project_type: str = "software",
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
     for name in fields:
         try:
-            rendered[name] = field_value(issue, name, base_url, workflow)
+            rendered[name] = field_value(issue, name, base_url, workflow, project_type)
         except KeyError:
             continue  # Jira silently leaves out fields it does not know
     body: dict[str, Any] = {
