@@ -43,6 +43,11 @@ class MappingChecks:
             (key, ("fields", key), field.direction != "inbound") for key, field in spec.fields.items()
         ]
         keys += [(key, ("ticket", "defaults", key), True) for key in spec.ticket.defaults]
+        keys += [  # set by a transition's screen, which Jira offers with the transition: only named here
+            (key, ("status", "transition_fields", status, key), False)
+            for status, fields in spec.status.transition_fields.items()
+            for key in fields
+        ]
         found: list[Problem] = []
         resolved: dict[str, JiraField] = {}
         for key, location, outbound in keys:

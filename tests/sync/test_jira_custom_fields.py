@@ -103,7 +103,7 @@ def test_a_user_picker_is_filled_by_email_and_lists_dates_and_numbers_read_back_
         harness.runtime.close()
 
 
-def test_an_unknown_field_a_value_not_allowed_and_a_field_off_the_screen_stop_the_run(
+def test_unknown_fields_a_value_not_allowed_and_a_field_off_the_screen_stop_the_run(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     mapping = mapping_with(
@@ -114,6 +114,9 @@ def test_an_unknown_field_a_value_not_allowed_and_a_field_off_the_screen_stop_th
         "  Story points:\n    sir: title\n",
         defaults="    Incident owner: nobody@example.com\n",
     )
+    text = mapping.read_text()
+    assert text.count("      resolution:\n") == 1
+    mapping.write_text(text.replace("      resolution:\n", "      Resolutoin:\n"))
     new_case(sir_client(sandbox, RESPONDER), "Never synced")
     before = write_counts(sandbox)
     result = sync_process(sandbox, tmp_path / "state.sqlite", SIRSYNC_JIRA__MAPPING=str(mapping))
@@ -127,5 +130,7 @@ def test_an_unknown_field_a_value_not_allowed_and_a_field_off_the_screen_stop_th
     assert f":{values_line} fields.{CATEGORY}.values.Security Incident" in err
     assert "'Story points' (customfield_10016) is not on the create screen of Task issues" in err
     assert "no Jira user has the email 'nobody@example.com'" in err
+    assert "Jira has no field 'Resolutoin'; did you mean 'Resolution'?" in err
+    assert f":{line_of(mapping, '      Resolutoin:')} status.transition_fields.Done.Resolutoin" in err
     assert "Traceback" not in err
     assert write_counts(sandbox) == before
