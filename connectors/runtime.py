@@ -67,7 +67,9 @@ def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPoli
 
         issue_type = mapping.spec.ticket.issue_type or "Task"
         paths = mapping.status_paths
-        return JiraAdapter.from_settings(settings.jira, issue_type=issue_type, retry=retry, paths=paths)
+        return JiraAdapter.from_settings(
+            settings.jira, issue_type=issue_type, retry=retry, paths=paths, fields=tuple(mapping.fields)
+        )
     from connectors.servicenow.adapter import ServiceNowAdapter
 
     return ServiceNowAdapter.from_settings(settings.servicenow, retry)

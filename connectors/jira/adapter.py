@@ -22,6 +22,15 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.jira import markup
+from connectors.jira.checks import SERVICE_PROJECT, MappingChecks
+from connectors.jira.fields import (
+    FieldCatalog,
+    JiraField,
+    canonical,
+    from_jira,
+    system_field,
+    to_jira,
+)
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
@@ -53,7 +62,9 @@ CASE_LABEL_PREFIX = "sirsync-case-"
 PROPERTY_KEY = "sirsync"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
-_NAMED_FIELDS = {"priority", "resolution", "issuetype"}  # set as {"name": value}
+# what the sync itself reads of every ticket, besides the fields the mapping names
+SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution")
+INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
 SERVER_INFO = "/rest/api/2/serverInfo"
@@ -103,6 +114,8 @@ class JiraAdapter(TargetAdapter):
         "statuses",
         "status paths",
         "values",
+        "fields",
+        "comments",
         "time zone",
     )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
@@ -119,6 +132,7 @@ class JiraAdapter(TargetAdapter):
         url: str = "",
         timeout: float = 10.0,
         paths: StatusPaths | None = None,
+        fields: Sequence[str] = (),
     ) -> None:
         self.search_overlap_seconds = search_overlap_seconds
         self.url = url.rstrip("/")  # the site, as SIRSYNC_JIRA__URL names it (for preflight and messages)
@@ -138,6 +152,12 @@ class JiraAdapter(TargetAdapter):
         self._known = WorkflowKnowledge(project, self._get, paths or StatusPaths({}))
         # the statuses of the project's workflow, by issue type, read without moving an issue
         self._statuses: dict[str, set[str]] | None = None
+        # the mapping's field keys (ids or names): what is read of each ticket besides SYNC_FIELDS
+        self._mapped = tuple(fields)
+        self._catalog: FieldCatalog | None = None  # the site's fields, read when a key is not a system id
+        self._accounts: dict[str, str] = {}  # email (casefolded) -> accountId, for user fields
+        self._emails: dict[str, str] = {}  # accountId -> email, where Jira hides the address
+        self._project_type: str | None = None  # projectTypeKey, once read
 
     @classmethod
     def from_settings(
@@ -146,6 +166,7 @@ class JiraAdapter(TargetAdapter):
         issue_type: str = "Task",
         retry: RetryPolicy | None = None,
         paths: StatusPaths | None = None,
+        fields: Sequence[str] = (),
     ) -> JiraAdapter:
         if not (settings.url and settings.user and settings.token):
             raise FatalError("Jira needs SIRSYNC_JIRA__URL, SIRSYNC_JIRA__USER and SIRSYNC_JIRA__TOKEN")
@@ -184,6 +205,7 @@ class JiraAdapter(TargetAdapter):
             url=url,
             timeout=settings.timeout_seconds,
             paths=paths,
+            fields=fields,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -306,7 +328,7 @@ class JiraAdapter(TargetAdapter):
     def _project_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
         """The project, the mapping's issue type in it, and the statuses and values the mapping names."""
         try:
-            self._get(f"project/{self.project}")
+            project = self._get(f"project/{self.project}")
             by_type = self._project_statuses()
         except NotFoundError:
             message = f"project {self.project} does not exist or the user cannot see it"
@@ -335,6 +357,19 @@ class JiraAdapter(TargetAdapter):
             known = self._names(field) if named else None
             if known:
                 found += tagged(unknown_values("Jira", named, known, field, "on this site", site), "values")
+        project = project if isinstance(project, dict) else {}
+        checks = MappingChecks(
+            self.project,
+            site,
+            self._get,
+            self._field,
+            self._account_of,
+            lambda error, what: self._refused(error, site, what),
+            SYNC_LABEL,
+        )
+        found += tagged(checks.fields(mapping, project, issue_type), "fields")
+        self._project_type = str(project.get("projectTypeKey") or "")
+        found += tagged(checks.visibility(mapping, project), "comments")
         return found
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
@@ -448,7 +483,42 @@ class JiraAdapter(TargetAdapter):
 
     # --- tickets -------------------------------------------------------------------------------------
 
-    _READ_FIELDS = "summary,description,priority,status,labels,updated,issuetype,resolution"
+    def _field(self, key: str) -> JiraField:
+        """The field a mapping key names, by id or by name; the site's fields are read once, and only
+        when a key is not one of the system fields every site has."""
+        found = system_field(key)
+        if found is not None:
+            return found
+        if self._catalog is None:
+            self._catalog = FieldCatalog(self._get("field"))
+        return self._catalog.resolve(key, closest)
+
+    @property
+    def _read_fields(self) -> str:
+        """What is read of a ticket: what the sync needs, and the fields the mapping names."""
+        return ",".join(dict.fromkeys([*SYNC_FIELDS, *(self._field(key).id for key in self._mapped)]))
+
+    def _account_of(self, email: str) -> str:
+        """The accountId of the Jira user with this email (user fields are set by accountId)."""
+        wanted = email.strip().casefold()
+        if wanted not in self._accounts:
+            answer = self._get("user/search", {"query": email.strip()})
+            listed = answer if isinstance(answer, list) else []
+            users = [u for u in listed if isinstance(u, dict) and u.get("accountId")]
+            exact = [u for u in users if str(u.get("emailAddress", "")).casefold() == wanted]
+            # Jira hides the address of users whose profile keeps it private: one unnamed match is the user
+            hidden = [u for u in users if not u.get("emailAddress")]
+            match = exact or (hidden if len(users) == 1 else [])
+            if not match:
+                raise CaseError(f"Jira has no user with the email {email.strip()!r} (that sirsync can see)")
+            account = str(match[0]["accountId"])
+            self._accounts[wanted] = account
+            self._emails[account] = wanted
+        return self._accounts[wanted]
+
+    def _email_of(self, user: Mapping[str, Any]) -> str:
+        account = str(user.get("accountId") or "")
+        return str(user.get("emailAddress") or self._emails.get(account) or account)
 
     def _ticket(self, raw: Mapping[str, Any]) -> Ticket:
         fields = raw.get("fields", {})
@@ -464,6 +534,10 @@ class JiraAdapter(TargetAdapter):
                 values[name] = value
             elif value is None:
                 values[name] = ""
+        for key in self._mapped:  # by the mapping's key, in the plain form the mapping compares
+            field = self._field(key)
+            if field.id in fields:
+                values[key] = from_jira(field, fields[field.id], self._email_of)
         return Ticket(
             id=str(raw["id"]),
             key=str(raw["key"]),
@@ -477,7 +551,7 @@ class JiraAdapter(TargetAdapter):
 
     def find_ticket(self, case_id: str) -> Ticket | None:
         jql = f'project = "{self.project}" AND labels = "{case_label(case_id)}" ORDER BY created ASC'
-        found = self._search(jql, self._READ_FIELDS, max_results=5)
+        found = self._search(jql, self._read_fields, max_results=5)
         return self._ticket(found[0]) if found else None
 
     def create_ticket(
@@ -502,13 +576,14 @@ class JiraAdapter(TargetAdapter):
         return self.get_ticket(str(created["key"]))
 
     def get_ticket(self, key: str) -> Ticket:
-        return self._ticket(self._get(f"issue/{key}", {"fields": self._READ_FIELDS}))
+        return self._ticket(self._get(f"issue/{key}", {"fields": self._read_fields}))
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""
         values: dict[str, Any] = {}
         for name, value in fields.items():
-            stored = self.stored_form(name, value)
-            values[name] = {"name": stored} if name in _NAMED_FIELDS else stored
+            field = self._field(name)
+            values[field.id] = to_jira(field, self.stored_form(name, value), self._account_of)
         return values
 
     def stored_form(self, name: str, value: str) -> str:
@@ -517,6 +592,9 @@ class JiraAdapter(TargetAdapter):
             return " ".join(truncate(" ".join(text.split()), SUMMARY_LIMIT).split())
         if name in RENDERED_FIELDS:
             return markup.quote(truncate(text, TEXT_LIMIT - len(markup.OPEN) - len(markup.CLOSE)))
+        field = self._field(name)
+        if field.kind not in ("string", "named"):  # an option, a user, a number, a date, a list
+            return canonical(field, text)
         return truncate(text, TEXT_LIMIT)
 
     def plain_form(self, name: str, value: str) -> str:
@@ -614,14 +692,15 @@ class JiraAdapter(TargetAdapter):
 
     def _transition(self, key: str, transition: dict[str, Any], fields: Mapping[str, str]) -> None:
         screen = transition.get("fields") or {}
-        missing = [name for name, meta in screen.items() if meta.get("required") and name not in fields]
+        given = {self._field(name).id for name in fields}
+        missing = [name for name, meta in screen.items() if meta.get("required") and name not in given]
         if missing:
             raise CaseError(
                 f"{key}: transition {transition['name']!r} requires {missing}; add them under "
                 f"status.transition_fields.{transition['to']['name']!r} in the mapping"
             )
         body: dict[str, Any] = {"transition": {"id": transition["id"]}}
-        wanted = {name: value for name, value in fields.items() if name in screen}
+        wanted = {name: value for name, value in fields.items() if self._field(name).id in screen}
         if wanted:
             body["fields"] = self._field_values(wanted)
         self._send("POST", f"issue/{key}/transitions", body)
@@ -632,7 +711,8 @@ class JiraAdapter(TargetAdapter):
         found: list[Comment] = []
         start = 0
         while True:
-            page = self._get(f"issue/{ticket.key}/comment", {"startAt": start, "maxResults": 100})
+            params = {"startAt": start, "maxResults": 100, "expand": "properties"}
+            page = self._get(f"issue/{ticket.key}/comment", params)
             for raw in page.get("comments", []):
                 author = raw.get("author") or {}
                 found.append(
@@ -643,6 +723,7 @@ class JiraAdapter(TargetAdapter):
                         created=str(raw.get("created", "")),
                         updated=str(raw.get("updated", "")),
                         own=author.get("accountId") == self.account_id,
+                        internal=_internal(raw.get("properties")),
                     )
                 )
             start += len(page.get("comments", []))
@@ -650,12 +731,28 @@ class JiraAdapter(TargetAdapter):
                 return found
 
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
-        # Jira Software comments have one visibility; role-restricted comments are not used
-        created = self._send("POST", f"issue/{ticket.key}/comment", {"body": body})
+        created = self._send("POST", f"issue/{ticket.key}/comment", self._comment_body(body, internal))
         return str(created["id"])
 
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
-        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", {"body": body})
+        # the property goes with the edit too, so that an internal comment stays internal
+        self._send("PUT", f"issue/{ticket.key}/comment/{comment_id}", self._comment_body(body, internal))
+
+    def _comment_body(self, body: str, internal: bool) -> dict[str, Any]:
+        """An internal comment carries Jira Service Management's property; only a service project has
+        them, and a comment meant to be internal is never posted public instead."""
+        if not internal:
+            return {"body": body}
+        if self._project_type is None:
+            project = self._get(f"project/{self.project}")
+            self._project_type = str(project.get("projectTypeKey") or "") if isinstance(project, dict) else ""
+        if self._project_type != SERVICE_PROJECT:
+            raise FatalError(
+                f"the mapping asks for internal comments, but Jira project {self.project} is not a service "
+                f"project (projectTypeKey {self._project_type!r}): set comments.visibility and "
+                "investigations.visibility to public"
+            )
+        return {"body": body, "properties": [{"key": INTERNAL_PROPERTY, "value": {"internal": True}}]}
 
     # --- change search -------------------------------------------------------------------------------
 
@@ -691,6 +788,15 @@ class JiraAdapter(TargetAdapter):
 
 def _not_jira(site: str, detail: str) -> str:
     return f"{URL_SETTING} ({site}) does not answer as Jira ({detail})"
+
+
+def _internal(properties: Any) -> bool:
+    """Whether a comment's properties (``expand=properties``) make it internal (Jira Service Management)."""
+    for prop in properties if isinstance(properties, list) else []:
+        if isinstance(prop, dict) and prop.get("key") == INTERNAL_PROPERTY:
+            value = prop.get("value")
+            return isinstance(value, dict) and value.get("internal") in (True, "true")
+    return False
 
 
 def _offered(transitions: list[dict[str, Any]], step: Step) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
+from connectors.sandbox.base import SandboxError
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.jira import CANCEL_FIRST_WORKFLOW
 from connectors.sandbox.runner import Sandbox
@@ -731,3 +732,99 @@ def test_relative_period_dates_are_understood(jira: JIRA, sandbox: Sandbox) -> N
     sandbox.clock.advance(3 * 3600)
     assert keys_of(jira.enhanced_search_issues("updated >= -1h", fields="key")) == []
     assert keys_of(jira.enhanced_search_issues('updated >= "-4h"', fields="key")) == ["SEC-1"]
+
+
+# --- custom fields with schemas, and service projects ---------------------------------------------------
+
+
+def test_custom_fields_are_listed_with_schemas_and_in_paginated_create_metadata(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    fields = {f["name"]: f for f in jira.fields()}
+    assert fields["Incident category"]["schema"]["type"] == "option"
+    assert fields["Affected regions"]["schema"] == {
+        "type": "array",
+        "items": "option",
+        "custom": "com.atlassian.jira.plugin.system.customfieldtypes:multiselect",
+        "customId": 10051,
+    }
+    assert fields["Incident owner"]["schema"]["type"] == "user"
+    assert fields["Accounts affected"]["schema"]["type"] == "number"
+    assert fields["Incident start"]["schema"]["type"] == "date"
+    path = api(sandbox, "issue/createmeta/SEC/issuetypes/10001")
+    first = requests.get(path, params={"maxResults": 5}, auth=AUTH, timeout=10).json()
+    assert first["startAt"] == 0 and first["maxResults"] == 5 and len(first["fields"]) == 5
+    rest = requests.get(path, params={"startAt": 5, "maxResults": 50}, auth=AUTH, timeout=10).json()
+    listed = {f["fieldId"]: f for f in first["fields"] + rest["fields"]}
+    assert len(listed) == first["total"]
+    options = [v["value"] for v in listed["customfield_10050"]["allowedValues"]]
+    assert options == ["Security incident", "Investigation", "Other"]
+    assert "customfield_10016" not in listed  # Story points: on the site, not on SEC's screens
+
+
+def test_custom_field_writes_are_checked_against_their_schema_in_jiras_error_shape(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    issue = new_issue(jira, customfield_10050={"value": "Investigation"}, customfield_10053=3)
+    response = requests.put(
+        api(sandbox, f"issue/{issue.key}"),
+        json={
+            "fields": {
+                "customfield_10050": {"value": "Nope"},
+                "customfield_10053": "three",
+                "customfield_10054": "20/11/2026",
+                "customfield_10016": 5,
+            }
+        },
+        auth=AUTH,
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errorMessages": [],
+        "errors": {
+            "customfield_10050": "Option value 'Nope' is not valid",
+            "customfield_10053": "Operation value must be a number",
+            "customfield_10054": "Error parsing date string: 20/11/2026",
+            "customfield_10016": "Field 'customfield_10016' cannot be set. It is not on the appropriate "
+            "screen, or unknown.",
+        },
+    }
+    stored = jira.issue(issue.key, fields="customfield_10050,customfield_10053").raw["fields"]
+    assert stored["customfield_10050"]["value"] == "Investigation" and stored["customfield_10053"] == 3.0
+    edit = requests.get(api(sandbox, f"issue/{issue.key}/editmeta"), auth=AUTH, timeout=10).json()
+    assert "customfield_10052" in edit["fields"] and "customfield_10016" not in edit["fields"]
+
+
+def test_user_search_finds_a_user_by_email(jira: JIRA, sandbox: Sandbox) -> None:
+    found = requests.get(
+        api(sandbox, "user/search"), params={"query": RESPONDER.jira_user}, auth=AUTH, timeout=10
+    )
+    assert [u["accountId"] for u in found.json()] == [RESPONDER.jira_account_id]
+    none = requests.get(api(sandbox, "user/search"), params={"query": "nobody@"}, auth=AUTH, timeout=10)
+    assert none.json() == []
+
+
+def test_internal_comment_property_hides_a_comment_only_in_a_service_project(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    issue = new_issue(jira)
+    jira.add_comment(issue.key, "for the team", is_internal=True)
+    jira.add_comment(issue.key, "for everyone")
+
+    def public() -> list[bool]:
+        listed = requests.get(
+            api(sandbox, f"issue/{issue.key}/comment"), params={"expand": "properties"}, auth=AUTH, timeout=10
+        ).json()["comments"]
+        return [c["jsdPublic"] for c in listed]
+
+    assert jira.project("SEC").projectTypeKey == "software"
+    assert public() == [True, True]  # stored, with no meaning outside Jira Service Management
+    assert sandbox.jira.configure({"project_type": "service_desk"})["project_type"] == "service_desk"
+    assert jira.project("SEC").projectTypeKey == "service_desk"
+    assert public() == [False, True]
+    fields = jira.issue(issue.key, fields="comment,project").raw["fields"]
+    assert [c["jsdPublic"] for c in fields["comment"]["comments"]] == [False, True]
+    assert fields["project"]["projectTypeKey"] == "service_desk"
+    with pytest.raises(SandboxError, match="project_type must be one of"):
+        sandbox.jira.configure({"project_type": "helpdesk"})

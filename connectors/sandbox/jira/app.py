@@ -13,7 +13,7 @@ from connectors.sandbox.base import Handler, Request, Response, SandboxError, bo
 from connectors.sandbox.identities import IDENTITIES, Identity
 from connectors.sandbox.jira import admin, meta
 from connectors.sandbox.jira.attachments import AttachmentHandlers
-from connectors.sandbox.jira.catalog import ALL_FIELDS, CALLER_ZONE, jira_error
+from connectors.sandbox.jira.catalog import ALL_FIELDS, CALLER_ZONE, PROJECT_TYPES, jira_error
 from connectors.sandbox.jira.comments import CommentHandlers
 from connectors.sandbox.jira.core import API
 from connectors.sandbox.jira.issues import IssueHandlers
@@ -42,7 +42,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
     ``workflow_readers`` (user emails granted the Administer Jira global permission, which reading
     workflows and workflow schemes needs; default none), ``time_zones`` (user email to IANA zone name, the
     profile time zone in which that user's JQL dates are read and returned times rendered; default
-    America/Los_Angeles for every user; a ``null`` zone restores the default).
+    America/Los_Angeles for every user; a ``null`` zone restores the default), ``project_type``
+    (SEC's ``projectTypeKey``: ``software`` by default, ``service_desk`` for a Jira Service Management
+    project whose comments the ``sd.public.comment`` property makes internal, or ``business``).
     """
 
     name = "jira"
@@ -58,6 +60,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "revoked",
             "workflow_readers",
             "time_zones",
+            "project_type",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -76,6 +79,8 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.workflow_readers = _emails(settings["workflow_readers"], "workflow_readers")
                 if "time_zones" in settings:
                     self.set_time_zones(settings["time_zones"])
+                if "project_type" in settings:
+                    self.set_project_type(settings["project_type"])
                 for name in ("search_max_results_ids", "search_max_results_fields"):
                     if name in settings:
                         value = int(settings[name])
@@ -93,6 +98,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "revoked": list(self.revoked),
             "workflow_readers": list(self.workflow_readers),
             "time_zones": {identity.jira_user: self.time_zone(identity) for identity in IDENTITIES},
+            "project_type": self.project_type,
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------
@@ -108,7 +114,12 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
         with self.lock:
             found = self._find(key)
             return issue_json(
-                found, self.base_url, self.workflow, fields=list(ALL_FIELDS), properties=["*all"]
+                found,
+                self.base_url,
+                self.workflow,
+                fields=list(ALL_FIELDS),
+                properties=["*all"],
+                project_type=self.project_type,
             )
 
     def set_workflow(self, workflow: Workflow | dict[str, Any]) -> None:
@@ -119,6 +130,15 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             for issue in self._issues.values():
                 if parsed.status(issue.status) is None:
                     issue.status = parsed.initial
+
+    def set_project_type(self, type_key: Any) -> None:
+        """Make SEC a Jira Software (``software``), Jira Service Management (``service_desk``) or Jira
+        Work Management (``business``) project: its ``projectTypeKey``. Only in a service project does
+        the comment property ``sd.public.comment`` ``{"internal": true}`` hide a comment from customers."""
+        if type_key not in PROJECT_TYPES:
+            raise ValueError(f"project_type must be one of {list(PROJECT_TYPES)}")
+        with self.lock:
+            self.project_type = type_key
 
     def time_zone(self, identity: Identity) -> str:
         """The user's profile time zone: set through ``time_zones``, else the identity's own."""
@@ -273,6 +293,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             self.base_url,
             cap_ids=self.search_max_results_ids,
             cap_fields=self.search_max_results_fields,
+            project_type=self.project_type,
         )
         return Response(200, body)
 

@@ -6,6 +6,7 @@ Ids imitate a fresh company-managed Cloud site; JSON shapes follow REST v2 as th
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -181,6 +182,84 @@ _FIELDS: tuple[tuple[str, str, bool, bool, bool, bool, list[str], dict[str, Any]
     ),
 )
 
+
+@dataclass(frozen=True)
+class CustomField:
+    """A custom field of the site, with the schema Jira Cloud gives fields of its kind."""
+
+    id: str
+    name: str
+    kind: str  # the custom field type: select, multiselect, userpicker, float, datepicker, textfield
+    options: tuple[tuple[str, str], ...] = ()  # (option id, value), for select and multiselect
+    on_screens: bool = True  # on the create and edit screens of every issue type of SEC
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": _SCHEMA_TYPES[self.kind]}
+        if self.kind == "multiselect":
+            schema["items"] = "option"
+        schema["custom"] = f"com.atlassian.jira.plugin.system.customfieldtypes:{self.kind}"
+        schema["customId"] = int(self.id.removeprefix("customfield_"))
+        return schema
+
+    def option(self, ref: dict[str, Any]) -> tuple[str, str] | None:
+        """The option ``{"value": ...}`` or ``{"id": ...}`` names, if the field has it."""
+        if "id" in ref:
+            return next((o for o in self.options if o[0] == str(ref["id"])), None)
+        return next((o for o in self.options if o[1] == ref.get("value")), None)
+
+    def option_json(self, option_id: str, base_url: str) -> dict[str, Any]:
+        value = dict(self.options)[option_id]
+        link = f"{base_url}/rest/api/2/customFieldOption/{option_id}"
+        return {"self": link, "value": value, "id": option_id}
+
+
+_SCHEMA_TYPES = {
+    "select": "option",
+    "multiselect": "array",
+    "userpicker": "user",
+    "float": "number",
+    "datepicker": "date",
+    "textfield": "string",
+}
+
+CUSTOM_FIELDS = (
+    CustomField(
+        "customfield_10050",
+        "Incident category",
+        "select",
+        (("10100", "Security incident"), ("10101", "Investigation"), ("10102", "Other")),
+    ),
+    CustomField(
+        "customfield_10051",
+        "Affected regions",
+        "multiselect",
+        (("10110", "us-east-1"), ("10111", "us-west-2"), ("10112", "eu-west-1"), ("10113", "ap-southeast-2")),
+    ),
+    CustomField("customfield_10052", "Incident owner", "userpicker"),
+    CustomField("customfield_10053", "Accounts affected", "float"),
+    CustomField("customfield_10054", "Incident start", "datepicker"),
+    CustomField("customfield_10055", "Ticket reference", "textfield"),
+    # on the site, but on no screen of SEC: setting it is refused, as Jira refuses a field off the screen
+    CustomField("customfield_10016", "Story points", "float", on_screens=False),
+)
+CUSTOM_BY_ID = {f.id: f for f in CUSTOM_FIELDS}
+ON_SCREENS = frozenset(f.id for f in CUSTOM_FIELDS if f.on_screens)
+
+_FIELDS += tuple(
+    (
+        f.id,
+        f.name,
+        True,
+        True,
+        True,
+        True,
+        [f"cf[{f.id.removeprefix('customfield_')}]", f.name],
+        f.schema,
+    )
+    for f in CUSTOM_FIELDS
+)
+
 FIELD_NAMES = {f[0]: f[1] for f in _FIELDS}
 NAVIGABLE = tuple(f[0] for f in _FIELDS if f[4])
 ALL_FIELDS = tuple(f[0] for f in _FIELDS)
@@ -258,13 +337,16 @@ def identity_by_account(account_id: str) -> Identity | None:
     return next((i for i in IDENTITIES if i.jira_account_id == account_id), None)
 
 
-def project_ref(base_url: str) -> dict[str, Any]:
+PROJECT_TYPES = ("software", "service_desk", "business")
+
+
+def project_ref(base_url: str, type_key: str = "software") -> dict[str, Any]:
     return {
         "self": f"{base_url}/rest/api/2/project/{PROJECT_ID}",
         "id": PROJECT_ID,
         "key": JIRA_PROJECT,
         "name": PROJECT_NAME,
-        "projectTypeKey": "software",
+        "projectTypeKey": type_key,
         "simplified": False,
         "avatarUrls": avatar_urls("project"),
     }

@@ -33,6 +33,8 @@ class JiraCore(SandboxApp):
         self.revoked: list[str] = []  # emails whose API tokens are refused, as if revoked
         self.workflow_readers: list[str] = []  # emails with Administer Jira: they may read workflows
         self.time_zones: dict[str, str] = {}  # profile time zones set by email, over the identities' own
+        # SEC's projectTypeKey: software (Jira Software), service_desk (Jira Service Management), business
+        self.project_type = "software"
         self._next_issue_id = 10000
         self._next_number = 1
         self._next_comment_id = 10000

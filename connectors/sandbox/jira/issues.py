@@ -8,6 +8,7 @@ from connectors.sandbox.base import Request, Response, SandboxError, body_of
 from connectors.sandbox.identities import Identity
 from connectors.sandbox.jira.catalog import (
     ALL_FIELDS,
+    CUSTOM_BY_ID,
     DEFAULT_PRIORITY,
     FIELD_NAMES,
     JIRA_PROJECT,
@@ -96,6 +97,7 @@ class IssueHandlers(JiraCore):
             labels=changes.get("labels") or [],
             assignee=changes.get("assignee"),
             flagged=bool(changes.get("customfield_10021")),
+            custom={k: v for k, v in changes.items() if k in CUSTOM_BY_ID and v not in (None, [])},
         )
         self._next_issue_id += 1
         self._next_number += 1
@@ -115,6 +117,7 @@ class IssueHandlers(JiraCore):
             fields=fields,
             expand=split_list(request.query.get("expand")),
             properties=split_list(request.query.get("properties")),
+            project_type=self.project_type,
         )
         return Response(200, body)
 
@@ -140,7 +143,10 @@ class IssueHandlers(JiraCore):
         if items or comment_bodies:
             self._written(issue, request.caller, items)
         if request.arg("returnIssue") == "true":
-            return Response(200, issue_json(issue, self.base_url, self.workflow, fields=list(ALL_FIELDS)))
+            body = issue_json(
+                issue, self.base_url, self.workflow, fields=list(ALL_FIELDS), project_type=self.project_type
+            )
+            return Response(200, body)
         return Response(204)
 
     def delete_issue(self, request: Request) -> Response:

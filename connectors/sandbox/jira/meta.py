@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox.base import Handler, Request, Response
+from connectors.sandbox.identities import IDENTITIES
 from connectors.sandbox.jira.catalog import (
+    CUSTOM_BY_ID,
     FIELD_NAMES,
+    FLAGGED_FIELD,
     ISSUE_TYPES,
     JIRA_PROJECT,
+    ON_SCREENS,
     PRIORITIES,
     PROJECT_ID,
     PROJECT_NAME,
@@ -23,12 +27,15 @@ from connectors.sandbox.jira.catalog import (
     resolution_json,
     user_json,
 )
+from connectors.sandbox.jira.records import EDITABLE_ALL
 from connectors.sandbox.jira.render import split_list
 
 if TYPE_CHECKING:
     from connectors.sandbox.jira.app import JiraSandbox
 
 API = "/rest/api/2"
+SCHEMAS = {f["id"]: f["schema"] for f in field_list()}
+MULTI = tuple(f.id for f in CUSTOM_BY_ID.values() if f.kind == "multiselect")
 VERSION = [1001, 0, 0]
 CREATE_FIELDS = (
     "summary",
@@ -68,7 +75,7 @@ def routes(app: JiraSandbox) -> list[tuple[str, str, Handler]]:
 
     def project_json(request: Request | None = None) -> dict[str, Any]:
         return {
-            **project_ref(app.base_url),
+            **project_ref(app.base_url, app.project_type),
             "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
             "description": "Security incidents mirrored from AWS Security Incident Response",
             "issueTypes": [issue_type_json(t, app.base_url) for t in ISSUE_TYPES],
@@ -128,20 +135,55 @@ def routes(app: JiraSandbox) -> list[tuple[str, str, Handler]]:
         project_of(request)
         if find_named(ISSUE_TYPES, {"id": request.params["issuetype"]}) is None:
             raise jira_error(400, ["The issue type selected is invalid."])
-        schemas = {f["id"]: f["schema"] for f in field_list()}
         fields = [
-            {
-                "fieldId": name,
-                "key": name,
-                "name": FIELD_NAMES[name],
-                "required": name in ("summary", "issuetype", "project"),
-                "schema": schemas[name],
-                "hasDefaultValue": name == "priority",
-                "operations": ["set", "add", "remove"] if name == "labels" else ["set"],
-            }
-            for name in CREATE_FIELDS
+            {"fieldId": name, **screen_field(name, required=name in ("summary", "issuetype", "project"))}
+            for name in (*CREATE_FIELDS, *sorted(ON_SCREENS))
         ]
         return Response(200, page(fields, request, "fields"))
+
+    def screen_field(name: str, *, required: bool = False) -> dict[str, Any]:
+        """A field as create and edit metadata describe it, with its allowed values where it has some."""
+        meta: dict[str, Any] = {
+            "required": required,
+            "schema": SCHEMAS[name],
+            "name": FIELD_NAMES[name],
+            "key": name,
+            "hasDefaultValue": name == "priority",
+            "operations": ["set", "add", "remove"] if name in ("labels", *MULTI) else ["set"],
+        }
+        if name == "priority":
+            meta["allowedValues"] = [priority_json(p, app.base_url) for p in PRIORITIES]
+        custom = CUSTOM_BY_ID.get(name)
+        if custom is not None and custom.options:
+            meta["allowedValues"] = [custom.option_json(o, app.base_url) for o, _ in custom.options]
+        if custom is not None and custom.kind == "userpicker":
+            meta["autoCompleteUrl"] = f"{app.base_url}{API}/user/search?query="
+        return meta
+
+    def editmeta(request: Request) -> Response:
+        app._issue_of(request)
+        editable = sorted(EDITABLE_ALL - {FLAGGED_FIELD} - ON_SCREENS) + sorted(ON_SCREENS)
+        return Response(200, {"fields": {name: screen_field(name) for name in editable}})
+
+    def user_search(request: Request) -> Response:
+        """Users whose email, name or display name starts with ``query`` (at most ``maxResults``)."""
+        query = (request.arg("query") or "").strip().casefold()
+        account = request.arg("accountId")
+        if not query and not account:
+            raise jira_error(400, ["The query parameter 'query' or 'accountId' is required."])
+        found = [
+            user_json(identity, app.base_url)
+            for identity in IDENTITIES
+            if (account and identity.jira_account_id == account)
+            or (
+                query
+                and (
+                    identity.jira_user.casefold().startswith(query)
+                    or identity.jira_display_name.casefold().startswith(query)
+                )
+            )
+        ]
+        return Response(200, found[: int(request.arg("maxResults") or 50)])
 
     def projects(request: Request) -> Response:
         return Response(200, [project_json()])
@@ -180,6 +222,8 @@ def routes(app: JiraSandbox) -> list[tuple[str, str, Handler]]:
         ("GET", f"{API}/issuetype/{{id}}", one_of(ISSUE_TYPES, "issue type", issue_type_json)),
         ("GET", f"{API}/issue/createmeta/{{project}}/issuetypes", createmeta_types),
         ("GET", f"{API}/issue/createmeta/{{project}}/issuetypes/{{issuetype}}", createmeta_fields),
+        ("GET", f"{API}/issue/{{issue}}/editmeta", editmeta),
+        ("GET", f"{API}/user/search", user_search),
         ("GET", f"{API}/priority", priorities),
         ("GET", f"{API}/priority/{{id}}", one_of(PRIORITIES, "priority", priority_json)),
         ("GET", f"{API}/resolution", resolutions),

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from connectors.sandbox.identities import Identity
 from connectors.sandbox.jira.catalog import (
+    CUSTOM_BY_ID,
     FIELD_NAMES,
     FLAGGED_FIELD,
     FLAGGED_OPTION,
     ISSUE_TYPES,
     JIRA_PROJECT,
     LABEL_LIMIT,
+    ON_SCREENS,
     PRIORITIES,
     PROJECT_ID,
     PROJECT_NAME,
@@ -22,6 +24,7 @@ from connectors.sandbox.jira.catalog import (
     SUMMARY_LIMIT,
     TEXT_LIMIT,
     TOO_LONG,
+    CustomField,
     find_named,
     identity_by_account,
 )
@@ -31,7 +34,7 @@ NOT_A_STRING = "Operation value must be a string"
 EDITABLE = frozenset(
     {"summary", "description", "environment", "labels", "priority", "assignee", "reporter", "issuetype"}
 )
-EDITABLE_ALL = EDITABLE | {FLAGGED_FIELD}
+EDITABLE_ALL = EDITABLE | {FLAGGED_FIELD} | ON_SCREENS
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Issue:
     resolutiondate: datetime | None = None
     assignee: Identity | None = None
     flagged: bool = False
+    # custom field id -> stored value: an option id, a list of option ids, an Identity, a float, a date
+    custom: dict[str, Any] = field(default_factory=dict)
     comments: list[Comment] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +110,8 @@ def display(issue: Issue, field_id: str) -> str | None:
         return user.jira_display_name if user else None
     if field_id == FLAGGED_FIELD:
         return FLAGGED_OPTION["value"] if issue.flagged else None
+    if field_id in CUSTOM_BY_ID:
+        return _custom_display(CUSTOM_BY_ID[field_id], issue.custom.get(field_id))
     value = getattr(issue, field_id)
     return None if value is None else str(value)
 
@@ -210,6 +217,8 @@ def normalise(values: dict[str, Any], allowed: frozenset[str], errors: FieldErro
                 changes[name] = found["id"] if found else None
         elif name == FLAGGED_FIELD:
             changes[name] = check_flagged(value, errors)
+        elif name in CUSTOM_BY_ID:
+            changes[name] = check_custom(CUSTOM_BY_ID[name], value, errors)
     return {k: v for k, v in changes.items() if k not in errors}
 
 
@@ -223,6 +232,63 @@ def check_flagged(value: Any, errors: FieldErrors) -> bool:
             errors[FLAGGED_FIELD] = f"Option value '{ref}' is not valid"
             return False
     return True
+
+
+def check_custom(custom: CustomField, value: Any, errors: FieldErrors) -> Any:
+    """A custom field's value in stored form, checked against its schema as Jira checks it."""
+    if value is None:
+        return [] if custom.kind == "multiselect" else None
+    if custom.kind == "select":
+        return _option(custom, value, errors)
+    if custom.kind == "multiselect":
+        if not isinstance(value, list):
+            errors[custom.id] = f"Specify the value for {custom.name} in an array"
+            return None
+        chosen = [_option(custom, item, errors) for item in value]
+        return None if custom.id in errors else list(dict.fromkeys(c for c in chosen if c))
+    if custom.kind == "userpicker":
+        user = check_user(custom.id, value, errors)
+        return None if user is False else user
+    if custom.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors[custom.id] = "Operation value must be a number"
+            return None
+        return float(value)
+    if custom.kind == "datepicker":
+        try:
+            if not isinstance(value, str) or len(value) != len("2026-11-29"):
+                raise ValueError(value)
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            errors[custom.id] = f"Error parsing date string: {value}"
+            return None
+    return check_text(custom.id, value, errors, limit=255)
+
+
+def _option(custom: CustomField, value: Any, errors: FieldErrors) -> str | None:
+    if not isinstance(value, dict) or not ({"id", "value"} & set(value)):
+        errors[custom.id] = f"Specify a valid 'id' or 'name' for {custom.name}"
+        return None
+    found = custom.option(value)
+    if found is None:
+        if "id" in value:
+            errors[custom.id] = f"Option id '{value['id']}' is not valid"
+        else:
+            errors[custom.id] = f"Option value '{value.get('value')}' is not valid"
+        return None
+    return found[0]
+
+
+def _custom_display(custom: CustomField, value: Any) -> str | None:
+    if value is None or value == []:
+        return None
+    if custom.kind == "select":
+        return dict(custom.options).get(value)
+    if custom.kind == "multiselect":
+        return ",".join(dict(custom.options)[option] for option in value)
+    if isinstance(value, Identity):
+        return value.jira_display_name
+    return str(value)
 
 
 def apply_update_ops(
@@ -263,16 +329,20 @@ def apply_changes(issue: Issue, changes: dict[str, Any]) -> list[dict[str, Any]]
     """Write stored-form ``changes`` into ``issue``; return the changelog items for what really changed."""
     items: list[dict[str, Any]] = []
     for name, value in changes.items():
+        custom = name == FLAGGED_FIELD or name in CUSTOM_BY_ID
         attribute = "flagged" if name == FLAGGED_FIELD else name
-        before = getattr(issue, attribute)
-        if before == value:
+        before = issue.custom.get(name) if name in CUSTOM_BY_ID else getattr(issue, attribute)
+        if before == value or (name in CUSTOM_BY_ID and not before and not value):
             continue
         from_string = display(issue, name)
-        setattr(issue, attribute, value)
+        if name in CUSTOM_BY_ID:
+            issue.custom[name] = value
+        else:
+            setattr(issue, attribute, value)
         items.append(
             {
-                "field": FIELD_NAMES.get(name, name) if name == FLAGGED_FIELD else name,
-                "fieldtype": "custom" if name == FLAGGED_FIELD else "jira",
+                "field": FIELD_NAMES.get(name, name) if custom else name,
+                "fieldtype": "custom" if custom else "jira",
                 "fieldId": name,
                 "from": _raw(before),
                 "fromString": from_string,

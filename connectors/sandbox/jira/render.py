@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.sandbox.jira.catalog import (
     ALL_FIELDS,
+    CUSTOM_BY_ID,
     FIELD_NAMES,
     FLAGGED_FIELD,
     FLAGGED_OPTION,
@@ -60,9 +61,25 @@ def select_fields(requested: list[str], default: tuple[str, ...]) -> list[str]:
     return seen
 
 
+INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
+
+
+def is_internal(comment: Comment) -> bool:
+    """Whether the comment carries Jira Service Management's internal-comment property."""
+    value = comment.properties.get(INTERNAL_PROPERTY)
+    return isinstance(value, dict) and value.get("internal") is True
+
+
 def comment_json(
-    issue: Issue, comment: Comment, base_url: str, *, expand: Collection[str] = ()
+    issue: Issue,
+    comment: Comment,
+    base_url: str,
+    *,
+    expand: Collection[str] = (),
+    service_desk: bool = False,
 ) -> dict[str, Any]:
+    """``service_desk``: the project is a service project, where the internal-comment property hides a
+    comment from customers (``jsdPublic`` false); elsewhere the property is stored with no meaning."""
     body: dict[str, Any] = {
         "self": f"{base_url}/rest/api/2/issue/{issue.id}/comment/{comment.id}",
         "id": comment.id,
@@ -71,7 +88,7 @@ def comment_json(
         "updateAuthor": user_json(comment.update_author, base_url),
         "created": format_time(comment.created),
         "updated": format_time(comment.updated),
-        "jsdPublic": True,
+        "jsdPublic": not (service_desk and is_internal(comment)),
     }
     if "renderedBody" in expand:
         body["renderedBody"] = render_text(comment.body)
@@ -97,7 +114,9 @@ def status_of(issue: Issue, workflow: Workflow) -> Status:
     return workflow.status(issue.status) or Status("0", issue.status, "indeterminate")
 
 
-def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> Any:
+def field_value(
+    issue: Issue, name: str, base_url: str, workflow: Workflow, project_type: str = "software"
+) -> Any:
     """One field's JSON; ``KeyError`` for a field the site does not have."""
     if name == "summary":
         return issue.summary
@@ -121,9 +140,10 @@ def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> A
         found = find_named(ISSUE_TYPES, issue.issuetype)
         return issue_type_json(found, base_url) if found else None
     if name == "project":
-        return project_ref(base_url)
+        return project_ref(base_url, project_type)
     if name == "comment":
-        comments = [comment_json(issue, c, base_url) for c in issue.comments]
+        service_desk = project_type == "service_desk"
+        comments = [comment_json(issue, c, base_url, service_desk=service_desk) for c in issue.comments]
         return {
             "comments": comments,
             "self": f"{base_url}/rest/api/2/issue/{issue.id}/comment",
@@ -138,11 +158,27 @@ def field_value(issue: Issue, name: str, base_url: str, workflow: Workflow) -> A
     if name in ("assignee", "reporter", "creator"):
         user = getattr(issue, name)
         return user_json(user, base_url) if user else None
+    if name in CUSTOM_BY_ID:
+        return custom_value(issue, name, base_url)
     if name == FLAGGED_FIELD:
         if not issue.flagged:
             return None
         return [{"self": f"{base_url}/rest/api/2/customFieldOption/{FLAGGED_OPTION['id']}", **FLAGGED_OPTION}]
     raise KeyError(name)
+
+
+def custom_value(issue: Issue, name: str, base_url: str) -> Any:
+    custom = CUSTOM_BY_ID[name]
+    value = issue.custom.get(name)
+    if value is None or value == []:
+        return None
+    if custom.kind == "select":
+        return custom.option_json(value, base_url)
+    if custom.kind == "multiselect":
+        return [custom.option_json(option, base_url) for option in value]
+    if custom.kind == "userpicker":
+        return user_json(value, base_url)
+    return value
 
 
 def issue_json(
@@ -153,11 +189,12 @@ def issue_json(
     fields: list[str],
     expand: Collection[str] = (),
     properties: Collection[str] = (),
+    project_type: str = "software",
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
     for name in fields:
         try:
-            rendered[name] = field_value(issue, name, base_url, workflow)
+            rendered[name] = field_value(issue, name, base_url, workflow, project_type)
         except KeyError:
             continue  # Jira silently leaves out fields it does not know
     body: dict[str, Any] = {

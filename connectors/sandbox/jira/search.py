@@ -220,6 +220,7 @@ def search_page(
     *,
     cap_ids: int,
     cap_fields: int,
+    project_type: str = "software",
 ) -> dict[str, Any]:
     fields = select_fields(request.fields, ("id",))
     ids_only = set(fields) <= {"id"}
@@ -236,6 +237,7 @@ def search_page(
             fields=[f for f in fields if f not in ("id", "key")],
             expand=request.expand,
             properties=request.properties,
+            project_type=project_type,
         )
         for issue in page
     ]
