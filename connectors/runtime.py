@@ -58,4 +58,4 @@ def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPoli
         return JiraAdapter.from_settings(settings.jira, issue_type=issue_type, retry=retry, paths=paths)
     from connectors.servicenow.adapter import ServiceNowAdapter
 
-    return ServiceNowAdapter.from_settings(settings.servicenow, retry)
+    return ServiceNowAdapter.from_settings(settings.servicenow, retry, paths=mapping.status_paths)

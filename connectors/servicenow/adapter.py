@@ -21,6 +21,7 @@ from connectors.errors import (
     connection_failed,
     throttled_or_failed,
 )
+from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
 from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
@@ -73,6 +74,7 @@ class ServiceNowAdapter(TargetAdapter):
         timeout: float = 10.0,
         search_overlap_seconds: int = 60,
         retry: RetryPolicy | None = None,
+        paths: StatusPaths | None = None,
     ) -> None:
         self._client = client
         self.table = table
@@ -80,11 +82,16 @@ class ServiceNowAdapter(TargetAdapter):
         self._timeout = timeout
         self.search_overlap_seconds = search_overlap_seconds
         self._retry = retry or RetryPolicy()
+        # the state flow the mapping declares (status.paths); none declared: any state is set directly
+        self._paths = paths or StatusPaths({})
         self._has_journal: dict[str, bool] = {}  # sys_id -> the record's journal blob is not empty
 
     @classmethod
     def from_settings(
-        cls, settings: ServiceNowSettings, retry: RetryPolicy | None = None
+        cls,
+        settings: ServiceNowSettings,
+        retry: RetryPolicy | None = None,
+        paths: StatusPaths | None = None,
     ) -> ServiceNowAdapter:
         if not (settings.url and settings.user and settings.password):
             raise FatalError(
@@ -110,6 +117,7 @@ class ServiceNowAdapter(TargetAdapter):
             timeout=settings.timeout_seconds,
             search_overlap_seconds=settings.search_overlap_seconds,
             retry=retry,
+            paths=paths,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ class ServiceNowAdapter(TargetAdapter):
             if isinstance(row, dict) and row.get("element") and row.get("value") is not None:
                 choices.setdefault(str(row["element"]), {})[str(row["value"])] = str(row.get("label") or "")
         found: list[Problem] = []
-        wanted = [("state", mapping.target_statuses())]
+        wanted = [("state", [*mapping.target_statuses(), *mapping.status_paths.statuses()])]
         wanted += [(field, mapping.target_values(field)) for field in CHECKED_CHOICES]
         for element, named in wanted:
             if element in choices:  # no choice list readable: nothing to check against
@@ -356,12 +364,58 @@ class ServiceNowAdapter(TargetAdapter):
         fields: Mapping[str, str],
         before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
-        """ServiceNow sets ``state`` directly; fields the new state requires go in the same write."""
+        """Set ``state``; fields the new state requires go in the same write.
+
+        Where the mapping declares the table's state flow (``status.paths``), walk it one save per
+        state, from the state the record is in now (read again: a walk a crash cut off goes on from
+        where it stopped, and no state is set twice), with the fields only on the last step. A state
+        the declared flow leads no way to is refused before any write."""
         payload = {name: self.stored_form(name, value) for name, value in fields.items()}
-        payload["state"] = status
-        before_step(status)
-        self._write("PATCH", ticket.id, payload)
-        return 1
+        if not self._paths.edges:
+            before_step(status)
+            self._write("PATCH", ticket.id, {**payload, "state": status})
+            return 1
+        current = self._state_now(ticket)
+        steps = self._paths.walk(current, status)
+        if steps is None:
+            raise CaseError(
+                f"ServiceNow {ticket.key}: the state flow declared in status.paths ({self._paths.at}) leads "
+                f"no way from state {current!r} to {status!r}; the record stays in {current!r} (declare the "
+                "steps the instance allows, or move it by hand)"
+            )
+        for step in steps:
+            before_step(step)
+            last = step == status
+            try:
+                written = self._write("PATCH", ticket.id, {**(payload if last else {}), "state": step})
+            except CaseError as exc:
+                if type(exc) is not CaseError:  # a deleted record stays a deleted record
+                    raise
+                raise CaseError(
+                    f"ServiceNow {ticket.key}: the move from state {current!r} to {step!r} was refused, so "
+                    f"the walk to {status!r} stopped in {current!r} -- {exc}"
+                ) from exc
+            current = _value(written.get("state")) or step
+            if current != step:
+                raise CaseError(
+                    f"ServiceNow {ticket.key}: state {step!r} was written but the record stayed in "
+                    f"{current!r} (a business rule on the instance keeps it there)"
+                )
+        return len(steps)
+
+    def _state_now(self, ticket: Ticket) -> str:
+        def read() -> list[dict[str, Any]]:
+            response = self._resource(self.table).get(
+                query=f"sys_id={ticket.id}", fields=["sys_id", "state"], limit=1
+            )
+            return list(response.all())
+
+        found = self._call(f"GET {self.table}/{ticket.id}", read)
+        if not found:
+            raise NotFoundError(
+                f"ServiceNow {self.table} {ticket.key} is gone (deleted, or no longer readable)"
+            )
+        return _value(found[0].get("state"))
 
     # --- comments ------------------------------------------------------------------------------------
 
