@@ -47,9 +47,11 @@ _JOURNALS = {False: "comments", True: "work_notes"}  # internal -> journal field
 _CODE_TAG = re.compile(r"\[/?code\]", re.IGNORECASE)
 URL_SETTING = "SIRSYNC_SERVICENOW__URL"
 CREDENTIALS = "SIRSYNC_SERVICENOW__USER and SIRSYNC_SERVICENOW__PASSWORD"
-# choice fields whose mapped values preflight checks, besides state: closing needs a close code. Others
-# (category, contact_type) are left alone: the platform stores a value outside the list as it is.
-CHECKED_CHOICES = ("close_code",)
+JOURNAL_FIX = (
+    f"give SIRSYNC_SERVICENOW__USER a role that the read ACLs on {JOURNAL_TABLE} allow (or add a read ACL "
+    f"on {JOURNAL_TABLE} for its role)"
+)
+RECENT = 20  # records preflight looks at for a journal that sys_journal_field hides
 
 
 def parse_servicenow_time(value: str) -> datetime:
@@ -62,7 +64,7 @@ class ServiceNowAdapter(TargetAdapter):
     comment_limit = JOURNAL_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "table", "choices")
+    CHECKS = ("site", "credentials", "table", "choices", "journal")
     GATES = frozenset({"site", "credentials", "table"})
 
     def __init__(
@@ -179,8 +181,9 @@ class ServiceNowAdapter(TargetAdapter):
     # --- before the first write ----------------------------------------------------------------------
 
     def preflight(self, mapping: TargetMapping) -> list[Problem]:
-        """The URL answers as ServiceNow's Table API, takes the credentials, has the table, and every state
-        (and close code) the mapping names is among the table's choices in sys_choice. Only reads."""
+        """The URL answers as ServiceNow's Table API, takes the credentials, has the table, every state and
+        choice value the mapping names is among the table's choices in sys_choice, and the user can read
+        journal entries. Only reads."""
         site = str(self._client.base_url)
         answer = self._probe(self.table, {"sysparm_limit": "1", "sysparm_fields": "sys_id"})
         if isinstance(answer, Problem):
@@ -210,10 +213,15 @@ class ServiceNowAdapter(TargetAdapter):
             problem = Problem("ServiceNow", message, URL_SETTING, site)
         if problem:
             return tagged([problem], "table")
-        return tagged(self._check_choices(mapping, site), "choices")
+        return [
+            *tagged(self._check_choices(mapping, site), "choices"),
+            *tagged(self._check_journal(site), "journal"),
+        ]
 
     def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
-        elements = ("state", *CHECKED_CHOICES)
+        """Every state the mapping names (status tables, paths, transition fields, the customer status),
+        and every fixed value it writes into a field that has a choice list, against sys_choice."""
+        elements = ("state", *_written_fields(mapping))
         query = f"name={self.table}^elementIN{','.join(elements)}^inactive=false"
         rows: list[Any] = []
         for offset in itertools.count(0, CHOICE_PAGE):  # until an empty page: ACLs filter after the limit
@@ -243,12 +251,64 @@ class ServiceNowAdapter(TargetAdapter):
                 choices.setdefault(str(row["element"]), {})[str(row["value"])] = str(row.get("label") or "")
         found: list[Problem] = []
         wanted = [("state", [*mapping.target_statuses(), *mapping.status_paths.statuses()])]
-        wanted += [(field, mapping.target_values(field)) for field in CHECKED_CHOICES]
+        wanted += [(field, mapping.target_values(field)) for field in elements[1:]]
         for element, named in wanted:
             if element in choices:  # no choice list readable: nothing to check against
                 among = f"among the {element} choices of {self.table}"
                 found += unknown_values("ServiceNow", named, choices[element], element, among, site)
         return found
+
+    def _check_journal(self, site: str) -> list[Problem]:
+        """The user can read journal entries (sys_journal_field), or no comment can sync either way. An
+        ACL may refuse the table (403) or answer it empty: empty while a recent record of the table shows
+        a journal is an ACL; empty with no journal anywhere to see cannot be told, and is left to the
+        cycle, which checks each record's journal."""
+        entries = {
+            "sysparm_query": f"name={self.table}^elementINcomments,work_notes",
+            "sysparm_fields": "sys_id",
+            "sysparm_limit": "1",
+        }
+        answer = self._probe(JOURNAL_TABLE, entries)
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        if status in (401, 403):
+            detail = one_line(_error_text(body), 120)
+            message = (
+                f"the user {self.user} may not read {JOURNAL_TABLE} (HTTP {status}: {detail}): "
+                "comments cannot sync either way"
+            )
+            return [Problem("ServiceNow", message, JOURNAL_FIX, site)]
+        rows = body.get("result") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            message = (
+                f"{JOURNAL_TABLE} cannot be read (HTTP {status}): whether comments can sync is not checked"
+            )
+            return [Problem("ServiceNow", message, JOURNAL_FIX, site, WARNING)]
+        if rows:
+            return []
+        recent = {
+            "sysparm_query": "ORDERBYDESCsys_updated_on",
+            "sysparm_fields": "number,comments,work_notes",
+            "sysparm_display_value": "all",
+            "sysparm_limit": str(RECENT),
+        }
+        answer = self._probe(self.table, recent)
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        records = body.get("result") if status == 200 and isinstance(body, dict) else None
+        for record in records if isinstance(records, list) else []:
+            if isinstance(record, dict) and (
+                _display(record.get("comments")) or _display(record.get("work_notes"))
+            ):
+                number = _value(record.get("number"))
+                message = (
+                    f"{JOURNAL_TABLE} shows no entries to {self.user} while {number} has journal entries: "
+                    "an ACL hides them, and comments cannot sync either way"
+                )
+                return [Problem("ServiceNow", message, JOURNAL_FIX, site)]
+        return []
 
     def _probe(self, table: str, params: Mapping[str, str]) -> tuple[int, Any] | Problem:
         """A read for preflight: the answer's HTTP status and JSON body (None if not JSON), to be judged.
@@ -521,6 +581,16 @@ class ServiceNowAdapter(TargetAdapter):
     @staticmethod
     def parse_time(value: str) -> datetime:
         return parse_servicenow_time(value)
+
+
+def _written_fields(mapping: TargetMapping) -> list[str]:
+    """Every ticket field the mapping writes besides state: mapped fields, create defaults, and the fields
+    a status change fills. Those with a choice list in sys_choice are checked against it."""
+    spec = mapping.spec
+    names = [*spec.fields, *spec.ticket.defaults]
+    for fields in spec.status.transition_fields.values():
+        names += list(fields)
+    return [name for name in dict.fromkeys(names) if name != "state"]
 
 
 def _version(record: Mapping[str, Any]) -> str:
