@@ -442,6 +442,23 @@ def test_servicenow_preflight_checks_every_choice_field_the_mapping_writes(
     assert problem.fix.endswith("fields.severity.values.Security Incident")
 
 
+def test_a_security_incident_state_the_declared_flow_cannot_reach_is_named_with_its_line(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    settings.servicenow.table = "sn_si_incident"
+    path, _ = mapping_copy(tmp_path, "servicenow-secops.yaml", '    "100": ["3"]\n', "")
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if row == '    Closed: "3"')
+    running = build_runtime(settings)
+    try:
+        snow, _ = target(running, "servicenow")
+        [problem] = snow.preflight(load_mapping(path, "servicenow"))
+    finally:
+        running.close()
+    assert problem.check == "status paths" and problem.kind == CONFIG
+    assert problem.message.startswith("state '3' cannot be reached from '10', where a new case's record")
+    assert problem.fix == f"{path}:{line} status.outbound.Closed"
+
+
 @pytest.mark.parametrize("switch", ["journal_acl_refused_for", "journal_acl_hidden_for"])
 def test_a_user_who_cannot_read_journal_entries_is_a_problem_on_the_journal_row(
     sandbox: Sandbox, runtime: Runtime, switch: str

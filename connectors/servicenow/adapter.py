@@ -64,7 +64,7 @@ class ServiceNowAdapter(TargetAdapter):
     comment_limit = JOURNAL_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "table", "choices", "journal")
+    CHECKS = ("site", "credentials", "table", "choices", "status paths", "journal")
     GATES = frozenset({"site", "credentials", "table"})
 
     def __init__(
@@ -215,6 +215,7 @@ class ServiceNowAdapter(TargetAdapter):
             return tagged([problem], "table")
         return [
             *tagged(self._check_choices(mapping, site), "choices"),
+            *tagged(_unreachable(mapping, site), "status paths"),
             *tagged(self._check_journal(site), "journal"),
         ]
 
@@ -581,6 +582,26 @@ class ServiceNowAdapter(TargetAdapter):
     @staticmethod
     def parse_time(value: str) -> datetime:
         return parse_servicenow_time(value)
+
+
+def _unreachable(mapping: TargetMapping, site: str) -> list[Problem]:
+    """Where the mapping declares the state flow (``status.paths``), every state it moves records to can be
+    reached along it from the state a new case's record starts in (the one SIR's Submitted maps to), or
+    every case headed there would fail at the first walk."""
+    paths = mapping.status_paths
+    start = mapping.status_outbound("Submitted")
+    if not paths.edges or start is None:
+        return []
+    found = []
+    for named in mapping.target_statuses():
+        moved_to = named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
+        if moved_to and paths.walk(start, named.value) is None:
+            message = (
+                f"state {named.value!r} cannot be reached from {start!r}, where a new case's record "
+                f"starts, along the state flow in status.paths ({paths.at})"
+            )
+            found.append(Problem("ServiceNow", message, f"{named.at} {named.key}", site))
+    return found
 
 
 def _written_fields(mapping: TargetMapping) -> list[str]:
