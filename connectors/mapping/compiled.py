@@ -357,12 +357,6 @@ class Mapping:
         sources = self.transition_fields.get(target_status, {})
         return {name: source.render(case) for name, source in sources.items()}
 
-    @property
-    def closed_target_statuses(self) -> set[str]:
-        return {target for target, sir in self.spec.status.inbound.items() if sir == "Closed"} | {
-            target for sir, target in self.spec.status.outbound.items() if sir == "Closed"
-        }
-
     def labels_for(self, case: Case) -> set[str]:
         """The managed labels the ticket should carry now."""
         wanted = set(self.spec.ticket.labels)
