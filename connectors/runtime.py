@@ -72,4 +72,4 @@ def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPoli
         )
     from connectors.servicenow.adapter import ServiceNowAdapter
 
-    return ServiceNowAdapter.from_settings(settings.servicenow, retry)
+    return ServiceNowAdapter.from_settings(settings.servicenow, retry, paths=mapping.status_paths)

@@ -113,15 +113,26 @@ def test_a_mapping_for_another_system_is_refused(tmp_path: Path) -> None:
         load_mapping(path, "jira")
 
 
-@pytest.mark.parametrize("name", ["servicenow.yaml", "servicenow-secops.yaml"])
-def test_shipped_servicenow_mappings_load_and_fill_what_closing_requires(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "close_code"),
+    [("servicenow.yaml", "Duplicate"), ("servicenow-secops.yaml", "Investigation completed")],
+)
+def test_shipped_servicenow_mappings_load_and_fill_what_closing_requires(name: str, close_code: str) -> None:
     mapping = load_mapping(shipped_mapping(name), "servicenow")
     closed = mapping.status_outbound("Closed")
     assert closed is not None
     case = Case("1234567890", {"caseStatus": "Closed", "closureCode": "Duplicate", "title": "T"})
     fields = mapping.fields_for_transition(closed, case)
-    assert fields["close_code"] == "Duplicate"
-    assert "1234567890" in fields["close_notes"]
+    assert fields["close_code"] == close_code
+    assert "1234567890" in fields["close_notes"] and "Duplicate" in fields["close_notes"]
+
+
+def test_the_security_incident_mapping_walks_the_modules_flow_to_closed() -> None:
+    paths = load_mapping(shipped_mapping("servicenow-secops.yaml"), "servicenow").status_paths
+    assert paths.walk("16", "3") == ["18", "19", "20", "100", "3"]
+    assert paths.walk("100", "3") == ["3"]
+    assert paths.walk("3", "3") == []
+    assert paths.walk("100", "18") is None  # the default flow never goes back
 
 
 def test_servicenow_table_selects_its_shipped_mapping() -> None:

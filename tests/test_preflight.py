@@ -392,3 +392,106 @@ def test_the_status_guard_refuses_without_moving_and_sees_a_changed_workflow(
     }
     sandbox.jira.set_workflow(triage)  # an admin adds the status: read again, not refused from the cache
     assert jira.move_to_status(ticket, "Triage", {}) == 1
+
+
+# --- ServiceNow: choice values and journal read rights ---------------------------------------------------
+
+
+def test_a_security_incident_close_code_not_in_sys_choice_stops_the_run_at_its_line(
+    sandbox: Sandbox, tmp_path: Path, case: str
+) -> None:
+    mapping, line = mapping_copy(
+        tmp_path,
+        "servicenow-secops.yaml",
+        "          Not Resolved: Not resolved",
+        "          Not Resolved: Not Resolved",  # SIR's spelling, not the module's
+    )
+    before = write_counts(sandbox)
+    result = sync_once(
+        sandbox,
+        tmp_path,
+        targets="servicenow",
+        table="sn_si_incident",
+        SIRSYNC_SERVICENOW__MAPPING=str(mapping),
+    )
+    assert_stopped(
+        result,
+        f"{mapping}:{line} status.transition_fields.3.close_code.values.Not Resolved",
+        "close_code 'Not Resolved' does not exist among the close_code choices of sn_si_incident",
+        "did you mean 'Not resolved'?",
+    )
+    assert write_counts(sandbox) == before
+
+
+def test_servicenow_preflight_checks_every_choice_field_the_mapping_writes(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    settings.servicenow.table = "sn_si_incident"
+    text = shipped_mapping("servicenow-secops.yaml").read_text()
+    path = tmp_path / "secops.yaml"
+    path.write_text(text.replace('Security Incident: "1"', 'Security Incident: "1 - High"', 1))
+    running = build_runtime(settings)
+    try:
+        snow, _ = target(running, "servicenow")
+        [problem] = snow.preflight(load_mapping(path, "servicenow"))
+    finally:
+        running.close()
+    assert problem.check == "choices" and problem.kind == CONFIG
+    assert problem.message.startswith("severity '1 - High' does not exist among the severity choices")
+    assert "did you mean '1' (1 - High)?" in problem.message
+    assert problem.fix.endswith("fields.severity.values.Security Incident")
+
+
+def test_a_security_incident_state_the_declared_flow_cannot_reach_is_named_with_its_line(
+    sandbox: Sandbox, settings: Settings, tmp_path: Path
+) -> None:
+    settings.servicenow.table = "sn_si_incident"
+    path, _ = mapping_copy(tmp_path, "servicenow-secops.yaml", '    "100": ["3"]\n', "")
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if row == '    Closed: "3"')
+    running = build_runtime(settings)
+    try:
+        snow, _ = target(running, "servicenow")
+        [problem] = snow.preflight(load_mapping(path, "servicenow"))
+    finally:
+        running.close()
+    assert problem.check == "status paths" and problem.kind == CONFIG
+    assert problem.message.startswith("state '3' cannot be reached from '10', where a new case's record")
+    assert problem.fix == f"{path}:{line} status.outbound.Closed"
+
+
+@pytest.mark.parametrize("switch", ["journal_acl_refused_for", "journal_acl_hidden_for"])
+def test_a_user_who_cannot_read_journal_entries_is_a_problem_on_the_journal_row(
+    sandbox: Sandbox, runtime: Runtime, switch: str
+) -> None:
+    snow, mapping = target(runtime, "servicenow")
+    record = snow.create_ticket("1234567890", "arn", {"short_description": "Has a journal"}, set())
+    snow.add_comment(record, "a work note", internal=True)
+    assert snow.preflight(mapping) == []
+    assert "journal" in snow.CHECKS and "journal" not in snow.GATES
+
+    sandbox.servicenow.configure({switch: [INTEGRATION.servicenow_user]})
+    before = write_counts(sandbox)
+    [problem] = snow.preflight(mapping)
+    assert write_counts(sandbox) == before
+    assert problem.check == "journal" and problem.kind == CONFIG
+    assert "sys_journal_field" in problem.message and "comments cannot sync" in problem.message
+    assert "read ACL" in problem.fix and "SIRSYNC_SERVICENOW__USER" in problem.fix
+
+
+def test_an_empty_journal_table_with_no_journal_to_see_is_not_taken_for_a_hidden_one(
+    sandbox: Sandbox, runtime: Runtime
+) -> None:
+    snow, mapping = target(runtime, "servicenow")
+    snow.create_ticket("1234567890", "arn", {"short_description": "No journal yet"}, set())
+    sandbox.servicenow.configure({"journal_acl_hidden_for": [INTEGRATION.servicenow_user]})
+    assert snow.preflight(mapping) == []  # cannot be told yet: the cycle checks each record's journal
+
+
+def test_journal_entries_the_user_may_not_read_stop_the_run_before_any_write(
+    sandbox: Sandbox, tmp_path: Path, case: str
+) -> None:
+    sandbox.servicenow.configure({"journal_acl_refused_for": [INTEGRATION.servicenow_user]})
+    before = write_counts(sandbox)
+    result = sync_once(sandbox, tmp_path, targets="servicenow")
+    assert_stopped(result, "may not read sys_journal_field (HTTP 403", "comments cannot sync", "read ACL")
+    assert write_counts(sandbox) == before

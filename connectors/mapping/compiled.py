@@ -113,6 +113,28 @@ class StatusPaths:
         """``file:line`` of a declared edge, or where status.paths is."""
         return next((n.at for s, n in self.lines if s == source and n.value == target), self.at)
 
+    def walk(self, start: str, goal: str) -> list[str] | None:
+        """The statuses of the shortest declared walk from ``start`` to ``goal`` (``goal`` last; empty
+        when already there), or None when the declared edges lead no way there. Among walks as short,
+        the one through the edges listed first."""
+        came_from: dict[str, str] = {start: start}
+        frontier = [start]
+        while frontier and goal not in came_from:
+            following = []
+            for status in frontier:
+                for step in self.edges.get(status, ()):
+                    if step not in came_from:
+                        came_from[step] = status
+                        following.append(step)
+            frontier = following
+        if goal not in came_from:
+            return None
+        path = []
+        while goal != start:
+            path.append(goal)
+            goal = came_from[goal]
+        return path[::-1]
+
 
 class _Blanks(dict[str, str]):
     """Fields the case does not carry (no closedDate yet) render as empty text."""
@@ -334,12 +356,6 @@ class Mapping:
     def fields_for_transition(self, target_status: str, case: Case) -> dict[str, str]:
         sources = self.transition_fields.get(target_status, {})
         return {name: source.render(case) for name, source in sources.items()}
-
-    @property
-    def closed_target_statuses(self) -> set[str]:
-        return {target for target, sir in self.spec.status.inbound.items() if sir == "Closed"} | {
-            target for sir, target in self.spec.status.outbound.items() if sir == "Closed"
-        }
 
     def labels_for(self, case: Case) -> set[str]:
         """The managed labels the ticket should carry now."""

@@ -45,8 +45,8 @@ class StatusMap(_Strict):
     inbound: dict[str, str] = Field(default_factory=dict)
     conflict: str = "sir_wins"
     transition_fields: dict[str, dict[str, ValueSource]] = Field(default_factory=dict)
-    # the workflow's edges, for planning a walk without moving an issue: status -> statuses one
-    # transition away (Jira)
+    # the workflow's edges, for planning a walk without moving a ticket: status -> statuses one
+    # transition away (Jira), or one save away (ServiceNow tables whose state follows a flow)
     paths: dict[str, list[str]] = Field(default_factory=dict)
     # AWS sets the status of AWS-supported cases (resolverType AWS): a ticket status change on one
     # becomes a SIR comment saying what the responder set (true), or is only accepted (false)

@@ -21,6 +21,7 @@ from connectors.errors import (
     connection_failed,
     throttled_or_failed,
 )
+from connectors.mapping.compiled import StatusPaths
 from connectors.model import Comment, Ticket
 from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
@@ -46,9 +47,11 @@ _JOURNALS = {False: "comments", True: "work_notes"}  # internal -> journal field
 _CODE_TAG = re.compile(r"\[/?code\]", re.IGNORECASE)
 URL_SETTING = "SIRSYNC_SERVICENOW__URL"
 CREDENTIALS = "SIRSYNC_SERVICENOW__USER and SIRSYNC_SERVICENOW__PASSWORD"
-# choice fields whose mapped values preflight checks, besides state: closing needs a close code. Others
-# (category, contact_type) are left alone: the platform stores a value outside the list as it is.
-CHECKED_CHOICES = ("close_code",)
+JOURNAL_FIX = (
+    f"give SIRSYNC_SERVICENOW__USER a role that the read ACLs on {JOURNAL_TABLE} allow (or add a read ACL "
+    f"on {JOURNAL_TABLE} for its role)"
+)
+RECENT = 20  # records preflight looks at for a journal that sys_journal_field hides
 
 
 def parse_servicenow_time(value: str) -> datetime:
@@ -61,7 +64,7 @@ class ServiceNowAdapter(TargetAdapter):
     comment_limit = JOURNAL_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "table", "choices")
+    CHECKS = ("site", "credentials", "table", "choices", "status paths", "journal")
     GATES = frozenset({"site", "credentials", "table"})
 
     def __init__(
@@ -73,6 +76,7 @@ class ServiceNowAdapter(TargetAdapter):
         timeout: float = 10.0,
         search_overlap_seconds: int = 60,
         retry: RetryPolicy | None = None,
+        paths: StatusPaths | None = None,
     ) -> None:
         self._client = client
         self.table = table
@@ -80,11 +84,16 @@ class ServiceNowAdapter(TargetAdapter):
         self._timeout = timeout
         self.search_overlap_seconds = search_overlap_seconds
         self._retry = retry or RetryPolicy()
+        # the state flow the mapping declares (status.paths); none declared: any state is set directly
+        self._paths = paths or StatusPaths({})
         self._has_journal: dict[str, bool] = {}  # sys_id -> the record's journal blob is not empty
 
     @classmethod
     def from_settings(
-        cls, settings: ServiceNowSettings, retry: RetryPolicy | None = None
+        cls,
+        settings: ServiceNowSettings,
+        retry: RetryPolicy | None = None,
+        paths: StatusPaths | None = None,
     ) -> ServiceNowAdapter:
         if not (settings.url and settings.user and settings.password):
             raise FatalError(
@@ -110,6 +119,7 @@ class ServiceNowAdapter(TargetAdapter):
             timeout=settings.timeout_seconds,
             search_overlap_seconds=settings.search_overlap_seconds,
             retry=retry,
+            paths=paths,
         )
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -171,8 +181,9 @@ class ServiceNowAdapter(TargetAdapter):
     # --- before the first write ----------------------------------------------------------------------
 
     def preflight(self, mapping: TargetMapping) -> list[Problem]:
-        """The URL answers as ServiceNow's Table API, takes the credentials, has the table, and every state
-        (and close code) the mapping names is among the table's choices in sys_choice. Only reads."""
+        """The URL answers as ServiceNow's Table API, takes the credentials, has the table, every state and
+        choice value the mapping names is among the table's choices in sys_choice, and the user can read
+        journal entries. Only reads."""
         site = str(self._client.base_url)
         answer = self._probe(self.table, {"sysparm_limit": "1", "sysparm_fields": "sys_id"})
         if isinstance(answer, Problem):
@@ -202,10 +213,16 @@ class ServiceNowAdapter(TargetAdapter):
             problem = Problem("ServiceNow", message, URL_SETTING, site)
         if problem:
             return tagged([problem], "table")
-        return tagged(self._check_choices(mapping, site), "choices")
+        return [
+            *tagged(self._check_choices(mapping, site), "choices"),
+            *tagged(_unreachable(mapping, site), "status paths"),
+            *tagged(self._check_journal(site), "journal"),
+        ]
 
     def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
-        elements = ("state", *CHECKED_CHOICES)
+        """Every state the mapping names (status tables, paths, transition fields, the customer status),
+        and every fixed value it writes into a field that has a choice list, against sys_choice."""
+        elements = ("state", *_written_fields(mapping))
         query = f"name={self.table}^elementIN{','.join(elements)}^inactive=false"
         rows: list[Any] = []
         for offset in itertools.count(0, CHOICE_PAGE):  # until an empty page: ACLs filter after the limit
@@ -234,13 +251,65 @@ class ServiceNowAdapter(TargetAdapter):
             if isinstance(row, dict) and row.get("element") and row.get("value") is not None:
                 choices.setdefault(str(row["element"]), {})[str(row["value"])] = str(row.get("label") or "")
         found: list[Problem] = []
-        wanted = [("state", mapping.target_statuses())]
-        wanted += [(field, mapping.target_values(field)) for field in CHECKED_CHOICES]
+        wanted = [("state", [*mapping.target_statuses(), *mapping.status_paths.statuses()])]
+        wanted += [(field, mapping.target_values(field)) for field in elements[1:]]
         for element, named in wanted:
             if element in choices:  # no choice list readable: nothing to check against
                 among = f"among the {element} choices of {self.table}"
                 found += unknown_values("ServiceNow", named, choices[element], element, among, site)
         return found
+
+    def _check_journal(self, site: str) -> list[Problem]:
+        """The user can read journal entries (sys_journal_field), or no comment can sync either way. An
+        ACL may refuse the table (403) or answer it empty: empty while a recent record of the table shows
+        a journal is an ACL; empty with no journal anywhere to see cannot be told, and is left to the
+        cycle, which checks each record's journal."""
+        entries = {
+            "sysparm_query": f"name={self.table}^elementINcomments,work_notes",
+            "sysparm_fields": "sys_id",
+            "sysparm_limit": "1",
+        }
+        answer = self._probe(JOURNAL_TABLE, entries)
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        if status in (401, 403):
+            detail = one_line(_error_text(body), 120)
+            message = (
+                f"the user {self.user} may not read {JOURNAL_TABLE} (HTTP {status}: {detail}): "
+                "comments cannot sync either way"
+            )
+            return [Problem("ServiceNow", message, JOURNAL_FIX, site)]
+        rows = body.get("result") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            message = (
+                f"{JOURNAL_TABLE} cannot be read (HTTP {status}): whether comments can sync is not checked"
+            )
+            return [Problem("ServiceNow", message, JOURNAL_FIX, site, WARNING)]
+        if rows:
+            return []
+        recent = {
+            "sysparm_query": "ORDERBYDESCsys_updated_on",
+            "sysparm_fields": "number,comments,work_notes",
+            "sysparm_display_value": "all",
+            "sysparm_limit": str(RECENT),
+        }
+        answer = self._probe(self.table, recent)
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        records = body.get("result") if status == 200 and isinstance(body, dict) else None
+        for record in records if isinstance(records, list) else []:
+            if isinstance(record, dict) and (
+                _display(record.get("comments")) or _display(record.get("work_notes"))
+            ):
+                number = _value(record.get("number"))
+                message = (
+                    f"{JOURNAL_TABLE} shows no entries to {self.user} while {number} has journal entries: "
+                    "an ACL hides them, and comments cannot sync either way"
+                )
+                return [Problem("ServiceNow", message, JOURNAL_FIX, site)]
+        return []
 
     def _probe(self, table: str, params: Mapping[str, str]) -> tuple[int, Any] | Problem:
         """A read for preflight: the answer's HTTP status and JSON body (None if not JSON), to be judged.
@@ -356,12 +425,58 @@ class ServiceNowAdapter(TargetAdapter):
         fields: Mapping[str, str],
         before_step: Callable[[str], None] = lambda status: None,
     ) -> int:
-        """ServiceNow sets ``state`` directly; fields the new state requires go in the same write."""
+        """Set ``state``; fields the new state requires go in the same write.
+
+        Where the mapping declares the table's state flow (``status.paths``), walk it one save per
+        state, from the state the record is in now (read again: a walk a crash cut off goes on from
+        where it stopped, and no state is set twice), with the fields only on the last step. A state
+        the declared flow leads no way to is refused before any write."""
         payload = {name: self.stored_form(name, value) for name, value in fields.items()}
-        payload["state"] = status
-        before_step(status)
-        self._write("PATCH", ticket.id, payload)
-        return 1
+        if not self._paths.edges:
+            before_step(status)
+            self._write("PATCH", ticket.id, {**payload, "state": status})
+            return 1
+        current = self._state_now(ticket)
+        steps = self._paths.walk(current, status)
+        if steps is None:
+            raise CaseError(
+                f"ServiceNow {ticket.key}: the state flow declared in status.paths ({self._paths.at}) leads "
+                f"no way from state {current!r} to {status!r}; the record stays in {current!r} (declare the "
+                "steps the instance allows, or move it by hand)"
+            )
+        for step in steps:
+            before_step(step)
+            last = step == status
+            try:
+                written = self._write("PATCH", ticket.id, {**(payload if last else {}), "state": step})
+            except CaseError as exc:
+                if type(exc) is not CaseError:  # a deleted record stays a deleted record
+                    raise
+                raise CaseError(
+                    f"ServiceNow {ticket.key}: the move from state {current!r} to {step!r} was refused, so "
+                    f"the walk to {status!r} stopped in {current!r} -- {exc}"
+                ) from exc
+            current = _value(written.get("state")) or step
+            if current != step:
+                raise CaseError(
+                    f"ServiceNow {ticket.key}: state {step!r} was written but the record stayed in "
+                    f"{current!r} (a business rule on the instance keeps it there)"
+                )
+        return len(steps)
+
+    def _state_now(self, ticket: Ticket) -> str:
+        def read() -> list[dict[str, Any]]:
+            response = self._resource(self.table).get(
+                query=f"sys_id={ticket.id}", fields=["sys_id", "state"], limit=1
+            )
+            return list(response.all())
+
+        found = self._call(f"GET {self.table}/{ticket.id}", read)
+        if not found:
+            raise NotFoundError(
+                f"ServiceNow {self.table} {ticket.key} is gone (deleted, or no longer readable)"
+            )
+        return _value(found[0].get("state"))
 
     # --- comments ------------------------------------------------------------------------------------
 
@@ -467,6 +582,36 @@ class ServiceNowAdapter(TargetAdapter):
     @staticmethod
     def parse_time(value: str) -> datetime:
         return parse_servicenow_time(value)
+
+
+def _unreachable(mapping: TargetMapping, site: str) -> list[Problem]:
+    """Where the mapping declares the state flow (``status.paths``), every state it moves records to can be
+    reached along it from the state a new case's record starts in (the one SIR's Submitted maps to), or
+    every case headed there would fail at the first walk."""
+    paths = mapping.status_paths
+    start = mapping.status_outbound("Submitted")
+    if not paths.edges or start is None:
+        return []
+    found = []
+    for named in mapping.target_statuses():
+        moved_to = named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
+        if moved_to and paths.walk(start, named.value) is None:
+            message = (
+                f"state {named.value!r} cannot be reached from {start!r}, where a new case's record "
+                f"starts, along the state flow in status.paths ({paths.at})"
+            )
+            found.append(Problem("ServiceNow", message, f"{named.at} {named.key}", site))
+    return found
+
+
+def _written_fields(mapping: TargetMapping) -> list[str]:
+    """Every ticket field the mapping writes besides state: mapped fields, create defaults, and the fields
+    a status change fills. Those with a choice list in sys_choice are checked against it."""
+    spec = mapping.spec
+    names = [*spec.fields, *spec.ticket.defaults]
+    for fields in spec.status.transition_fields.values():
+        names += list(fields)
+    return [name for name in dict.fromkeys(names) if name != "state"]
 
 
 def _version(record: Mapping[str, Any]) -> str:

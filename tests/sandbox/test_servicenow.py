@@ -285,10 +285,122 @@ def test_security_incident_moves_through_states_and_closes_with_code(
     assert _http(sandbox, "PATCH", path, json={"state": "3"}).status_code == 403
     assert _http(sandbox, "PATCH", path, json={"state": "6"}).status_code == 403  # an incident state
     closed = _http(
-        sandbox, "PATCH", path, json={"state": "3", "close_code": "Resolved", "close_notes": "rotated"}
+        sandbox,
+        "PATCH",
+        path,
+        json={"state": "3", "close_code": "Investigation completed", "close_notes": "rotated"},
     )
     assert closed.status_code == 200
     assert closed.json()["result"]["active"] == "false"
+
+
+CLOSE = {"close_code": "Threat mitigated", "close_notes": "keys rotated"}
+
+
+def _security_incident(snow: pysnow.Client, *states: str) -> tuple[Any, str]:
+    """A security incident walked through ``states`` along the default flow, and its resource."""
+    resource = snow.resource(api_path="/table/sn_si_incident")
+    sys_id = resource.create(payload={"short_description": "Compromised key"}).one()["sys_id"]
+    for state in states:
+        resource.update(query={"sys_id": sys_id}, payload={"state": state}).one()
+    return resource, sys_id
+
+
+def test_a_security_incident_cannot_jump_from_analysis_to_closed(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    resource, sys_id = _security_incident(snow, "16")
+    with pytest.raises(HTTPError) as excinfo:
+        resource.update(query={"sys_id": sys_id}, payload={"state": "3", **CLOSE}).one()
+    response = excinfo.value.response
+    assert response.status_code == 403
+    body = response.json()
+    assert body["status"] == "failure" and body["error"]["message"] == "Operation Failed"
+    detail = body["error"]["detail"]
+    assert "State Closed is not allowed from Analysis (allowed: Contain, Cancelled)" in detail
+    assert "Operation against file 'sn_si_incident' was aborted by Business Rule" in detail
+    record = sandbox.servicenow.record("sn_si_incident", sys_id)
+    assert record is not None and (record["state"], record["close_code"]) == ("16", "")
+
+
+@pytest.mark.parametrize(
+    ("walk", "refused"),
+    [
+        (("16", "18", "19", "20"), "3"),  # Recover: to Review first
+        (("16",), "100"),  # no state is skipped
+        (("16", "18"), "16"),  # and none is gone back to
+        (("16", "18", "19", "20", "100"), "7"),  # Review is not cancelled
+        (("16", "18", "19", "20", "100", "3"), "100"),  # nor a closed one reopened
+    ],
+)
+def test_the_default_flow_moves_forward_one_state_at_a_time(
+    sandbox: Sandbox, snow: pysnow.Client, walk: tuple[str, ...], refused: str
+) -> None:
+    resource, sys_id = _security_incident(snow)
+    for state in walk:
+        payload = {"state": state, **(CLOSE if state == "3" else {})}
+        assert resource.update(query={"sys_id": sys_id}, payload=payload)["state"] == state
+    response = _http(
+        sandbox, "PATCH", f"/api/now/table/sn_si_incident/{sys_id}", json={"state": refused, **CLOSE}
+    )
+    assert response.status_code == 403 and "Validate state transition" in response.json()["error"]["detail"]
+    assert _http(sandbox, "PATCH", f"/api/now/table/sn_si_incident/{sys_id}", json={"state": walk[-1]}).ok
+
+
+def test_a_security_incident_is_not_created_closed(sandbox: Sandbox) -> None:
+    body = {"short_description": "Closed at birth", "state": "3", **CLOSE}
+    response = _http(sandbox, "POST", "/api/now/table/sn_si_incident", json=body)
+    assert response.status_code == 403 and "for a new record" in response.json()["error"]["detail"]
+    assert sandbox.servicenow.records("sn_si_incident") == []
+
+
+def test_the_open_flow_goes_back_but_still_closes_only_from_review(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    sandbox.servicenow.configure({"security_incident_flow": "nist_open"})
+    _, sys_id = _security_incident(snow, "16", "100", "18")
+    path = f"/api/now/table/sn_si_incident/{sys_id}"
+    assert _http(sandbox, "PATCH", path, json={"state": "3", **CLOSE}).status_code == 403
+    assert _http(sandbox, "PATCH", path, json={"state": "100"}).ok
+    assert _http(sandbox, "PATCH", path, json={"state": "3", **CLOSE}).ok
+
+    sandbox.servicenow.configure({"security_incident_flow": "none"})  # no flow: any state to any other
+    _, free = _security_incident(snow, "16")
+    assert _http(sandbox, "PATCH", f"/api/now/table/sn_si_incident/{free}", json={"state": "3", **CLOSE}).ok
+
+
+def test_open_post_incident_reviews_block_closing_until_done(sandbox: Sandbox, snow: pysnow.Client) -> None:
+    _, sys_id = _security_incident(snow, "16", "18", "19", "20", "100")
+    sandbox.servicenow.configure({"open_post_incident_reviews": [sys_id]})
+    path = f"/api/now/table/sn_si_incident/{sys_id}"
+    refused = _http(sandbox, "PATCH", path, json={"state": "3", **CLOSE})
+    assert refused.status_code == 403
+    assert "post incident review assessments are not completed" in refused.json()["error"]["detail"]
+    sandbox.servicenow.configure({"open_post_incident_reviews": []})
+    assert _http(sandbox, "PATCH", path, json={"state": "3", **CLOSE}).ok
+
+
+def test_a_security_incident_close_code_outside_the_modules_choices_is_refused(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    _, sys_id = _security_incident(snow, "16", "18", "19", "20", "100")
+    body = {"state": "3", "close_code": "Resolved", "close_notes": "ok"}
+    response = _http(sandbox, "PATCH", f"/api/now/table/sn_si_incident/{sys_id}", json=body)
+    assert response.status_code == 403
+    assert "Invalid Close code value 'Resolved'" in response.json()["error"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("security_incident_flow", "nist"),
+        ("security_incident_flow", True),
+        ("open_post_incident_reviews", "x"),
+    ],
+)
+def test_flow_switches_refuse_values_they_do_not_know(sandbox: Sandbox, name: str, value: Any) -> None:
+    response = requests.post(f"{sandbox.servicenow_url}/_sandbox/config", json={name: value}, timeout=10)
+    assert response.status_code == 400 and name in response.json()["message"]
 
 
 def test_display_value_true_and_all(sandbox: Sandbox, snow: pysnow.Client) -> None:
@@ -445,7 +557,9 @@ def test_sys_choice_lists_each_tables_state_choices_as_the_real_table_does(snow:
         "8": "Canceled",
     }
     secops = choices.get(query="name=sn_si_incident^element=state", fields=["value"]).all()
-    assert sorted(int(row["value"]) for row in secops) == [3, 10, 16, 18, 19, 20, 100]
+    assert sorted(int(row["value"]) for row in secops) == [3, 7, 10, 16, 18, 19, 20, 100]
+    codes = choices.get(query="name=sn_si_incident^element=close_code", fields=["value", "label"]).all()
+    assert {row["value"] for row in codes} >= {"Investigation completed", "False positive", "Not resolved"}
     [row] = choices.get(query="name=incident^element=close_code^value=Duplicate").all()
     assert {name: row[name] for name in ("name", "element", "label", "inactive", "language")} == {
         "name": "incident",

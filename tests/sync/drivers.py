@@ -11,6 +11,8 @@ from tests.sync.conftest import Harness
 from tests.sync.contract import Driver, TicketView
 
 JIRA_FLOW = ("To Do", "In Progress", "In Review", "Done")
+# the Security Incident Response module's default state flow: forward one state at a time
+SECURITY_INCIDENT_FLOW = ("10", "16", "18", "19", "20", "100", "3")
 
 
 class JiraDriver(Driver):
@@ -93,13 +95,22 @@ class ServiceNowDriver(Driver):
         self.patch(case_id, {"work_notes" if work_note else "comments": text})
 
     def move(self, case_id: str, status: str) -> None:
-        payload = {"state": status}
-        closing = ("6", "7") if self.table == "incident" else ("3",)
-        if status in closing:
-            payload.update(close_code="Solved (Permanently)", close_notes="Fixed by the responder")
-        elif status == "3":
-            payload["hold_reason"] = "1"
-        self.patch(case_id, payload)
+        """Set the state as a person does; a security incident goes forward one state at a time."""
+        if self.table == "incident":
+            payload = {"state": status}
+            if status in ("6", "7"):
+                payload.update(close_code="Solved (Permanently)", close_notes="Fixed by the responder")
+            elif status == "3":
+                payload["hold_reason"] = "1"
+            self.patch(case_id, payload)
+            return
+        flow = SECURITY_INCIDENT_FLOW
+        current = self.record(case_id)["state"]
+        for state in flow[flow.index(current) + 1 : flow.index(status) + 1]:
+            payload = {"state": state}
+            if state == "3":
+                payload.update(close_code="Investigation completed", close_notes="Fixed by the responder")
+            self.patch(case_id, payload)
 
     def rename(self, case_id: str, summary: str) -> None:
         self.patch(case_id, {"short_description": summary})

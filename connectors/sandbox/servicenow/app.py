@@ -29,6 +29,8 @@ JSON = "application/json;charset=UTF-8"
 DEFAULT_LIMIT = 10000
 API_PREFIXES = ("/api/now", "/api/now/v1", "/api/now/v2")
 USER_LISTS = ("journal_acl_hidden_for", "journal_acl_refused_for", "revoked")
+SYS_ID_LISTS = ("journal_acl_hidden_records", "open_post_incident_reviews")
+FLOWS = (*schema.SECURITY_INCIDENT_FLOWS, "none")
 
 
 class ServiceNowSandbox(SandboxApp):
@@ -123,9 +125,9 @@ class ServiceNowSandbox(SandboxApp):
                 raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {sorted(current)}"})
             for name, value in settings.items():
                 expected = type(current[name])
-                if name in USER_LISTS or name == "journal_acl_hidden_records":
+                if name in USER_LISTS or name in SYS_ID_LISTS:
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                        what = "sys_ids" if name == "journal_acl_hidden_records" else "user names"
+                        what = "sys_ids" if name in SYS_ID_LISTS else "user names"
                         raise SandboxError(400, {"message": f"{name} must be a list of {what}"})
                 elif name == "acl_filtered_rows":
                     number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -136,6 +138,8 @@ class ServiceNowSandbox(SandboxApp):
                     if not isinstance(value, list) or not all(v in schema.TABLES for v in value):
                         known = sorted(schema.TABLES)
                         raise SandboxError(400, {"message": f"{name} must be a list of tables of {known}"})
+                elif name == "security_incident_flow" and value not in FLOWS:
+                    raise SandboxError(400, {"message": f"{name} must be one of {list(FLOWS)}"})
                 elif name == "overlong_strings" and value not in ("truncate", "reject"):
                     raise SandboxError(400, {"message": f"{name} must be 'truncate' or 'reject'"})
                 elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

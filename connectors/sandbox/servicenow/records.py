@@ -65,6 +65,12 @@ class Settings:
     # tables this instance does not have (sn_si_incident without the Security Incident Response
     # application): "Invalid table", as for any unknown name, and no sys_choice rows
     absent_tables: list[str] = field(default_factory=list)
+    # the state flow sn_si_incident saves must follow (schema.SECURITY_INCIDENT_FLOWS): "nist_stateful",
+    # the module's default, "nist_open", or "none" (any state to any other)
+    security_incident_flow: str = "nist_stateful"
+    # security incidents (sys_ids) with post incident review assessments not yet completed: closing one
+    # is aborted until they are (an empty list: none)
+    open_post_incident_reviews: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -142,6 +148,7 @@ class Store:
         )
         changes = self._changes(table, record, data)
         candidate = self._derive(table, record, {**record, **changes}, user, stamp)
+        self._enforce_flow(table, None, candidate)
         self._enforce_mandatory(table, candidate)
         self.counters[table.name] = self.counters.get(table.name, 10000) + 1
         candidate["number"] = f"{table.number_prefix}{self.counters[table.name]:07d}"
@@ -156,6 +163,7 @@ class Store:
         stamp = now.strftime(DATE_FORMAT)
         changes = self._changes(table, record, data)
         candidate = self._derive(table, record, {**record, **changes}, user, stamp)
+        self._enforce_flow(table, record, candidate)
         self._enforce_mandatory(table, candidate)
         appended = self._append_journal(table, sys_id, data, user, stamp)
         if candidate != record or appended:
@@ -178,7 +186,9 @@ class Store:
             if spec.kind == REFERENCE:
                 value = self._resolve_reference(spec.reference, value)
             elif spec.kind == CHOICE and value and value not in spec.choices and strict:
-                raise _business_rule_abort(table, f"Invalid {spec.label} value '{value}'")
+                raise business_rule_abort(
+                    table, f"Invalid {spec.label} value '{value}'", "Validate choice values"
+                )
             if spec.max_length and len(value) > spec.max_length:
                 if self.settings.overlong_strings == "reject":
                     raise snow_error(
@@ -217,6 +227,34 @@ class Store:
         if state in closing and (entered or not new.get("closed_at")):
             new.update(closed_at=stamp, closed_by=self.user_sys_id(user))
         return new
+
+    def _enforce_flow(self, table: Table, old: dict[str, str] | None, new: dict[str, str]) -> None:
+        """The module's state flow and its closing rule, as its business rules abort a save that breaks
+        them; an unchanged state is no move."""
+        flows = schema.STATE_FLOWS.get(table.name)
+        before, after = (old or {}).get("state", ""), new.get("state", "")
+        if flows is None or (old is not None and before == after):
+            return
+        flow = flows.get(self.settings.security_incident_flow)
+        allowed = flow.get(before if old is not None else "", ()) if flow is not None else (after,)
+        if after not in allowed:
+            labels = table.fields["state"].choices
+            names = ", ".join(labels.get(state, state) for state in allowed) or "none"
+            where = f"from {labels.get(before, before)}" if old is not None else "for a new record"
+            reason = (
+                f"State {labels.get(after, after)} is not allowed {where} (allowed: {names}) by the "
+                f"{self.settings.security_incident_flow} process definition"
+            )
+            raise business_rule_abort(table, reason, "Validate state transition")
+        if (
+            after == schema.CLOSED_STATE[table.name]
+            and new["sys_id"] in self.settings.open_post_incident_reviews
+        ):
+            reason = (
+                f"{new.get('number') or 'This security incident'} cannot be closed while its post incident "
+                "review assessments are not completed: complete or cancel them first"
+            )
+            raise business_rule_abort(table, reason, "Check post incident review completion")
 
     def _enforce_mandatory(self, table: Table, record: dict[str, str]) -> None:
         if not self.settings.enforce_mandatory_fields:
@@ -283,8 +321,8 @@ def normalised_journal_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _business_rule_abort(table: Table, reason: str) -> SandboxError:
-    rule = "Validate choice values"
+def business_rule_abort(table: Table, reason: str, rule: str) -> SandboxError:
+    """A save a before business rule aborted, as the Table API answers it."""
     return snow_error(
         403,
         "Operation Failed",

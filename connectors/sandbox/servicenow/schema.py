@@ -98,10 +98,38 @@ SIR_STATES = {
     "20": "Recover",
     "100": "Review",
     "3": "Closed",
+    "7": "Cancelled",
 }
+# The Security Incident Response module's state flows (its "process definitions"): from each state, the
+# states one save may move a security incident to; "" holds the states a new one may start in. NIST
+# Stateful, the module's default, moves forward one state at a time (Draft, Analysis, Contain, Eradicate,
+# Recover, Review); NIST Open moves between the open states either way. Both close only from Review and
+# cancel only before it (whether Review may be cancelled is not documented: the harsher answer, no).
+_SIR_OPEN = ("10", "16", "18", "19", "20", "100")
+NIST_STATEFUL = {
+    "": _SIR_OPEN,
+    "10": ("16", "7"),
+    "16": ("18", "7"),
+    "18": ("19", "7"),
+    "19": ("20", "7"),
+    "20": ("100", "7"),
+    "100": ("3",),
+    "3": (),
+    "7": (),
+}
+NIST_OPEN = {
+    "": _SIR_OPEN,
+    **{
+        state: (*(other for other in _SIR_OPEN if other != state), "3" if state == "100" else "7")
+        for state in _SIR_OPEN
+    },
+    "3": (),
+    "7": (),
+}
+SECURITY_INCIDENT_FLOWS = {"nist_stateful": NIST_STATEFUL, "nist_open": NIST_OPEN}
 SEVERITY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
 # Incident resolution codes, value = label: those of older releases next to those of recent ones, as an
-# instance upgraded across releases keeps both. Security incidents' close codes are left free text here.
+# instance upgraded across releases keeps both.
 INCIDENT_CLOSE_CODES = {
     code: code
     for code in (
@@ -122,6 +150,19 @@ INCIDENT_CLOSE_CODES = {
         "Solution provided",
         "Workaround provided",
         "User error",
+    )
+}
+# Security incidents' close codes, value = label as the module's documentation lists them ("Close security
+# incidents"); the stored values are not documented apart from the labels.
+SIR_CLOSE_CODES = {
+    code: code
+    for code in (
+        "Investigation completed",
+        "Threat mitigated",
+        "Patched vulnerability",
+        "Invalid vulnerability",
+        "Not resolved",
+        "False positive",
     )
 }
 
@@ -192,12 +233,16 @@ SECURITY_INCIDENT = _table(
         Field("severity", "Severity", CHOICE, choices=SEVERITY, default="3"),
         Field("risk_score", "Risk score", INTEGER),
         Field("affected_user", "Affected user", REFERENCE, reference="sys_user"),
-        Field("close_code", "Close code", max_length=40),
+        Field("close_code", "Close code", CHOICE, max_length=40, choices=SIR_CLOSE_CODES),
     ],
     number_prefix="SIR",
     mandatory_on_state={"3": ("close_code", "close_notes")},
-    inactive_states=frozenset({"3"}),
+    inactive_states=frozenset({"3", "7"}),
 )
+
+# the tables whose saves follow a state flow, and the state each closes in
+STATE_FLOWS = {"sn_si_incident": SECURITY_INCIDENT_FLOWS}
+CLOSED_STATE = {"sn_si_incident": "3"}
 
 JOURNAL_TABLE = _table(
     "sys_journal_field",
