@@ -218,3 +218,54 @@ def test_a_broken_mapping_and_a_missing_setting_fail_their_rows_and_the_rest_is_
     assert "SIRSYNC_SERVICENOW__PASSWORD" in rows["ServiceNow", "settings"]["fix"]
     # SIR is still checked, for the actions that the mappings it could read need
     assert ("SIR", "security-ir:ListComments") in results(rows, "pass")
+
+
+def test_internal_comments_on_a_software_project_fail_the_comments_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    text = shipped_mapping("jira.yaml").read_text()
+    anchor = "  deleted_mirror: skip\n"
+    mapping = tmp_path / "jira.yaml"
+    mapping.write_text(text.replace(anchor, anchor + "  visibility: internal\n"))
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira", SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert code == 1
+    assert results(rows, "fail") == {("Jira", "comments")}, text
+    assert "comments.visibility" in rows["Jira", "comments"]["fix"]
+
+    sandbox.jira.configure({"project_type": "service_desk"})
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira", SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert code == 0, text
+
+
+def test_an_unknown_custom_field_fails_the_fields_row(sandbox: Sandbox, tmp_path: Path) -> None:
+    text = shipped_mapping("jira.yaml").read_text()
+    mapping = tmp_path / "jira.yaml"
+    mapping.write_text(
+        text.replace("\nfields:\n", "\nfields:\n  Incident categry:\n    sir: engagementType\n", 1)
+    )
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira", SIRSYNC_JIRA__MAPPING=str(mapping))
+    assert code == 1
+    assert results(rows, "fail") == {("Jira", "fields")}, text
+    assert "Incident category" in rows["Jira", "fields"]["detail"]  # the did-you-mean
+    assert f"{mapping}:" in rows["Jira", "fields"]["fix"]
+
+
+def test_journal_entries_the_user_cannot_read_fail_the_journal_row(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.servicenow.configure({"journal_acl_refused_for": [INTEGRATION.servicenow_user]})
+    code, rows, text = doctor(sandbox, tmp_path, targets="servicenow")
+    assert code == 1
+    assert results(rows, "fail") == {("ServiceNow", "journal")}, text
+    assert "sys_journal_field" in rows["ServiceNow", "journal"]["detail"]
+
+
+def test_security_incidents_with_the_shipped_mapping_pass(sandbox: Sandbox, tmp_path: Path) -> None:
+    code, rows, text = doctor(
+        sandbox,
+        tmp_path,
+        targets="servicenow",
+        table="sn_si_incident",
+        SIRSYNC_SERVICENOW__MAPPING=str(shipped_mapping("servicenow-secops.yaml")),
+    )
+    assert code == 0, text
+    assert results(rows, "pass") == set(rows), text
+    assert ("ServiceNow", "status paths") in rows
