@@ -269,3 +269,19 @@ def test_security_incidents_with_the_shipped_mapping_pass(sandbox: Sandbox, tmp_
     assert code == 0, text
     assert results(rows, "pass") == set(rows), text
     assert ("ServiceNow", "status paths") in rows
+
+
+def test_a_default_category_the_instance_lacks_fails_the_choices_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    text = shipped_mapping("servicenow.yaml").read_text()
+    old = "# ticket:\n#   defaults:\n#     category: security\n"
+    assert old in text
+    mapping = tmp_path / "servicenow.yaml"
+    mapping.write_text(text.replace(old, "ticket:\n  defaults:\n    category: Network\n"))
+    code, rows, text = doctor(
+        sandbox, tmp_path, targets="servicenow", SIRSYNC_SERVICENOW__MAPPING=str(mapping)
+    )
+    assert code == 1
+    assert results(rows, "fail") == {("ServiceNow", "choices")}, text
+    assert "did you mean 'network' (Network)?" in rows["ServiceNow", "choices"]["detail"]

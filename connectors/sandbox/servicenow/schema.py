@@ -128,6 +128,22 @@ NIST_OPEN = {
 }
 SECURITY_INCIDENT_FLOWS = {"nist_stateful": NIST_STATEFUL, "nist_open": NIST_OPEN}
 SEVERITY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
+# The base system's incident categories and channels: an instance adds its own, but "security" is not
+# among the base ones, so a mapping must not assume it
+INCIDENT_CATEGORIES = {
+    "inquiry": "Inquiry / Help",
+    "software": "Software",
+    "hardware": "Hardware",
+    "network": "Network",
+    "database": "Database",
+}
+CONTACT_TYPES = {
+    "email": "Email",
+    "phone": "Phone",
+    "self-service": "Self-service",
+    "virtual_agent": "Virtual Agent",
+    "walk-in": "Walk-in",
+}
 # Incident resolution codes, value = label: those of older releases next to those of recent ones, as an
 # instance upgraded across releases keeps both.
 INCIDENT_CLOSE_CODES = {
@@ -189,7 +205,7 @@ def _task_fields(state_choices: dict[str, str], default_state: str) -> list[Fiel
         Field("opened_at", "Opened", DATETIME),
         Field("closed_by", "Closed by", REFERENCE, reference="sys_user", writable=False),
         Field("closed_at", "Closed", DATETIME, writable=False),
-        Field("contact_type", "Channel", max_length=40),
+        Field("contact_type", "Channel", CHOICE, max_length=40, choices=CONTACT_TYPES),
         Field("comments", "Additional comments", JOURNAL),
         Field("work_notes", "Work notes", JOURNAL),
     ]
@@ -204,7 +220,7 @@ INCIDENT = _table(
             "incident_state", "Incident state", CHOICE, choices=INCIDENT_STATES, writable=False, default="1"
         ),
         Field("caller_id", "Caller", REFERENCE, reference="sys_user"),
-        Field("category", "Category", max_length=40, default="inquiry"),
+        Field("category", "Category", CHOICE, max_length=40, choices=INCIDENT_CATEGORIES, default="inquiry"),
         Field("subcategory", "Subcategory", max_length=40),
         Field("close_code", "Resolution code", CHOICE, max_length=40, choices=INCIDENT_CLOSE_CODES),
         Field("close_notes", "Resolution notes", max_length=4000),
