@@ -15,10 +15,14 @@ class RetriableError(SyncError):
     been applied is repeated blindly; any other is looked for again before it is redone.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, *, applied: bool = True) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, applied: bool = True, throttled: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.applied = applied
+        #: refused for the caller's rate (HTTP 429, SIR's ThrottlingException): the whole system slows down
+        self.throttled = throttled
 
 
 class CaseError(SyncError):
@@ -52,7 +56,7 @@ class FatalError(SyncError):
 def throttled_or_failed(message: str, status: int, retry_after: str | None) -> RetriableError:
     """A 429 or 5xx answer: a 429 refused the request, a 5xx may have applied it."""
     wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-    return RetriableError(message, wait, applied=status != 429)
+    return RetriableError(message, wait, applied=status != 429, throttled=status == 429)
 
 
 def connection_failed(what: str, exc: Exception) -> RetriableError:

@@ -6,13 +6,18 @@ at once with the error, so the cycle takes it as passing trouble and tries again
 deadline a server's ``Retry-After`` is honoured in full, however long; without one the wait is
 exponential backoff with jitter, capped. The vendor libraries' own retries are turned off where the
 clients are built, so nothing retries twice.
+
+Each system's calls also pass one :class:`RateLimit`, shared by every call to that system: a steady rate
+below the vendor's limits, and a throttled answer (429) that pauses the whole system, not only the call
+that met it, so that concurrent callers do not keep hitting a limit one of them already found.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -39,6 +44,64 @@ class StopBeforeDeadline(stop_base):
         return elapsed + retry_state.upcoming_sleep >= self.deadline
 
 
+class RateLimit:
+    """A token bucket for one system: ``rate`` calls a second on average, bursts of up to ``burst``.
+
+    A throttled answer pauses every caller until its ``Retry-After`` (a second without one) and halves
+    the rate; each call that goes through afterwards wins back a twentieth of the configured rate, so the
+    pace recovers within a few dozen calls once the system stops refusing. Safe to share between threads.
+    """
+
+    RECOVERY = 0.05  # of the configured rate, won back per call that goes through
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("a rate limit needs a rate above 0")
+        self.configured = rate
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._tokens = self.burst
+        self._clock = clock
+        self._sleep = sleep
+        self._stamp = clock()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a call's turn; return how long that took."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if now >= self._paused_until and self._tokens >= 1:
+                    self._tokens -= 1
+                    return waited
+                wait = max(self._paused_until - now, (1 - self._tokens) / self.rate, 0.001)
+            self._sleep(wait)
+            waited += wait
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The system refused a call for its rate: pause everyone, and slow down."""
+        with self._lock:
+            now = self._clock()
+            self._paused_until = max(self._paused_until, now + (retry_after if retry_after else 1.0))
+            self.rate = max(self.configured / 16, self.rate / 2)
+            self._tokens = min(self._tokens, 0.0)
+
+    def went_through(self) -> None:
+        with self._lock:
+            self.rate = min(self.configured, self.rate + self.configured * self.RECOVERY)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
@@ -46,6 +109,11 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 20.0  # caps backoff only: a server's Retry-After is bounded by the deadline alone
     sleep: Callable[[float], None] = time.sleep
+    limit: RateLimit | None = None  # the system's, shared by every call to it
+
+    def limited(self, limit: RateLimit) -> RetryPolicy:
+        """This policy, with every attempt waiting its turn at ``limit``."""
+        return replace(self, limit=limit)
 
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
@@ -65,6 +133,21 @@ class RetryPolicy:
 
         def retriable(error: BaseException) -> bool:
             return isinstance(error, RetriableError) and (idempotent or not error.applied)
+
+        limit = self.limit
+        if limit is not None:
+            unlimited = function
+
+            def function() -> T:
+                limit.acquire()
+                try:
+                    result = unlimited()
+                except RetriableError as error:
+                    if error.throttled:
+                        limit.throttled(error.retry_after)
+                    raise
+                limit.went_through()
+                return result
 
         retrying = Retrying(
             retry=retry_if_exception(retriable),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from connectors.engine import Cycle, Target
 from connectors.mapping import Mapping, load_mapping
-from connectors.retry import RetryPolicy
+from connectors.retry import RateLimit, RetryPolicy
 from connectors.settings import Settings
 from connectors.sir.adapter import SirAdapter
 from connectors.state import SqliteStateStore, StateStore
@@ -53,15 +53,19 @@ def load_mappings(settings: Settings) -> dict[str, Mapping]:
 def build_adapters(
     settings: Settings, mappings: dict[str, Mapping], retry: RetryPolicy | None = None
 ) -> tuple[SirAdapter, list[Target]]:
-    """SIR's adapter and one target per mapping; nothing is contacted yet, no state is opened."""
-    sir = SirAdapter.from_settings(settings.sir, retry)
+    """SIR's adapter and one target per mapping; nothing is contacted yet, no state is opened. Each
+    system's calls share one rate limit, set by its ``requests_per_second``."""
+    policy = retry or RetryPolicy()
+    sir = SirAdapter.from_settings(settings.sir, policy.limited(RateLimit(settings.sir.requests_per_second)))
     targets = [
-        Target(_adapter(settings, system, mapping, retry), mapping) for system, mapping in mappings.items()
+        Target(_adapter(settings, system, mapping, policy), mapping) for system, mapping in mappings.items()
     ]
     return sir, targets
 
 
-def _adapter(settings: Settings, system: str, mapping: Mapping, retry: RetryPolicy | None) -> TargetAdapter:
+def _adapter(settings: Settings, system: str, mapping: Mapping, policy: RetryPolicy) -> TargetAdapter:
+    system_settings = settings.jira if system == "jira" else settings.servicenow
+    retry = policy.limited(RateLimit(system_settings.requests_per_second))
     if system == "jira":
         from connectors.jira.adapter import JiraAdapter
 

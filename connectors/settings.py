@@ -42,6 +42,9 @@ class SirSettings(BaseModel):
     endpoint_url: str | None = Field(None, description="Only for the sandbox or a VPC endpoint.")
     region: str = "us-east-1"
     timeout_seconds: float = Field(10.0, gt=0)
+    requests_per_second: float = Field(
+        10.0, gt=0, description="Calls to SIR a second at most, on average; a throttled call slows them all."
+    )
 
 
 class JiraSettings(BaseModel):
@@ -56,6 +59,9 @@ class JiraSettings(BaseModel):
     )
     mapping: Path | None = Field(None, description="An admin's own mapping file; default: the shipped one.")
     timeout_seconds: float = Field(10.0, gt=0)
+    requests_per_second: float = Field(
+        20.0, gt=0, description="Calls to Jira a second at most, on average; a 429 slows them all."
+    )
     search_overlap_seconds: int = Field(
         180,
         ge=60,
@@ -76,6 +82,9 @@ class ServiceNowSettings(BaseModel):
         None, description="An admin's own mapping file; default: the shipped one for the table."
     )
     timeout_seconds: float = Field(10.0, gt=0)
+    requests_per_second: float = Field(
+        20.0, gt=0, description="Calls to ServiceNow a second at most, on average; a 429 slows them all."
+    )
     search_overlap_seconds: int = Field(
         60, ge=2, description="sys_updated_on has second precision: reach back this far."
     )

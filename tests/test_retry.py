@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from connectors.errors import RetriableError
-from connectors.retry import RetryPolicy
+from connectors.retry import RateLimit, RetryPolicy
 
 
 def _flaky(failures: list[RetriableError]) -> Callable[[], str]:
@@ -139,3 +141,73 @@ def test_errors_that_are_not_retriable_go_up_at_once() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(sleep=slept.append).call(refuse)
     assert slept == []
+
+
+# --- the rate limit each system's calls share --------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that only moves when somebody sleeps, shared by threads."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_calls_beyond_the_burst_go_at_the_configured_rate() -> None:
+    clock = FakeClock()
+    limit = RateLimit(10, burst=10, clock=clock.time, sleep=clock.sleep)
+    waited = [limit.acquire() for _ in range(30)]
+    assert waited[:10] == [0.0] * 10  # the burst
+    assert clock.now == pytest.approx(2.0, abs=0.01)  # 20 more at 10 a second
+
+
+def test_a_throttled_call_pauses_every_caller_for_its_retry_after_and_halves_the_rate() -> None:
+    clock = FakeClock()
+    limit = RateLimit(10, burst=10, clock=clock.time, sleep=clock.sleep)
+    limit.throttled(3.0)
+    assert limit.rate == 5
+    started = clock.now
+    other = threading.Thread(target=limit.acquire)  # another worker, which met no 429 itself
+    other.start()
+    other.join(timeout=10)
+    assert not other.is_alive()
+    assert clock.now - started >= 3.0
+    for _ in range(100):
+        limit.went_through()
+    assert limit.rate == 10  # the pace recovers once the system stops refusing
+
+
+def test_a_policy_with_a_limit_slows_down_on_a_429_and_retries_through_it() -> None:
+    clock = FakeClock()
+    limit = RateLimit(100, clock=clock.time, sleep=clock.sleep)
+    policy = RetryPolicy(sleep=clock.sleep).limited(limit)
+    throttled = RetriableError("429", 2.0, applied=False, throttled=True)
+    assert policy.call(_flaky([throttled])) == "done"
+    assert limit.rate == pytest.approx(50 + 100 * RateLimit.RECOVERY)
+    assert clock.now >= 2.0
+
+
+def test_each_system_gets_its_own_limit_at_its_setting(tmp_path: Path) -> None:
+    from connectors.runtime import build_adapters, load_mappings
+    from connectors.settings import Settings
+
+    settings = Settings(
+        targets=["jira", "servicenow"],
+        state_path=tmp_path / "state.sqlite",
+        sir={"endpoint_url": "http://127.0.0.1:1", "requests_per_second": 3},
+        jira={"url": "http://127.0.0.1:2", "user": "u", "token": "t", "requests_per_second": 7},
+        servicenow={"url": "http://127.0.0.1:3", "user": "u", "password": "p"},
+    )
+    sir, targets = build_adapters(settings, load_mappings(settings))
+    limits = [sir._retry.limit, *(target.adapter._retry.limit for target in targets)]  # type: ignore[attr-defined]
+    assert [limit.configured for limit in limits if limit] == [3, 7, 20]
+    assert len({id(limit) for limit in limits}) == 3

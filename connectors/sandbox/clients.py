@@ -47,11 +47,18 @@ def servicenow_client(sandbox: Sandbox, identity: Identity) -> pysnow.Client:
     )
 
 
+# The client-side rate limit for syncs against the sandbox, which answers in milliseconds and imposes its
+# own limits only through its switches: high enough never to pace a test or the demo. The production
+# defaults (SIRSYNC_*__REQUESTS_PER_SECOND) stay below the vendors' limits.
+SANDBOX_RATE = 1000.0
+
+
 def sync_settings(
     sandbox: Sandbox,
     state_path: Path,
     targets: tuple[str, ...] = ("jira",),
     servicenow_table: str = "incident",
+    requests_per_second: float = SANDBOX_RATE,
     **sync: Any,
 ) -> Settings:
     """Settings for a sync against the sandbox as the integration's identity.
@@ -61,18 +68,20 @@ def sync_settings(
     return Settings(
         targets=list(targets),
         state_path=state_path,
-        sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION),
+        sir=SirSettings(endpoint_url=sandbox.sir_url, region=REGION, requests_per_second=requests_per_second),
         jira=JiraSettings(
             url=sandbox.jira_url,
             user=INTEGRATION.jira_user,
             token=SecretStr(INTEGRATION.jira_token),
             project="SEC",
+            requests_per_second=requests_per_second,
         ),
         servicenow=ServiceNowSettings(
             url=sandbox.servicenow_url,
             user=INTEGRATION.servicenow_user,
             password=SecretStr(INTEGRATION.servicenow_password),
             table=servicenow_table,
+            requests_per_second=requests_per_second,
         ),
         sync=SyncSettings(**sync),
     )

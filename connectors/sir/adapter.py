@@ -170,7 +170,8 @@ class SirAdapter(CaseSource):
         message = f"SIR {operation}: {code}: {error.get('Message', '')}"
         if code in _RETRIABLE_CODES or status == 429 or status >= 500:
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            return throttled_or_failed(message, status, headers.get("retry-after"))
+            throttled = status == 429 or code == "ThrottlingException"
+            return throttled_or_failed(message, 429 if throttled else status, headers.get("retry-after"))
         if code == "AccessDeniedException":
             action = f"security-ir:{exc.operation_name}"
             return PermissionDenied(

@@ -14,7 +14,7 @@ from jira import JIRA
 
 from connectors.engine import Report
 from connectors.runtime import Runtime, build_runtime
-from connectors.sandbox.clients import aws_environment, jira_client, sir_client, sync_settings
+from connectors.sandbox.clients import SANDBOX_RATE, aws_environment, jira_client, sir_client, sync_settings
 from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings
@@ -126,6 +126,10 @@ def sirsync_environment(
         "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
         "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
         "SIRSYNC_SERVICENOW__TABLE": table,
+        **{
+            f"SIRSYNC_{system}__REQUESTS_PER_SECOND": str(SANDBOX_RATE)
+            for system in ("SIR", "JIRA", "SERVICENOW")
+        },
         **aws_environment(),
         **extra,
     }
