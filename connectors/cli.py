@@ -139,7 +139,7 @@ def sync(
     Exit codes: 0 all synced and nothing quarantined; 1 a case or a system failed this cycle (see
     stderr); 2 bad settings, mapping, state file or credentials; 3 another runner holds the lease;
     4 cases are quarantined (listed on stderr, each with the command that helps). SIGINT or SIGTERM
-    finishes the current case and exits 130 or 143.
+    finishes the cases under way and exits 130 or 143.
     """
     from connectors import jobs
     from connectors.errors import FatalError

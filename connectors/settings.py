@@ -125,6 +125,9 @@ class SyncSettings(BaseModel):
     lease_seconds: int = Field(
         300, ge=10, description="How long a runner's lease lasts unless renewed; a dead runner's lapses."
     )
+    workers: int = Field(
+        8, ge=1, le=64, description="Cases synced at once, each by one worker; the rate limits still hold."
+    )
     sync_closed_cases: bool = Field(
         False, description="Create tickets for cases already closed when first seen."
     )

@@ -1,4 +1,4 @@
-"""A sync cycle: find what changed on each side since the last cycle, then sync those cases one by one.
+"""A sync cycle: find what changed on each side since the last cycle, then sync those cases, several at once.
 
 Timestamps only say where to look. SIR's ListCases has no filter, so every page is read and each case's
 ``lastUpdatedDate`` is compared with the one recorded when it was last synced. A comment does not always
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -183,27 +184,60 @@ class Cycle:
         due |= {case_id for case_id, f in failures.items() if not f.quarantined}
         report.quarantined = len(held)
         todo = sorted(due)
-        passing_in_a_row = 0
-        for done, case_id in enumerate(todo):
-            if self.should_stop():
-                report.left.append(f"{len(todo) - done} {system} case(s)")
-                return report  # the cursor stays: the cases left are looked at next cycle
-            self.heartbeat(system, done, len(todo))
-            result = self.sync_case(case_id, target, quarantined=held.get(case_id))
-            report.add(result)
-            report.stopped_after = case_id
-            if result.sir_writes:
-                self._tell_other_targets(case_id, system)
-            passing_in_a_row = passing_in_a_row + 1 if result.passing else 0
-            if passing_in_a_row >= PASSING_FAILURES_BEFORE_SKIP and done + 1 < len(todo):
-                report.system_down(
-                    f"{target.adapter.display_name}: {passing_in_a_row} cases in a row failed with passing "
-                    f"errors; the other {len(todo) - done - 1} wait for the next cycle"
-                )
-                return report  # the cursor stays: what the search found is looked at again
+        if not self._sync_all(target, todo, held, report):
+            return report  # the cursor stays: the cases left, or what the search found, come again
         if cursor is not None:
             self.state.save_cursor(system, system, cursor.isoformat())
         return report
+
+    def _sync_all(
+        self, target: Target, todo: Sequence[str], held: dict[str, Failure], report: Report
+    ) -> bool:
+        """Sync ``todo`` with ``target`` on a pool of workers, each case on one worker, its stages in
+        order; no more cases are under way than there are workers, so that a stop (a signal, passing
+        failures) leaves the rest untouched. Return whether every case was synced (failures included)."""
+        system = target.adapter.system
+        queue = iter(todo)
+        running: dict[Future[Report], str] = {}
+        finished = passing_in_a_row = 0
+        halt = ""
+        workers = max(1, min(self.settings.workers, len(todo)))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{system}") as pool:
+            while True:
+                while not halt and len(running) < workers:
+                    if self.should_stop():
+                        halt = "stopped"
+                        break
+                    case_id = next(queue, None)
+                    if case_id is None:
+                        break
+                    running[pool.submit(self.sync_case, case_id, target, quarantined=held.get(case_id))] = (
+                        case_id
+                    )
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f]):
+                    case_id = running.pop(future)
+                    result = future.result()  # a FatalError stops the target once the others finish
+                    finished += 1
+                    self.heartbeat(system, finished, len(todo))
+                    report.add(result)
+                    report.stopped_after = case_id
+                    if result.sir_writes:
+                        self._tell_other_targets(case_id, system)
+                    passing_in_a_row = passing_in_a_row + 1 if result.passing else 0
+                    if passing_in_a_row >= PASSING_FAILURES_BEFORE_SKIP and not halt:
+                        halt = "passing"
+        left = len(todo) - finished
+        if halt == "stopped" and left:
+            report.left.append(f"{left} {system} case(s)")
+        elif halt == "passing" and left:
+            report.system_down(
+                f"{target.adapter.display_name}: {passing_in_a_row} cases in a row failed with passing "
+                f"errors; the other {left} wait for the next cycle"
+            )
+        return left == 0
 
     def _tell_other_targets(self, case_id: str, system: str) -> None:
         """A write into SIR from one target is news for the others, even where it did not bump the

@@ -201,6 +201,8 @@ class SandboxApp:
         self.lock = threading.RLock()
         self.calls: Counter[str] = Counter()
         self.faults_injected: Counter[str] = Counter()
+        self._in_flight = 0
+        self.peak_in_flight = 0  # the most API requests served at once since the last reset
         self._fault_plan = FaultPlan()
         self._fault_rng = random.Random(seed)
         self._plan_faults = 0
@@ -282,6 +284,7 @@ class SandboxApp:
                 "calls": dict(sorted(self.calls.items())),
                 "total": sum(self.calls.values()),
                 "faults": dict(sorted(self.faults_injected.items())),
+                "peak_in_flight": self.peak_in_flight,
             }
 
     def reset(self) -> None:
@@ -289,6 +292,7 @@ class SandboxApp:
         with self.lock:
             self.calls.clear()
             self.faults_injected.clear()
+            self.peak_in_flight = self._in_flight
             self._fault_plan = FaultPlan()
             self._fault_rng = random.Random(self.seed)
             self._plan_faults = 0
@@ -368,7 +372,17 @@ class SandboxApp:
         key = f"{route.method} {route.template}"
         with self.lock:
             self.calls[key] += 1
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return self._serve_counted(key, route, request, connection)
+        finally:
+            with self.lock:
+                self._in_flight -= 1
 
+    def _serve_counted(
+        self, key: str, route: Route, request: Request, connection: Connection
+    ) -> Response | None:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         fault = self._pick_fault(key)

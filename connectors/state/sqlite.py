@@ -97,6 +97,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+class _Rows(list[Any]):
+    """A statement's rows, already read, and how many rows it changed."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        super().__init__(rows)
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self)
+
+
 class StateError(Exception):
     """The state file cannot be used; the message says why and what to do."""
 
@@ -219,9 +233,12 @@ class SqliteStateStore(StateStore):
             if outer:
                 self._db.execute("COMMIT")
 
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> _Rows:
+        """Run one statement and read all its rows under the lock: workers share the connection, and a
+        read must not step through rows while another thread's transaction runs on it."""
         with self._lock:
-            return self._db.execute(sql, params)
+            cursor = self._db.execute(sql, params)
+            return _Rows(cursor.fetchall(), cursor.rowcount)
 
     # links
 

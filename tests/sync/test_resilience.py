@@ -258,17 +258,24 @@ def test_killed_between_two_sir_status_steps_the_next_run_walks_on_to_the_case_s
 def test_three_cases_in_a_row_failing_for_passing_reasons_leave_the_rest_of_the_target_for_later(
     harness: Harness,
 ) -> None:
-    cases = [harness.create_case(f"Case {n}") for n in range(5)]
+    cases = [harness.create_case(f"Case {n}") for n in range(8)]
     harness.converge()
     for case_id in cases:
         harness.sir_responder.update_case(caseId=case_id, title="renamed in SIR")
     harness.sandbox.jira.set_faults({**ALL_503, "routes": [READ_ISSUE]})
     cursor = harness.runtime.state.cursor("jira", "jira")
+    cycle = harness.runtime.cycle
+    cycle.settings = cycle.settings.model_copy(update={"workers": 2})
 
     report = harness.cycle()
 
-    assert report.passing == 3 and report.unavailable, report.problems
-    assert "3 cases in a row failed with passing errors; the other 2 wait" in report.unavailable[0]
+    # no case starts after the third failure; the one still under way on the other worker finishes
+    assert report.passing in (3, 4) and report.unavailable, report.problems
+    left = 8 - report.passing
+    assert (
+        f"{report.passing} cases in a row failed with passing errors; the other {left} wait"
+        in (report.unavailable[0])
+    )
     assert harness.runtime.state.cursor("jira", "jira") == cursor
     harness.sandbox.jira.clear_faults()
     harness.converge()

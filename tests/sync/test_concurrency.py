@@ -1,0 +1,48 @@
+"""Cases synced by several workers at once: the same result as one after another, and really at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.sandbox.clients import sync_settings
+from connectors.sandbox.runner import Sandbox
+from tests.sync.conftest import Harness
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[Sandbox]:
+    """A sandbox of its own whose every API call takes 30 ms, so that workers overlap."""
+    with Sandbox("127.0.0.1", 0, latency_ms=30) as sandbox:
+        yield sandbox
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_first_sync_with_workers_creates_each_ticket_once_and_settles(
+    slow_sandbox: Sandbox, tmp_path: Path, aws_env: None, workers: int
+) -> None:
+    settings = sync_settings(slow_sandbox, tmp_path / "state.sqlite", targets=("jira",), workers=workers)
+    harness = Harness(slow_sandbox, settings)
+    try:
+        cases = [harness.create_case(f"Case {n}") for n in range(8)]
+        for case_id in cases[:4]:
+            harness.sir_responder.create_case_comment(caseId=case_id, body=f"evidence for {case_id}")
+        report = harness.cycle()
+        assert report.errors == 0, report.problems
+        assert report.created == 8
+        peak = slow_sandbox.jira.stats()["peak_in_flight"]
+        if workers == 1:
+            assert peak == 1  # one case after another: never two Jira calls at once
+        else:
+            assert peak > 1  # the workers overlapped
+        for case_id in cases:
+            issue = harness.issue_for(case_id)  # exactly one ticket each
+            if case_id in cases[:4]:
+                bodies = [c.body for c in harness.jira_responder.comments(issue.key)]
+                assert sum(f"evidence for {case_id}" in body for body in bodies) == 1
+        quiet = harness.converge()[-1]
+        assert quiet.writes == 0
+    finally:
+        harness.runtime.close()
