@@ -1,6 +1,6 @@
-"""One runner at a time: a lease in the state store that a runner takes, renews, and gives back.
+"""One runner at a time, and one worker per case: leases in the state store, taken, renewed, given back.
 
-A runner that dies leaves its lease to lapse after ``lease_seconds``; one on this same host whose
+A runner that dies leaves its leases to lapse after ``lease_seconds``; one on this same host whose
 process is gone is taken over at once, so a restart after a crash or a kill need not wait.
 """
 
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from connectors.state import Lease, StateStore
+from connectors.state import RUNNER_LEASE, Lease, StateStore
 
 
 class LeaseHeld(Exception):
@@ -38,18 +38,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def holder_id() -> str:
+    """Who holds a lease: this host and process, and a random part for a process id used again."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class RunnerLease:
     def __init__(
         self,
         state: StateStore,
         seconds: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        name: str = RUNNER_LEASE,
+        holder: str | None = None,
     ) -> None:
         self.state = state
         self.seconds = seconds
         self.now = now
+        self.name = name
         self.host = socket.gethostname()
-        self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder or holder_id()
         self._renewed: datetime | None = None
 
     def _mine(self, now: datetime) -> Lease:
@@ -59,14 +68,16 @@ class RunnerLease:
     def acquire(self) -> None:
         """Take the lease, or raise :class:`LeaseHeld` naming who has it."""
         now = self.now()
-        current = self.state.lease()
+        current = self.state.lease(self.name)
         orphaned = (
             current is not None
             and current.holder != self.holder
             and current.host == self.host
             and not _alive(current.pid)
         )
-        holder = self.state.acquire_lease(self._mine(now), now.isoformat(), take_over=orphaned)
+        holder = self.state.acquire_lease(
+            self._mine(now), now.isoformat(), take_over=orphaned, name=self.name
+        )
         if holder.holder != self.holder:
             raise LeaseHeld(holder)
         self._renewed = now
@@ -82,4 +93,4 @@ class RunnerLease:
             raise LeaseLost(f"lost the lease: {exc}; stopping before writing anything more") from exc
 
     def release(self) -> None:
-        self.state.release_lease(self.holder)
+        self.state.release_lease(self.holder, self.name)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from connectors.engine.case_sync import CaseSync, Features, Outcome
 from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
+from connectors.lease import LeaseHeld, RunnerLease, holder_id
 from connectors.mapping import Mapping
 from connectors.settings import SyncSettings
 from connectors.source import CaseSource, CaseSummary
@@ -33,6 +34,7 @@ from connectors.state import (
     Failure,
     Link,
     StateStore,
+    case_lease,
 )
 from connectors.target import TargetAdapter
 
@@ -76,6 +78,8 @@ class Cycle:
         self.settings = settings
         self.now = now
         self.features = Features()  # what SIR refused this cycle
+        # who holds a case's lease while a worker syncs it: this process
+        self.holder = holder_id()
         if sir.principal is None:
             sir.principal = state.principal("sir")
 
@@ -119,6 +123,31 @@ class Cycle:
         stages = STAGES if quarantined is None else _stages_while_quarantined(quarantined)
         if not stages:
             return Report()
+        claim = RunnerLease(
+            self.state,
+            self.settings.lease_seconds,
+            self.now,
+            name=case_lease(case_id, system),
+            holder=self.holder,
+        )
+        try:
+            claim.acquire()
+        except LeaseHeld as exc:
+            # another worker or process has this case: it is looked at again next cycle
+            outcome = Outcome(Report.of_case(case_id), {TICKET: RetriableError(f"case {case_id}: {exc}")})
+        else:
+            try:
+                outcome = self._run_case(case_id, target, stages)
+            finally:
+                claim.release()
+        if outcome.failed:
+            self._failed(case_id, system, outcome, already_quarantined=quarantined is not None)
+        elif quarantined is None:
+            self.state.clear_failure(case_id, system)
+        return outcome.report
+
+    def _run_case(self, case_id: str, target: Target, stages: tuple[str, ...]) -> Outcome:
+        system = target.adapter.system
         try:
             outcome = self.case_sync(target).run(case_id, stages)
         except FatalError:
@@ -130,11 +159,7 @@ class Cycle:
             outcome = Outcome(
                 Report.of_case(case_id), {TICKET: CaseError(f"unexpected {type(exc).__name__}: {exc}")}
             )
-        if outcome.failed:
-            self._failed(case_id, system, outcome, already_quarantined=quarantined is not None)
-        elif quarantined is None:
-            self.state.clear_failure(case_id, system)
-        return outcome.report
+        return outcome
 
     def _failed(self, case_id: str, system: str, outcome: Outcome, *, already_quarantined: bool) -> None:
         report = outcome.report

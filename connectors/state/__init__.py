@@ -6,6 +6,7 @@ from connectors.state.base import (
     CREATING,
     FIELDS,
     LINKED,
+    RUNNER_LEASE,
     SKIPPED,
     STAGES,
     STATUS,
@@ -18,6 +19,7 @@ from connectors.state.base import (
     Lease,
     Link,
     StateStore,
+    case_lease,
 )
 from connectors.state.sqlite import SqliteStateStore, StateError
 
@@ -27,6 +29,7 @@ __all__ = [
     "CREATING",
     "FIELDS",
     "LINKED",
+    "RUNNER_LEASE",
     "SKIPPED",
     "STAGES",
     "STATUS",
@@ -41,4 +44,5 @@ __all__ = [
     "SqliteStateStore",
     "StateError",
     "StateStore",
+    "case_lease",
 ]

@@ -99,6 +99,14 @@ class Lease:
     expires_at: str
 
 
+RUNNER_LEASE = "sync"
+
+
+def case_lease(case_id: str, target: str) -> str:
+    """The name of the lease a worker holds while it syncs one case with one target."""
+    return f"case:{target}:{case_id}"
+
+
 @dataclass(frozen=True)
 class Action:
     at: str
@@ -194,16 +202,19 @@ class StateStore(ABC):
     def forget_link(self, case_id: str, target: str) -> None:
         """Drop a link with its baselines and comment links, so the next cycle creates a ticket anew."""
 
-    # the single-runner lease
+    # leases: the runner's (RUNNER_LEASE), and one per case being synced (case_lease)
     @abstractmethod
-    def acquire_lease(self, lease: Lease, now: str, *, take_over: bool = False) -> Lease:
-        """Take the lease if it is free, expired, already ours, or ``take_over``; return the holder."""
+    def acquire_lease(
+        self, lease: Lease, now: str, *, take_over: bool = False, name: str = RUNNER_LEASE
+    ) -> Lease:
+        """Take the lease ``name`` if it is free, expired, already ours, or ``take_over``; return the
+        holder. Atomic: of two callers, one gets it."""
 
     @abstractmethod
-    def lease(self) -> Lease | None: ...
+    def lease(self, name: str = RUNNER_LEASE) -> Lease | None: ...
 
     @abstractmethod
-    def release_lease(self, holder: str) -> None: ...
+    def release_lease(self, holder: str, name: str = RUNNER_LEASE) -> None: ...
 
     # log
     @abstractmethod

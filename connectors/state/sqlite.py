@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from connectors.state import diagnosis
-from connectors.state.base import LINKED, Action, Baseline, CommentLink, Failure, Lease, Link, StateStore
+from connectors.state.base import (
+    LINKED,
+    RUNNER_LEASE,
+    Action,
+    Baseline,
+    CommentLink,
+    Failure,
+    Lease,
+    Link,
+    StateStore,
+)
 
 SCHEMA_VERSION = 3
 log = logging.getLogger(__name__)
@@ -431,23 +441,27 @@ class SqliteStateStore(StateStore):
 
     # the single-runner lease
 
-    def acquire_lease(self, lease: Lease, now: str, *, take_over: bool = False) -> Lease:
+    def acquire_lease(
+        self, lease: Lease, now: str, *, take_over: bool = False, name: str = RUNNER_LEASE
+    ) -> Lease:
         with self.transaction():
-            current = self.lease()
+            current = self.lease(name)
             if current is None or current.holder == lease.holder or current.expires_at <= now or take_over:
                 self._execute(
-                    "INSERT OR REPLACE INTO lease VALUES ('sync', ?, ?, ?, ?)",
-                    (lease.holder, lease.host, lease.pid, lease.expires_at),
+                    "INSERT OR REPLACE INTO lease VALUES (?, ?, ?, ?, ?)",
+                    (name, lease.holder, lease.host, lease.pid, lease.expires_at),
                 )
                 return lease
             return current
 
-    def lease(self) -> Lease | None:
-        row = self._execute("SELECT holder, host, pid, expires_at FROM lease WHERE name = 'sync'").fetchone()
+    def lease(self, name: str = RUNNER_LEASE) -> Lease | None:
+        row = self._execute(
+            "SELECT holder, host, pid, expires_at FROM lease WHERE name = ?", (name,)
+        ).fetchone()
         return Lease(*row) if row else None
 
-    def release_lease(self, holder: str) -> None:
-        self._execute("DELETE FROM lease WHERE name = 'sync' AND holder = ?", (holder,))
+    def release_lease(self, holder: str, name: str = RUNNER_LEASE) -> None:
+        self._execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
 
     # log
 

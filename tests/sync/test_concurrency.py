@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from connectors.sandbox.clients import sync_settings
 from connectors.sandbox.runner import Sandbox
+from connectors.state import Lease, case_lease
 from tests.sync.conftest import Harness
 
 
@@ -46,3 +51,42 @@ def test_a_first_sync_with_workers_creates_each_ticket_once_and_settles(
         assert quiet.writes == 0
     finally:
         harness.runtime.close()
+
+
+def test_a_case_another_runner_holds_waits_for_the_next_cycle(harness: Harness) -> None:
+    held, free = harness.create_case("Held elsewhere"), harness.create_case("Free")
+    state = harness.runtime.state
+    far = (harness.sandbox.clock.now() + timedelta(hours=1)).isoformat()
+    other = Lease("other-host:4242:abcd1234", "other-host", 4242, far)
+    name = case_lease(held, "jira")
+    assert state.acquire_lease(other, harness.sandbox.clock.now().isoformat(), name=name) == other
+
+    report = harness.cycle()
+
+    assert report.created == 1 and report.passing == 1, report.problems
+    assert any(
+        f"case {held}" in problem and "pid 4242 on other-host" in problem for problem in report.problems
+    )
+    harness.issue_for(free)
+    assert not harness.jira_responder.enhanced_search_issues(f'labels = "sirsync-case-{held}"')
+    state.release_lease(other.holder, name)
+    harness.converge()
+    harness.issue_for(held)
+    assert state.lease(name) is None  # a worker gives the case back when it is done
+
+
+def test_a_case_held_by_a_dead_process_on_this_host_is_taken_over_at_once(harness: Harness) -> None:
+    case_id = harness.create_case("Held by a killed run")
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(gone.stdout)
+    far = (harness.sandbox.clock.now() + timedelta(hours=1)).isoformat()
+    dead = Lease(f"{socket.gethostname()}:{pid}:deadbeef", socket.gethostname(), pid, far)
+    harness.runtime.state.acquire_lease(
+        dead, harness.sandbox.clock.now().isoformat(), name=case_lease(case_id, "jira")
+    )
+
+    report = harness.cycle()
+
+    assert report.created == 1 and report.errors == 0, report.problems
