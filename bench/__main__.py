@@ -33,7 +33,7 @@ class Plan:
     spread: float
 
 
-FULL = Plan(sizes=(100, 1000, 5000), cycles=60, first_sync_cases=1000, rss_cases=5000, samples=20, spread=60)
+FULL = Plan(sizes=(100, 1000, 5000), cycles=60, first_sync_cases=1000, rss_cases=5000, samples=20, spread=300)
 QUICK = Plan(sizes=(100, 300), cycles=15, first_sync_cases=100, rss_cases=500, samples=5, spread=10)
 
 
@@ -70,7 +70,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=20, help="latency of every API call, timed phases")
     parser.add_argument("--samples", type=int, help="changes timed per kind, comment and status (20)")
     parser.add_argument("--every", type=float, default=5, help="the interval of the timed sync --every")
-    parser.add_argument("--spread", type=float, help="seconds over which the timed changes are made (60)")
+    parser.add_argument("--spread", type=float, help="seconds over which the timed changes are made (300)")
     parser.add_argument("--timeout", type=float, default=420, help="seconds a timed change may take")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep state files and sirsync's output here")
