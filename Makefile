@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox soak clean
+.PHONY: test lint demo sandbox soak bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check connectors tests
-	$(BIN)/ruff format --check connectors tests
-	$(BIN)/mypy connectors
+	$(BIN)/ruff check connectors tests bench
+	$(BIN)/ruff format --check connectors tests bench
+	$(BIN)/mypy connectors bench
 
 test: lint
 	$(BIN)/pytest -q
@@ -28,6 +28,11 @@ sandbox: $(STAMP)
 # The reliability proofs in full (CI runs them reduced): 50 cases killed 30+ times, 200 cycles under faults.
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak --full
+
+# sirsync against the naive strategy on the sandbox, one table (BENCHMARKS.md); not part of `make test`.
+# A shorter run: make bench BENCH_ARGS="--quick"
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,115 @@
+"""What the phases share: counting calls, running the ``sirsync`` command, and progress on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from connectors.sandbox.clients import aws_environment
+from connectors.sandbox.identities import INTEGRATION, REGION
+from connectors.sandbox.runner import Sandbox
+
+WORKERS_SETTING = "SIRSYNC_SYNC__WORKERS"
+
+
+def total_calls(sandbox: Sandbox) -> int:
+    """API calls all three systems have served: the sandbox's own per-route counters (control routes
+    and in-process helpers are not counted)."""
+    return sum(int(app.stats()["total"]) for app in sandbox.apps)
+
+
+def concurrency() -> int:
+    """How many cases sirsync syncs at once: ``SIRSYNC_SYNC__WORKERS`` when set (a later sirsync reads
+    it; today's has no such setting and syncs one case at a time), else 1."""
+    value = os.environ.get(WORKERS_SETTING, "").strip()
+    return max(1, int(value)) if value else 1
+
+
+def sirsync_command(*arguments: str) -> list[str]:
+    """The installed ``sirsync`` command beside this interpreter, or the same entry point through it."""
+    script = Path(sys.executable).with_name("sirsync")
+    if script.exists():
+        return [str(script), *arguments]
+    return [sys.executable, "-m", "connectors.cli", *arguments]
+
+
+def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``sirsync`` process syncing into the sandbox's Jira, set the documented way."""
+    env = {
+        **os.environ,
+        "SIRSYNC_TARGETS": "jira",
+        "SIRSYNC_STATE_PATH": str(state),
+        "SIRSYNC_LOG_LEVEL": "WARNING",
+        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
+        "SIRSYNC_SIR__REGION": REGION,
+        "SIRSYNC_JIRA__URL": sandbox.jira_url,
+        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
+        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
+        "SIRSYNC_JIRA__PROJECT": "SEC",
+        **aws_environment(),
+        **extra,
+    }
+    for name in ("SIRSYNC_CONFIG", "SIRSYNC_CRASH_AT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
+    return env
+
+
+def use_integration_credentials() -> None:
+    """The integration's AWS credentials where boto3 looks, for cycles run in this process."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    os.environ.update(aws_environment())
+
+
+def issue_keys(sandbox: Sandbox) -> dict[str, str]:
+    """Case id -> Jira issue key, read in-process through sirsync's documented cross-reference label."""
+    keys = {}
+    for key, issue in sandbox.jira.issues.items():
+        for label in issue.labels:
+            if label.startswith("sirsync-case-"):
+                keys[label.removeprefix("sirsync-case-")] = key
+    return keys
+
+
+class Progress:
+    """One progress line on stderr for long phases: rewritten in place on a terminal, else a line at
+    most every ``every`` seconds."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 10.0, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.quiet = quiet
+        self._last = 0.0
+        self._shown: tuple[str, int, int] | None = None
+        self._open = False
+
+    def say(self, line: str) -> None:
+        if self.quiet:
+            return
+        self._end_line()
+        print(line, file=self.stream, flush=True)
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        tty = self.stream.isatty()
+        if (label, done, total) == self._shown:
+            return
+        if done < total and now - self._last < (0.5 if tty else self.every):
+            return
+        self._last, self._shown = now, (label, done, total)
+        text = f"  {label}: {done}/{total}"
+        if tty:
+            print(f"\r{text}\033[K", end="", file=self.stream, flush=True)
+            self._open = True
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _end_line(self) -> None:
+        if self._open:
+            print(file=self.stream, flush=True)
+            self._open = False
