@@ -132,7 +132,7 @@ def notes(args: argparse.Namespace) -> list[str]:
         "ticket, every cycle.",
         f"First sync: one `sirsync sync --once` into Jira, {args.latency_ms} ms per API call; calls per "
         "case of the population / per open (synced) case; bound = calls x latency / concurrency "
-        f"({concurrency()}: SIRSYNC_SYNC__WORKERS, default 1). Peak RSS: ru_maxrss (wait4) of the "
+        f"({concurrency()}: SIRSYNC_SYNC__WORKERS, default 8). Peak RSS: ru_maxrss (wait4) of the "
         f"process of a first sync with {args.comments} comments per case at 0 ms; MB = 10^6 bytes.",
         f"Latency: `sirsync sync --every {every}` on the real clock, {args.latency_ms} ms per call; each "
         f"sample a case of its own, changed at a random moment of a {spread} s window; Jira watched "

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from connectors.sandbox.clients import aws_environment
+from connectors.sandbox.clients import SANDBOX_RATE, aws_environment
 from connectors.sandbox.identities import INTEGRATION, REGION
 from connectors.sandbox.runner import Sandbox
+from connectors.settings import SyncSettings
 
 WORKERS_SETTING = "SIRSYNC_SYNC__WORKERS"
 
@@ -22,10 +23,9 @@ def total_calls(sandbox: Sandbox) -> int:
 
 
 def concurrency() -> int:
-    """How many cases sirsync syncs at once: ``SIRSYNC_SYNC__WORKERS`` when set (a later sirsync reads
-    it; today's has no such setting and syncs one case at a time), else 1."""
+    """How many cases sirsync syncs at once: ``SIRSYNC_SYNC__WORKERS`` when set, else sirsync's default."""
     value = os.environ.get(WORKERS_SETTING, "").strip()
-    return max(1, int(value)) if value else 1
+    return max(1, int(value)) if value else SyncSettings().workers
 
 
 def sirsync_command(*arguments: str) -> list[str]:
@@ -39,6 +39,12 @@ def sirsync_command(*arguments: str) -> list[str]:
 def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str, str]:
     """The environment of a ``sirsync`` process syncing into the sandbox's Jira, set the documented way."""
     env = {
+        # the client-side rate limits pace calls to a real system; against the sandbox they would bound
+        # the figures instead of the calls and their latency (an operator's own setting still wins)
+        **{
+            f"SIRSYNC_{system}__REQUESTS_PER_SECOND": str(SANDBOX_RATE)
+            for system in ("SIR", "JIRA", "SERVICENOW")
+        },
         **os.environ,
         "SIRSYNC_TARGETS": "jira",
         "SIRSYNC_STATE_PATH": str(state),
