@@ -566,13 +566,9 @@ class JiraAdapter(TargetAdapter):
             },
             "properties": [{"key": PROPERTY_KEY, "value": {"caseId": case_id, "caseArn": case_arn}}],
         }
+        # the labels and the cross-reference property go with the create: one call, and an issue that
+        # exists carries both
         created = self._send("POST", "issue", body)
-        # the create may not accept properties on every instance: set it again, it is idempotent
-        self._send(
-            "PUT",
-            f"issue/{created['key']}/properties/{PROPERTY_KEY}",
-            {"caseId": case_id, "caseArn": case_arn},
-        )
         return self.get_ticket(str(created["key"]))
 
     def get_ticket(self, key: str) -> Ticket:

@@ -262,3 +262,13 @@ def test_more_cases_than_one_list_page_holds_are_all_synced(harness: Harness) ->
     driver = JiraDriver(harness)
     assert all(len(driver.keys(case_id)) == 1 for case_id in cases)
     assert driver.ticket(cases[-1]).comments[0].endswith("on the second page")
+
+
+def test_a_new_issue_carries_its_cross_reference_property_from_the_create_call(harness: Harness) -> None:
+    case_id = harness.create_case("Property in the create")
+    harness.cycle()
+    issue = harness.issue_for(case_id)
+    value = harness.jira_responder.issue_property(issue.key, "sirsync").raw["value"]
+    assert value["caseId"] == case_id and value["caseArn"].endswith(case_id)
+    calls = harness.sandbox.jira.stats()["calls"]
+    assert "PUT /rest/api/2/issue/{issue}/properties/{key}" not in calls  # no second call to set it

@@ -29,7 +29,7 @@ class CommentHandlers(JiraCore):
     def add_comment(self, request: Request) -> Response:
         issue = self._issue_of(request)
         data = body_of(request)
-        properties = _properties(data)
+        properties = entity_properties(data)
         comment = self._new_comment(issue, request.caller, data.get("body"))
         comment.properties.update(properties)
         self._written(issue, request.caller, [])
@@ -54,7 +54,7 @@ class CommentHandlers(JiraCore):
     def edit_comment(self, request: Request) -> Response:
         issue, comment = self._comment_of(request)
         data = body_of(request)
-        properties = _properties(data)
+        properties = entity_properties(data)
         if "body" in data:
             self._check_comment_body(data["body"])
         comment.properties.update(properties)  # as Jira's edit does: the properties given are set
@@ -72,8 +72,9 @@ class CommentHandlers(JiraCore):
         return Response(204)
 
 
-def _properties(data: dict[str, Any]) -> dict[str, Any]:
-    """The ``properties`` of a comment create or edit, checked as entity properties are."""
+def entity_properties(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``properties`` of an issue create or a comment create or edit, checked as entity properties
+    are."""
     found: dict[str, Any] = {}
     for prop in data.get("properties") or []:
         if not isinstance(prop, dict) or not isinstance(prop.get("key"), str) or not prop["key"]:

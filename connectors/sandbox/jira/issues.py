@@ -16,6 +16,7 @@ from connectors.sandbox.jira.catalog import (
     find_named,
     jira_error,
 )
+from connectors.sandbox.jira.comments import entity_properties
 from connectors.sandbox.jira.core import API, JiraCore
 from connectors.sandbox.jira.records import (
     EDITABLE_ALL,
@@ -80,6 +81,7 @@ class IssueHandlers(JiraCore):
         if errors:
             raise jira_error(400, errors=dict(errors))
         comment_bodies = self._comment_adds(update)
+        properties = entity_properties(data)  # set with the issue, as Jira Cloud's create does
         now = self.clock.now()
         issue = Issue(
             id=self._next_issue_id,
@@ -102,6 +104,7 @@ class IssueHandlers(JiraCore):
         self._next_issue_id += 1
         self._next_number += 1
         self._issues[issue.id] = issue
+        issue.properties.update(properties)
         for body in comment_bodies:
             self._new_comment(issue, caller, body)
         self._written(issue, caller, [])
