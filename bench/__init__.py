@@ -1,4 +1,4 @@
-"""The benchmark harness of issue 12: ``python -m bench`` (``make bench``).
+"""The benchmark harness: ``python -m bench`` (``make bench``).
 
 It drives sirsync only through its public surfaces (the ``sirsync sync`` command with ``SIRSYNC_*``
 settings, or ``build_runtime`` and ``cycle.run()`` on the sandbox's clock) and counts API calls with the

@@ -10,7 +10,7 @@ from bench.latency import Latency, Samples
 
 COLUMNS = ("measure", "sirsync", "naive", "target", "result")
 NOT_RUN = "not run"
-IDLE_TARGET_SIZES = (1000, 5000)  # where issue 12 sets the idle target
+IDLE_TARGET_SIZES = (1000, 5000)  # the sizes the idle target is judged at
 IDLE_FACTOR = 5
 FIRST_SYNC_CASES = 1000
 CALLS_PER_CASE = 9

@@ -1,4 +1,4 @@
-"""The reliability proofs: crash consistency under SIGKILL and the fault soak (issue 5).
+"""The reliability proofs: crash consistency under SIGKILL and the fault soak.
 
 CI runs them reduced (a few tens of seconds each); ``make soak`` runs them in full.
 """
