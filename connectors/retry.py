@@ -74,18 +74,20 @@ class RateLimit:
         self._paused_until = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Wait for a call's turn; return how long that took."""
+    def acquire(self, *, waited_out: bool = False) -> float:
+        """Wait for a call's turn; return how long that took. ``waited_out``: the caller has just slept
+        through a throttled answer's Retry-After itself (a retry), so the pause is not waited again."""
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if now >= self._paused_until and self._tokens >= 1:
+                paused = 0.0 if waited_out else self._paused_until - now
+                if paused <= 0 and self._tokens >= 1:
                     self._tokens -= 1
                     return waited
-                wait = max(self._paused_until - now, (1 - self._tokens) / self.rate, 0.001)
+                wait = max(paused, (1 - self._tokens) / self.rate, 0.001)
             self._sleep(wait)
             waited += wait
 
@@ -111,9 +113,25 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     limit: RateLimit | None = None  # the system's, shared by every call to it
 
-    def limited(self, limit: RateLimit) -> RetryPolicy:
-        """This policy, with every attempt waiting its turn at ``limit``."""
-        return replace(self, limit=limit)
+    def limited(self, limit: RateLimit | float) -> RetryPolicy:
+        """This policy, with every attempt waiting its turn at ``limit`` (a :class:`RateLimit`, or a rate
+        to make one). A rate limit made here keeps time with this policy's sleep: where a test or a
+        soak injects a sleep that does not really wait, the limit's pauses pass as fast."""
+        if isinstance(limit, RateLimit):
+            return replace(self, limit=limit)
+        if self.sleep is time.sleep:
+            return replace(self, limit=RateLimit(limit))
+        slept = [0.0]
+        injected = self.sleep
+
+        def sleep(seconds: float) -> None:
+            slept[0] += seconds
+            injected(seconds)
+
+        def clock() -> float:
+            return time.monotonic() + slept[0]
+
+        return replace(self, sleep=sleep, limit=RateLimit(limit, clock=clock, sleep=sleep))
 
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
@@ -137,9 +155,12 @@ class RetryPolicy:
         limit = self.limit
         if limit is not None:
             unlimited = function
+            attempts = 0
 
             def function() -> T:
-                limit.acquire()
+                nonlocal attempts
+                attempts += 1
+                limit.acquire(waited_out=attempts > 1)  # a retry comes after this policy's own wait
                 try:
                     result = unlimited()
                 except RetriableError as error:

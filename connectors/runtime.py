@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from connectors.engine import Cycle, Target
 from connectors.mapping import Mapping, load_mapping
-from connectors.retry import RateLimit, RetryPolicy
+from connectors.retry import RetryPolicy
 from connectors.settings import Settings
 from connectors.sir.adapter import SirAdapter
 from connectors.state import SqliteStateStore, StateStore
@@ -56,7 +56,7 @@ def build_adapters(
     """SIR's adapter and one target per mapping; nothing is contacted yet, no state is opened. Each
     system's calls share one rate limit, set by its ``requests_per_second``."""
     policy = retry or RetryPolicy()
-    sir = SirAdapter.from_settings(settings.sir, policy.limited(RateLimit(settings.sir.requests_per_second)))
+    sir = SirAdapter.from_settings(settings.sir, policy.limited(settings.sir.requests_per_second))
     targets = [
         Target(_adapter(settings, system, mapping, policy), mapping) for system, mapping in mappings.items()
     ]
@@ -65,7 +65,7 @@ def build_adapters(
 
 def _adapter(settings: Settings, system: str, mapping: Mapping, policy: RetryPolicy) -> TargetAdapter:
     system_settings = settings.jira if system == "jira" else settings.servicenow
-    retry = policy.limited(RateLimit(system_settings.requests_per_second))
+    retry = policy.limited(system_settings.requests_per_second)
     if system == "jira":
         from connectors.jira.adapter import JiraAdapter
 

@@ -211,3 +211,15 @@ def test_each_system_gets_its_own_limit_at_its_setting(tmp_path: Path) -> None:
     limits = [sir._retry.limit, *(target.adapter._retry.limit for target in targets)]  # type: ignore[attr-defined]
     assert [limit.configured for limit in limits if limit] == [3, 7, 20]
     assert len({id(limit) for limit in limits}) == 3
+
+
+def test_the_call_that_met_the_429_waits_once_other_callers_wait_for_the_pause() -> None:
+    clock = FakeClock()
+    limit = RateLimit(100, clock=clock.time, sleep=clock.sleep)
+    slept: list[float] = []
+    policy = RetryPolicy(sleep=slept.append).limited(limit)  # the policy's own sleep only records
+    throttled = RetriableError("429", 30.0, applied=False, throttled=True)
+    assert policy.call(_flaky([throttled])) == "done"
+    assert slept == [30.0] and clock.now < 1  # its retry was not held by the pause a second time
+    limit.acquire()  # another caller, which met no 429 itself
+    assert clock.now >= 30.0
