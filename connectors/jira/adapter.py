@@ -384,11 +384,8 @@ class JiraAdapter(TargetAdapter):
             return []
         reachable = workflow.reachable(workflow.initial)
         found = []
-        for named in mapping.target_statuses():
-            moved_to = (
-                named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
-            )
-            if moved_to and named.value in workflow.statuses and named.value not in reachable:
+        for named in mapping.moved_to_statuses():
+            if named.value in workflow.statuses and named.value not in reachable:
                 message = (
                     f"status {named.value!r} cannot be reached from {workflow.initial!r}, where new "
                     f"{issue_type} issues start, in the workflow {workflow.name!r}"
@@ -404,11 +401,8 @@ class JiraAdapter(TargetAdapter):
         declared = {named.value for named in mapping.status_paths.statuses()}
         fix = "declare the workflow in status.paths, or give the Jira user the Administer Jira permission"
         found = []
-        for named in mapping.target_statuses():
-            moved_to = (
-                named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
-            )
-            if moved_to and named.value not in declared:
+        for named in mapping.moved_to_statuses():
+            if named.value not in declared:
                 message = (
                     f"status {named.value!r} is not in status.paths and the workflow cannot be read: "
                     "an issue reaches it only by a direct transition"

@@ -297,6 +297,15 @@ class Mapping:
             named.append(self._named(customer, ("pending_action", "customer_status")))
         return named
 
+    def moved_to_statuses(self) -> list[Named]:
+        """The ticket statuses the mapping moves tickets to: status.outbound values and
+        pending_action.customer_status (the others only name statuses tickets may be in)."""
+        return [
+            named
+            for named in self.target_statuses()
+            if named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
+        ]
+
     def target_values(self, name: str) -> list[Named]:
         """Every fixed value the mapping may write into the ticket field ``name``: value tables and
         defaults, a template without placeholders, the create defaults. Values copied from the case

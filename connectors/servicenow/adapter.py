@@ -593,9 +593,8 @@ def _unreachable(mapping: TargetMapping, site: str) -> list[Problem]:
     if not paths.edges or start is None:
         return []
     found = []
-    for named in mapping.target_statuses():
-        moved_to = named.key.startswith("status.outbound.") or named.key == "pending_action.customer_status"
-        if moved_to and paths.walk(start, named.value) is None:
+    for named in mapping.moved_to_statuses():
+        if paths.walk(start, named.value) is None:
             message = (
                 f"state {named.value!r} cannot be reached from {start!r}, where a new case's record "
                 f"starts, along the state flow in status.paths ({paths.at})"
