@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from connectors import preflight
 from connectors.preflight import WARNING, Problem
-from connectors.source import OPTIONAL_ACTIONS
+from connectors.sir.adapter import PROBED_ACTIONS
 
 if TYPE_CHECKING:
     from connectors.engine import Target
@@ -59,7 +59,7 @@ class Row:
 
 
 def sir_actions(mappings: Iterable[TargetMapping]) -> list[str]:
-    """The ``security-ir:`` actions the sync calls for these mappings, reads first."""
+    """The ``security-ir:`` actions the sync calls for these mappings, in the order they are probed."""
     needed = {"GetCase", "ListComments"}
     for mapping in mappings:
         spec = mapping.spec
@@ -75,18 +75,7 @@ def sir_actions(mappings: Iterable[TargetMapping]) -> list[str]:
             needed.add("ListInvestigations")
             if spec.investigations.feedback:
                 needed |= {"SendFeedback", "CreateCaseComment"}
-    order = [
-        "GetCase",
-        "ListComments",
-        "ListInvestigations",
-        "CreateCaseComment",
-        "UpdateCaseComment",
-        "UpdateCase",
-        "UpdateCaseStatus",
-        "CloseCase",
-        "SendFeedback",
-    ]
-    return [f"security-ir:{action}" for action in order if action in needed]
+    return [action for action in PROBED_ACTIONS if action.removeprefix("security-ir:") in needed]
 
 
 def examine(settings: Settings) -> list[Row]:
@@ -135,7 +124,7 @@ def _sir_rows(sir: SirAdapter, mappings: Sequence[TargetMapping]) -> list[Row]:
     actions = sir_actions(mappings)
     problems = sir.preflight()
     if not problems:
-        problems = sir.probe_actions(actions, optional=OPTIONAL_ACTIONS)
+        problems = sir.probe_actions(actions)
     checks = ["credentials", *actions]
     return _rows("SIR", checks, frozenset({"credentials"}), problems, sir.url)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -68,6 +68,8 @@ _PROBES: dict[str, dict[str, Any]] = {
     "SendFeedback": {"resultId": "inv-0000000000", "usefulness": "USEFUL"},
 }
 _READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations"})
+# every action probe_actions can ask about, in the order it asks
+PROBED_ACTIONS = tuple(f"security-ir:{operation}" for operation in _PROBES)
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
 # Credentials that SIR does not accept at all: nothing can work until they are fixed. An
 # AccessDeniedException is not among them: it refuses one action on one resource.
@@ -227,12 +229,12 @@ class SirAdapter(CaseSource):
     def url(self) -> str:
         return str(self._client.meta.endpoint_url)
 
-    def probe_actions(self, actions: Iterable[str], optional: Collection[str] = ()) -> list[Problem]:
+    def probe_actions(self, actions: Iterable[str]) -> list[Problem]:
         """Whether SIR lets the integration's principal call each of ``actions`` (``security-ir:GetCase``),
         writing nothing: each is asked of a case that does not exist, so that IAM answers first,
         AccessDeniedException if it refuses the action, ResourceNotFoundException if it allows it. Write
         actions are probed only once GetCase has confirmed that the case is absent. A refused action in
-        ``optional`` is a warning: the sync turns its feature off instead of failing. Each problem's
+        OPTIONAL_ACTIONS is a warning: the sync turns its feature off instead of failing. Each problem's
         ``check`` is its action."""
         found: list[Problem] = []
         absent: bool | None = None  # whether GetCase confirmed that PROBE_CASE does not exist
@@ -240,6 +242,11 @@ class SirAdapter(CaseSource):
             operation = action.removeprefix("security-ir:")
             params = _PROBES.get(operation)
             if params is None:
+                continue
+            if operation == "GetCase":  # its probe is the absence check: a pass is ResourceNotFound
+                problem = self._probe_action(action, operation, params)
+                absent = problem is None
+                found += [problem] if problem else []
                 continue
             if operation not in _READ_ACTIONS:
                 if absent is None:
@@ -252,7 +259,7 @@ class SirAdapter(CaseSource):
                         Problem("SIR", message, "nothing; the first sync tries it", self.url, WARNING, action)
                     )
                     continue
-            problem = self._probe_action(action, operation, params, action in optional)
+            problem = self._probe_action(action, operation, params)
             if problem is not None:
                 found.append(problem)
         return found
@@ -266,9 +273,7 @@ class SirAdapter(CaseSource):
             return False
         return False
 
-    def _probe_action(
-        self, action: str, operation: str, params: dict[str, Any], optional: bool
-    ) -> Problem | None:
+    def _probe_action(self, action: str, operation: str, params: dict[str, Any]) -> Problem | None:
         allow = f"an IAM policy allowing {action} to the integration's AWS principal"
         try:
             self._call(_snake(operation), idempotent=operation in _READ_ACTIONS, caseId=PROBE_CASE, **params)
@@ -276,7 +281,7 @@ class SirAdapter(CaseSource):
             return None  # allowed: IAM let the call through to a case that is not there
         except PermissionDenied:
             effect = OPTIONAL_ACTIONS.get(action)
-            if optional and effect:
+            if effect:
                 message = f"SIR refuses {action}, so {effect}"
                 return Problem(
                     "SIR", message, f"{allow}, or turn that off in the mapping", self.url, WARNING, action
