@@ -81,8 +81,8 @@ def sir_actions(mappings: Iterable[TargetMapping]) -> list[str]:
 def examine(settings: Settings) -> list[Row]:
     """Every row for these settings, grouped by system: SIR, then each target. A target whose settings
     or mapping are wrong is not asked anything; the other systems still are."""
-    from connectors.mapping import MappingError, load_mapping
-    from connectors.runtime import build_adapters
+    from connectors.mapping import MappingError
+    from connectors.runtime import build_adapters, load_target_mapping
 
     settings_problems = preflight.check_settings(settings)
     rows = {"SIR": [_settings_row("SIR", settings_problems)]}
@@ -90,9 +90,8 @@ def examine(settings: Settings) -> list[Row]:
     for name in settings.targets:
         system = SYSTEMS[name]
         rows[system] = [_settings_row(system, settings_problems)]
-        path = settings.jira.mapping_path if name == "jira" else settings.servicenow.mapping_path
         try:
-            mapping = load_mapping(path, name)
+            mapping = load_target_mapping(settings, name)
         except MappingError as exc:
             rows[system].append(Row(system, "mapping", "fail", str(exc), "the mapping file named above"))
             continue

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from connectors.engine import Cycle, Target
 from connectors.mapping import Mapping, load_mapping
 from connectors.retry import RetryPolicy
-from connectors.settings import Settings
+from connectors.settings import KNOWN_TARGETS, Settings
 from connectors.sir.adapter import SirAdapter
 from connectors.state import SqliteStateStore, StateStore
 from connectors.target import TargetAdapter
@@ -42,12 +42,17 @@ def build_runtime(
 
 def load_mappings(settings: Settings) -> dict[str, Mapping]:
     """The mapping of each configured target, validated (a :class:`MappingError` if one is not)."""
-    mappings = {}
-    if "jira" in settings.targets:
-        mappings["jira"] = load_mapping(settings.jira.mapping_path, "jira")
-    if "servicenow" in settings.targets:
-        mappings["servicenow"] = load_mapping(settings.servicenow.mapping_path, "servicenow")
-    return mappings
+    return {
+        target: load_target_mapping(settings, target)
+        for target in KNOWN_TARGETS
+        if target in settings.targets
+    }
+
+
+def load_target_mapping(settings: Settings, target: str) -> Mapping:
+    """One target's mapping (``jira`` or ``servicenow``), validated."""
+    system = settings.jira if target == "jira" else settings.servicenow
+    return load_mapping(system.mapping_path, target)
 
 
 def build_adapters(
