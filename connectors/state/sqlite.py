@@ -187,8 +187,13 @@ class SqliteStateStore(StateStore):
         else:
             scratch.unlink(missing_ok=True)
 
+    def _has_meta(self) -> bool:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        return self._db.execute(query).fetchone() is not None
+
     def _version(self) -> str | None:
-        if self._db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+        """The file's schema version, None if it has none (a new file, or not a state file)."""
+        if not self._has_meta():
             return None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return None if row is None else str(row[0])
@@ -207,23 +212,20 @@ class SqliteStateStore(StateStore):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._back_up()
         with self.transaction():
-            existing = self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-            ).fetchone()
-            if existing is None:  # a new file: the current schema at once
+            if not self._has_meta():  # a new file: the current schema at once
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and str(row[0]).isdigit() and int(row[0]) < SCHEMA_VERSION:
-                for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+            found = self._version()
+            if found is not None and found.isdigit() and int(found) < SCHEMA_VERSION:
+                for version in range(int(found) + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[version]:
                         self._db.execute(statement)
                 self._db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
                 )
-                row = (str(SCHEMA_VERSION),)
-        return None if row is None else str(row[0])
+                found = str(SCHEMA_VERSION)
+        return found
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
