@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from connectors.sandbox.clients import SANDBOX_RATE, aws_environment
-from connectors.sandbox.identities import INTEGRATION, REGION
+from connectors.sandbox.clients import aws_environment, sync_environment
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import SyncSettings
 
@@ -38,26 +37,11 @@ def sirsync_command(*arguments: str) -> list[str]:
 
 def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str, str]:
     """The environment of a ``sirsync`` process syncing into the sandbox's Jira, set the documented way."""
-    env = {
-        # the client-side rate limits pace calls to a real system; against the sandbox they would bound
-        # the figures instead of the calls and their latency (an operator's own setting still wins)
-        **{
-            f"SIRSYNC_{system}__REQUESTS_PER_SECOND": str(SANDBOX_RATE)
-            for system in ("SIR", "JIRA", "SERVICENOW")
-        },
-        **os.environ,
-        "SIRSYNC_TARGETS": "jira",
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_LOG_LEVEL": "WARNING",
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_SIR__REGION": REGION,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "SIRSYNC_JIRA__PROJECT": "SEC",
-        **aws_environment(),
-        **extra,
-    }
+    env = {**os.environ, **sync_environment(sandbox, state), "SIRSYNC_LOG_LEVEL": "WARNING", **extra}
+    # the client-side rate limits pace calls to a real system; against the sandbox they would bound the
+    # figures instead of the calls and their latency: sync_environment lifts them, an operator's own
+    # setting still wins
+    env.update({name: value for name, value in os.environ.items() if name.endswith("__REQUESTS_PER_SECOND")})
     for name in ("SIRSYNC_CONFIG", "SIRSYNC_CRASH_AT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         env.pop(name, None)
     return env

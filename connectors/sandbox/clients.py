@@ -87,6 +87,32 @@ def sync_settings(
     )
 
 
+def sync_environment(
+    sandbox: Sandbox, state_path: Path, targets: str = "jira", servicenow_table: str = "incident"
+) -> dict[str, str]:
+    """The ``SIRSYNC_*`` and AWS variables of a ``sirsync`` process syncing against the sandbox as the
+    integration's identity: the environment form of :func:`sync_settings`."""
+    return {
+        "SIRSYNC_TARGETS": targets,
+        "SIRSYNC_STATE_PATH": str(state_path),
+        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
+        "SIRSYNC_SIR__REGION": REGION,
+        "SIRSYNC_JIRA__URL": sandbox.jira_url,
+        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
+        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
+        "SIRSYNC_JIRA__PROJECT": "SEC",
+        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
+        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
+        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
+        "SIRSYNC_SERVICENOW__TABLE": servicenow_table,
+        **{
+            f"SIRSYNC_{system}__REQUESTS_PER_SECOND": str(SANDBOX_RATE)
+            for system in ("SIR", "JIRA", "SERVICENOW")
+        },
+        **aws_environment(),
+    }
+
+
 def aws_environment(identity: Identity = INTEGRATION) -> dict[str, str]:
     """The environment variables boto3 reads credentials from, for the sandbox's identities."""
     return {

@@ -14,8 +14,14 @@ from jira import JIRA
 
 from connectors.engine import Report
 from connectors.runtime import Runtime, build_runtime
-from connectors.sandbox.clients import SANDBOX_RATE, aws_environment, jira_client, sir_client, sync_settings
-from connectors.sandbox.identities import INTEGRATION, REGION, RESPONDER
+from connectors.sandbox.clients import (
+    aws_environment,
+    jira_client,
+    sir_client,
+    sync_environment,
+    sync_settings,
+)
+from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings
 
@@ -112,27 +118,7 @@ def sirsync_environment(
     sandbox: Sandbox, state: Path, targets: str = "jira", table: str = "incident", **extra: str
 ) -> dict[str, str]:
     """The environment a ``sirsync`` process against the sandbox runs with: SIRSYNC_* and AWS's."""
-    env = {
-        **os.environ,
-        "SIRSYNC_TARGETS": targets,
-        "SIRSYNC_STATE_PATH": str(state),
-        "SIRSYNC_SIR__ENDPOINT_URL": sandbox.sir_url,
-        "SIRSYNC_SIR__REGION": REGION,
-        "SIRSYNC_JIRA__URL": sandbox.jira_url,
-        "SIRSYNC_JIRA__USER": INTEGRATION.jira_user,
-        "SIRSYNC_JIRA__TOKEN": INTEGRATION.jira_token,
-        "SIRSYNC_JIRA__PROJECT": "SEC",
-        "SIRSYNC_SERVICENOW__URL": sandbox.servicenow_url,
-        "SIRSYNC_SERVICENOW__USER": INTEGRATION.servicenow_user,
-        "SIRSYNC_SERVICENOW__PASSWORD": INTEGRATION.servicenow_password,
-        "SIRSYNC_SERVICENOW__TABLE": table,
-        **{
-            f"SIRSYNC_{system}__REQUESTS_PER_SECOND": str(SANDBOX_RATE)
-            for system in ("SIR", "JIRA", "SERVICENOW")
-        },
-        **aws_environment(),
-        **extra,
-    }
+    env = {**os.environ, **sync_environment(sandbox, state, targets, table), **extra}
     env.pop("SIRSYNC_CRASH_AT", None)
     return env
 
