@@ -423,6 +423,16 @@ def test_a_security_incident_close_code_not_in_sys_choice_stops_the_run_at_its_l
     assert write_counts(sandbox) == before
 
 
+def servicenow_preflight(settings: Settings, mapping: Path) -> list[Problem]:
+    """What ServiceNow's preflight finds with an admin's mapping file, through a runtime of its own."""
+    running = build_runtime(settings)
+    try:
+        snow, _ = target(running, "servicenow")
+        return snow.preflight(load_mapping(mapping, "servicenow"))
+    finally:
+        running.close()
+
+
 def test_servicenow_preflight_checks_every_choice_field_the_mapping_writes(
     sandbox: Sandbox, settings: Settings, tmp_path: Path
 ) -> None:
@@ -430,12 +440,7 @@ def test_servicenow_preflight_checks_every_choice_field_the_mapping_writes(
     text = shipped_mapping("servicenow-secops.yaml").read_text()
     path = tmp_path / "secops.yaml"
     path.write_text(text.replace('Security Incident: "1"', 'Security Incident: "1 - High"', 1))
-    running = build_runtime(settings)
-    try:
-        snow, _ = target(running, "servicenow")
-        [problem] = snow.preflight(load_mapping(path, "servicenow"))
-    finally:
-        running.close()
+    [problem] = servicenow_preflight(settings, path)
     assert problem.check == "choices" and problem.kind == CONFIG
     assert problem.message.startswith("severity '1 - High' does not exist among the severity choices")
     assert "did you mean '1' (1 - High)?" in problem.message
@@ -448,12 +453,7 @@ def test_a_security_incident_state_the_declared_flow_cannot_reach_is_named_with_
     settings.servicenow.table = "sn_si_incident"
     path, _ = mapping_copy(tmp_path, "servicenow-secops.yaml", '    "100": ["3"]\n', "")
     line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if row == '    Closed: "3"')
-    running = build_runtime(settings)
-    try:
-        snow, _ = target(running, "servicenow")
-        [problem] = snow.preflight(load_mapping(path, "servicenow"))
-    finally:
-        running.close()
+    [problem] = servicenow_preflight(settings, path)
     assert problem.check == "status paths" and problem.kind == CONFIG
     assert problem.message.startswith("state '3' cannot be reached from '10', where a new case's record")
     assert problem.fix == f"{path}:{line} status.outbound.Closed"
