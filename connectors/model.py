@@ -107,6 +107,12 @@ class Ticket:
     #: what tells one state of the ticket from the next, where ``updated`` alone cannot (a
     #: second-precision time with a modification count); defaults to ``updated``
     version: str = ""
+    #: the ticket's comments, where they were read with it in full; None: read them with
+    #: :meth:`~connectors.target.TargetAdapter.comments`
+    comments: tuple[Comment, ...] | None = None
+    #: as a create answered, not read back: its id, key and cross-reference are known, its status,
+    #: fields and update time are not
+    partial: bool = False
 
     @property
     def revision(self) -> str:

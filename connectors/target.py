@@ -7,7 +7,7 @@ mapping; an adapter knows how its system stores, finds and transitions a ticket.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -67,11 +67,22 @@ class TargetAdapter(ABC):
     def find_ticket(self, case_id: str) -> Ticket | None:
         """The ticket carrying this case's cross-reference, if one exists (search before create)."""
 
+    def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
+        """The tickets carrying these cases' cross-references, by case id (cases without one are left
+        out): :meth:`find_ticket` for many cases, in as few searches as the system allows."""
+        found = {}
+        for case_id in case_ids:
+            ticket = self.find_ticket(case_id)
+            if ticket is not None:
+                found[case_id] = ticket
+        return found
+
     @abstractmethod
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
     ) -> Ticket:
-        """Create a ticket that carries the cross-reference to ``case_id``."""
+        """Create a ticket that carries the cross-reference to ``case_id``; the answer may be
+        :attr:`~connectors.model.Ticket.partial`, not read back."""
 
     @abstractmethod
     def get_ticket(self, key: str) -> Ticket:
@@ -116,7 +127,8 @@ class TargetAdapter(ABC):
         """
 
     @abstractmethod
-    def comments(self, ticket: Ticket) -> Sequence[Comment]: ...
+    def comments(self, ticket: Ticket) -> Sequence[Comment]:
+        """Every comment of the ticket, oldest first (see also :attr:`Ticket.comments`)."""
 
     @abstractmethod
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
