@@ -1,9 +1,11 @@
 """Sync one case with its ticket in one target: the unit of work a cycle, an event or a webhook triggers.
 
-Each pass reads both sides, decides per field by comparing each side with the baseline (the values the
-two last agreed on), writes what must change, and records it. A pass that wrote is followed by another
-that re-reads, so the update times recorded at the end are ones whose state was fully compared: the
-next cycle then sees nothing new, and idle cycles write nothing.
+Each side is read once; a pass decides per field by comparing each side with the baseline (the values
+the two last agreed on), writes what must change, and records it. A pass that wrote is followed by
+another, after reading again only the side it wrote to (SIR's case, or the ticket with its comments),
+so the update times recorded at the end are ones whose state was fully compared: the next cycle then
+sees nothing new, and idle cycles write nothing. A side not written to keeps the update time it was
+read with, so a change made there meanwhile is seen by the next cycle.
 
 After the case and its ticket are read (or the ticket created), the stages (fields, status, comments,
 the investigative agent) run and fail separately: a refused status change is that stage's error, and
@@ -69,6 +71,39 @@ class Features:
         report.warnings.append(warning)
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Cross-references searched for many cases at once, before their syncs (one search instead of
+    one per case). The answer stands for a case whose link is still missing when its sync starts,
+    under its lease: every create is recorded as an intent first, so no sirsync process has created
+    that case's ticket since. A case with a link, or an intent, is looked up again on its own."""
+
+    searched: frozenset[str]
+    found: dict[str, Ticket]
+
+
+@dataclass
+class Glance:
+    """What a glance read of SIR (see :meth:`CaseSync.glance`), handed on to the sync it calls for."""
+
+    comments: Sequence[Comment] | None = None
+    comments_read_at: str = ""
+    actions: list[Investigation] | None = None
+    actions_read: bool = False
+
+
+@dataclass
+class View:
+    """What one sync has read of each side; a side is read again only after a write to it."""
+
+    case: Case
+    actions: list[Investigation] | None = None
+    actions_read: bool = False
+    sir_comments: Sequence[Comment] | None = None
+    comments_read_at: str = ""  # when sir_comments were read, for the comment rotation
+    target_comments: Sequence[Comment] | None = None
+
+
 @dataclass
 class Outcome:
     """What one case's sync did, and which stages failed (stage -> error)."""
@@ -103,17 +138,96 @@ class CaseSync:
     def system(self) -> str:
         return self.target.system
 
-    def run(self, case_id: str, stages: Collection[str] = STAGES) -> Outcome:
+    def run(
+        self,
+        case_id: str,
+        stages: Collection[str] = STAGES,
+        *,
+        lookup: Lookup | None = None,
+        seen: Glance | None = None,
+    ) -> Outcome:
         """Sync the case, running only ``stages`` (a quarantined case runs its comment stages only).
 
+        ``lookup``: a search for the cross-references of cases without a link, made before this sync
+        (see :class:`Lookup`). ``seen``: what a glance already read of SIR, not read again.
         Reading the case or reading or creating its ticket raises; a stage's failure is recorded in
         the outcome and the other stages go on.
         """
         outcome = Outcome(Report.of_case(case_id))
+        report = outcome.report
+        view = View(self.sir.get_case(case_id))
+        if seen is not None:
+            view.sir_comments, view.comments_read_at = seen.comments, seen.comments_read_at
+            view.actions, view.actions_read = seen.actions, seen.actions_read
+        if not view.actions_read:
+            view.actions, view.actions_read = self._agent_actions(case_id, report), True
+        ticket: Ticket | None = None
         for _ in range(MAX_PASSES):
-            if not self._pass(case_id, stages, outcome):
+            if ticket is None:
+                ticket = self._ticket(view.case, report, lookup)
+                if ticket is None:
+                    return outcome
+            sir_writes, ticket_writes = report.sir_writes, report.ticket_writes
+            wrote = self._pass(view, ticket, stages, outcome)
+            if not wrote and not ticket.partial:
+                self._settle(view, ticket)
                 return outcome
+            # only a side written to has changed since it was read: read that side again, and
+            # compare once more, so that what is recorded as seen was fully compared
+            sir_wrote = report.sir_writes > sir_writes
+            ticket_wrote = report.ticket_writes > ticket_writes or ticket.partial
+            if sir_wrote or not ticket_wrote:  # (a write not counted as either: read both)
+                view.case = self.sir.get_case(case_id)
+                if self.sir.principal is None and view.sir_comments is not None:
+                    # its own comments, just written, are how the integration learns its principal
+                    view.sir_comments = self.sir.comments(case_id)
+            if ticket_wrote or not sir_wrote:
+                ticket = self.target.get_ticket(ticket.key)
+                view.target_comments = None
         raise CaseError(f"case {case_id} kept changing during {MAX_PASSES} passes; will try again next cycle")
+
+    def glance(self, case_id: str, *, comments: bool, agent: bool) -> Glance | None:
+        """Read only what can change without bumping the case (its comments, the agent's actions),
+        and tell whether a sync is due; None when nothing is new, the check then recorded.
+
+        This is what the comment rotation and the follow-up of unfinished agent actions cost: one
+        ListComments and one ListInvestigations at most, and nothing of the ticket.
+        """
+        link = self.state.link(case_id, self.system)
+        if link is None or link.state != LINKED:
+            return Glance()
+        seen = Glance()
+        report = Report()
+        if agent and self.mapping.spec.investigations.enabled:
+            seen.actions, seen.actions_read = self._agent_actions(case_id, report), True
+            if seen.actions is not None and (
+                self.investigations.pending(case_id, seen.actions)
+                or self._summary_moved(case_id, seen.actions)
+            ):
+                return seen
+        if comments:
+            seen.comments_read_at = self.now().isoformat()
+            seen.comments = self.sir.comments(case_id)
+            if self.comments.pending(case_id, seen.comments):
+                return seen
+            link.comments_checked_at = seen.comments_read_at
+            self.state.save_link(link)
+        return None
+
+    def _summary_moved(self, case_id: str, actions: Sequence[Investigation]) -> bool:
+        """Whether a field showing the agent's summary (``summary: template``) was last synced with
+        another summary than the latest."""
+        if self.mapping.spec.investigations.summary != "template":
+            return False
+        summary = normalise(summary_text(actions))
+        if not summary:
+            return False
+        baselines = self.state.baselines(case_id, self.system)
+        for name, field in self.mapping.fields.items():
+            base = baselines.get(name)
+            if field.source.uses(SUMMARY_FIELD) and (base is None or summary not in normalise(base.sir)):
+                return True
+        return False
 
     def _agent_actions(self, case_id: str, report: Report) -> list[Investigation] | None:
         """The agent's actions, or None when the mapping or SIR's permissions leave them out."""
@@ -127,39 +241,64 @@ class CaseSync:
             self.features.deny(exc, report)
             return None
 
-    def _pass(self, case_id: str, stages: Collection[str], outcome: Outcome) -> bool:
+    def _ticket(self, case: Case, report: Report, lookup: Lookup | None) -> Ticket | None:
+        """The case's ticket: read by its link, found by its cross-reference, or created."""
+        link = self.state.link(case.case_id, self.system)
+        if link is not None and link.state == LINKED:
+            return self.target.get_ticket(link.ticket_key)
+        return self._ensure_ticket(case, link, report, lookup)
+
+    def _settle(self, view: View, ticket: Ticket) -> None:
+        """Record the update times of what was compared, and when the case's comments were read."""
+        link = self.state.link(view.case.case_id, self.system)
+        assert link is not None
+        link.sir_updated = view.case.updated
+        link.ticket_updated = ticket.revision
+        if view.comments_read_at:
+            link.comments_checked_at = view.comments_read_at
+        self.state.save_link(link)
+
+    def _pass(self, view: View, ticket: Ticket, stages: Collection[str], outcome: Outcome) -> bool:
+        case_id = view.case.case_id
         report = outcome.report
-        case = self.sir.get_case(case_id)
-        actions = self._agent_actions(case_id, report)
+        actions = view.actions
+        case = view.case
         if actions is not None and self.mapping.spec.investigations.summary == "template":
             case = Case(case_id, {**case.fields, SUMMARY_FIELD: summary_text(actions)})
-        link = self.state.link(case_id, self.system)
-        if link is None or link.state != LINKED:
-            ticket = self._ensure_ticket(case, link, report)
-            if ticket is None:
-                return False
-            link = self.state.link(case_id, self.system)
-            assert link is not None
-        else:
-            ticket = self.target.get_ticket(link.ticket_key)
-
-        read: list[Sequence[Comment]] = []  # the ticket's comments, read once for both comment stages
 
         def target_comments() -> Sequence[Comment]:
-            if not read:
-                read.append(self.target.comments(ticket))
-            return read[0]
+            if ticket.partial:  # just created: none of ours yet; read back with it before settling
+                return ()
+            if view.target_comments is None:
+                known = ticket.comments
+                view.target_comments = known if known is not None else self.target.comments(ticket)
+            return view.target_comments
 
-        steps: list[tuple[str, Callable[[], bool]]] = [
-            (FIELDS, lambda: self._sync_fields(case, ticket, report, agent_known=actions is not None)),
-            (STATUS_STAGE, lambda: self.status.run(case, ticket, report)),
+        def sir_comments() -> Sequence[Comment]:
+            if view.sir_comments is None:
+                view.comments_read_at = self.now().isoformat()
+                view.sir_comments = self.sir.comments(case_id)
+            return view.sir_comments
+
+        steps: list[tuple[str, Callable[[], bool]]] = []
+        if not ticket.partial:  # its fields were set by the create; its status is not known yet
+            steps += [
+                (FIELDS, lambda: self._sync_fields(case, ticket, report, agent_known=actions is not None)),
+                (STATUS_STAGE, lambda: self.status.run(case, ticket, report)),
+            ]
+        steps.append(
             (
                 COMMENTS,
                 lambda: self.comments.run(
-                    case_id, ticket, target_comments(), report, sir_accepts_comments=not case.closed
+                    case_id,
+                    ticket,
+                    sir_comments(),
+                    target_comments(),
+                    report,
+                    sir_accepts_comments=not case.closed,
                 ),
-            ),
-        ]
+            )
+        )
         if actions is not None:
             steps.append(
                 (AGENT, lambda: self.investigations.run(case_id, ticket, actions, target_comments(), report))
@@ -168,11 +307,6 @@ class CaseSync:
         for stage, step in steps:
             if stage in stages and stage not in outcome.failed:
                 wrote |= self._stage(case_id, stage, step, outcome)
-        if not wrote:
-            link.sir_updated = case.updated
-            link.ticket_updated = ticket.revision
-            link.comments_checked_at = self.now().isoformat()
-            self.state.save_link(link)
         return wrote
 
     def _stage(self, case_id: str, stage: str, step: Callable[[], bool], outcome: Outcome) -> bool:
@@ -195,9 +329,14 @@ class CaseSync:
 
     # --- the ticket ----------------------------------------------------------------------------------
 
-    def _ensure_ticket(self, case: Case, link: Link | None, report: Report) -> Ticket | None:
+    def _ensure_ticket(
+        self, case: Case, link: Link | None, report: Report, lookup: Lookup | None
+    ) -> Ticket | None:
         """Find the case's ticket through its cross-reference, or create it: never twice."""
-        found = self.target.find_ticket(case.case_id)
+        if link is None and lookup is not None and case.case_id in lookup.searched:
+            found = lookup.found.get(case.case_id)
+        else:
+            found = self.target.find_ticket(case.case_id)
         if found is not None:
             self._save_link(case, found)
             self.state.record(case.case_id, self.system, "linked_existing", ticket=found.key)
@@ -318,6 +457,7 @@ class CaseSync:
         if to_target or add or remove:
             self.target.update_ticket(ticket, to_target, add, remove)
             report.updated += 1
+            report.ticket_writes += 1
             wrote = True
         if to_sir:
             self.sir.update_case(case.case_id, to_sir)

@@ -36,6 +36,7 @@ class CommentSync:
         self,
         case_id: str,
         ticket: Ticket,
+        sir_comments: Sequence[Comment],
         target_comments: Sequence[Comment],
         report: Report,
         *,
@@ -45,11 +46,7 @@ class CommentSync:
 
         A closed SIR case takes no more comments: ticket comments then stay where they are.
         """
-        sir_comments = self.sir.comments(case_id)
-        links = {
-            (link.origin, link.source_id): link
-            for link in self.state.comment_links(case_id, self.target.system)
-        }
+        links = self._links(case_id)
         self._learn_own_principal(sir_comments, links.values())
 
         direction = self.mapping.spec.comments.direction
@@ -59,6 +56,32 @@ class CommentSync:
         if direction in ("inbound", "both") and sir_accepts_comments:
             wrote |= self._inbound(case_id, ticket, sir_comments, target_comments, links, report)
         return wrote
+
+    def _links(self, case_id: str) -> dict[tuple[str, str], CommentLink]:
+        return {
+            (link.origin, link.source_id): link
+            for link in self.state.comment_links(case_id, self.target.system)
+        }
+
+    def pending(self, case_id: str, sir_comments: Sequence[Comment]) -> bool:
+        """Whether SIR has a comment for this target that is not mirrored yet, or edited since: what
+        the comment rotation asks, knowing the case's SIR comments and nothing of its ticket."""
+        if self.mapping.spec.comments.direction not in ("outbound", "both"):
+            return False
+        links = self._links(case_id)
+        self._learn_own_principal(sir_comments, links.values())
+        mirrors_in_sir = _mirror_ids(links.values(), origin=self.target.system)
+        for comment in sir_comments:
+            if not self._goes_to_target(comment, mirrors_in_sir):
+                continue
+            link = links.get(("sir", comment.id))
+            if link is None:
+                return True
+            if link.source_hash != digest(comment.body):
+                dropped = link.mirror_deleted and self.mapping.spec.comments.deleted_mirror == "skip"
+                if not dropped:
+                    return True
+        return False
 
     def _learn_own_principal(self, sir_comments: Sequence[Comment], links: Iterable[CommentLink]) -> None:
         """A comment sirsync is known to have written in SIR tells its own principal; remember it."""
@@ -83,8 +106,8 @@ class CommentSync:
         if comment.id in mirrors_in_sir:
             return False
         marker = find_marker(comment.body)
-        if marker is None:
-            return not comment.own
+        if marker is None:  # (the principal may have been learned since the comment was read)
+            return not (comment.own or self.sir.is_own(comment.author))
         return marker.system not in (self.target.system, "sir")
 
     def _outbound(
@@ -114,6 +137,7 @@ class CommentSync:
                     existing = self.target.add_comment(ticket, text, internal=self._internal)
                     crash_point("comment_posted_to_target")
                     report.comments += 1
+                    report.ticket_writes += 1
                     wrote = True
                     self.state.record(
                         case_id, self.target.system, "comment_outbound", sir=comment.id, target=existing
@@ -148,6 +172,7 @@ class CommentSync:
             mirror = link.mirror_ids[0] if link.mirror_ids else ""
             if self._edit_mirror(ticket, mirror, text, target_comments):
                 report.comments += 1
+                report.ticket_writes += 1
                 link.source_hash = digest(comment.body)
                 self.state.save_comment_link(link)
                 self.state.record(case_id, system, "comment_edit_outbound", sir=comment.id)
@@ -164,6 +189,7 @@ class CommentSync:
             reposted = self.target.add_comment(ticket, text, internal=self._internal)
             crash_point("comment_reposted_to_target")
             report.comments += 1
+            report.ticket_writes += 1
             posted = True
         link.mirror_ids = [reposted]
         link.source_hash = digest(comment.body)

@@ -1,10 +1,12 @@
 """A sync cycle: find what changed on each side since the last cycle, then sync those cases, several at once.
 
 Timestamps only say where to look. SIR's ListCases has no filter, so every page is read and each case's
-``lastUpdatedDate`` is compared with the one recorded when it was last synced. A comment does not always
-bump its case, so a bounded rotation also looks at linked open cases whose comments were checked longest
-ago. Ticket systems are searched from a cursor, with an overlap window for coarse dates and lagging
-search; the cursor moves only once everything before it is recorded.
+``lastUpdatedDate`` is compared with the one recorded when it was last synced. A comment (or an agent
+action) does not always bump its case, so a bounded rotation also glances at linked open cases whose
+comments were checked longest ago: their comments and agent actions are read, and the case is synced
+only if something there is not mirrored yet. Ticket systems are searched from a cursor, with an overlap
+window for coarse dates and lagging search; the cursor moves only once everything before it is recorded.
+The cross-references of new cases are searched for many cases at once, before their syncs start.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.engine.case_sync import CaseSync, Features, Outcome
+from connectors.engine.case_sync import CaseSync, Features, Lookup, Outcome
 from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.lease import LeaseHeld, RunnerLease, holder_id
@@ -111,8 +113,20 @@ class Cycle:
             self.sir, target.adapter, target.mapping, self.state, self.settings, self.now, self.features
         )
 
-    def sync_case(self, case_id: str, target: Target, *, quarantined: Failure | None = None) -> Report:
+    def sync_case(
+        self,
+        case_id: str,
+        target: Target,
+        *,
+        quarantined: Failure | None = None,
+        lookup: Lookup | None = None,
+        glance: frozenset[str] = frozenset(),
+    ) -> Report:
         """Sync one case with one target, turning its failures into report lines.
+
+        ``glance``: the case is due only for a look at these stages' SIR side (:data:`COMMENTS`,
+        :data:`AGENT`), and is synced only if that look finds something new. ``lookup``: its
+        cross-reference, searched with other cases' (see :class:`Lookup`).
 
         A quarantined case runs its comment stages only, unless they are what failed. A case that
         keeps failing is quarantined with its reason: after ``quarantine_after`` cycles for a refusal
@@ -137,7 +151,7 @@ class Cycle:
             outcome = Outcome(Report.of_case(case_id), {TICKET: RetriableError(f"case {case_id}: {exc}")})
         else:
             try:
-                outcome = self._run_case(case_id, target, stages)
+                outcome = self._run_case(case_id, target, stages, lookup, glance)
             finally:
                 claim.release()
         if outcome.failed:
@@ -146,10 +160,23 @@ class Cycle:
             self.state.clear_failure(case_id, system)
         return outcome.report
 
-    def _run_case(self, case_id: str, target: Target, stages: tuple[str, ...]) -> Outcome:
+    def _run_case(
+        self,
+        case_id: str,
+        target: Target,
+        stages: tuple[str, ...],
+        lookup: Lookup | None,
+        glance: frozenset[str],
+    ) -> Outcome:
         system = target.adapter.system
+        sync = self.case_sync(target)
         try:
-            outcome = self.case_sync(target).run(case_id, stages)
+            seen = None
+            if glance:
+                seen = sync.glance(case_id, comments=COMMENTS in glance, agent=AGENT in glance)
+                if seen is None:
+                    return Outcome(Report())  # nothing new: not counted as a case synced
+            outcome = sync.run(case_id, stages, lookup=lookup, seen=seen)
         except FatalError:
             raise
         except SyncError as exc:
@@ -202,21 +229,48 @@ class Cycle:
             name = target.adapter.display_name
             report.system_down(f"{name} cannot be searched this cycle, its cases wait for the next: {exc}")
             return report
-        due = self._due_from_sir(system, summaries) | set(changed)
+        due, glances = self._due_from_sir(system, summaries)
+        due |= set(changed)
         failures = {f.case_id: f for f in self.state.failures() if f.target == system}
         held = {case_id: f for case_id, f in failures.items() if f.quarantined}
         # a failing case is read again by id until it syncs, instead of holding the search cursor back
         due |= {case_id for case_id, f in failures.items() if not f.quarantined}
         report.quarantined = len(held)
-        todo = sorted(due)
-        if not self._sync_all(target, todo, held, report):
+        glances = {case_id: kinds for case_id, kinds in glances.items() if case_id not in due}
+        lookup = self._look_up(target, due)
+        todo = sorted(due | set(glances))
+        if not self._sync_all(target, todo, held, report, lookup, glances):
             return report  # the cursor stays: the cases left, or what the search found, come again
         if cursor is not None:
             self.state.save_cursor(system, system, cursor.isoformat())
         return report
 
+    def _look_up(self, target: Target, due: set[str]) -> Lookup | None:
+        """Search the cross-references of the due cases without a link in a few searches; None if the
+        search fails, and each case then searches for itself."""
+        unlinked = frozenset(c for c in due if self.state.link(c, target.adapter.system) is None)
+        if not unlinked:
+            return None
+        try:
+            return Lookup(unlinked, target.adapter.find_tickets(sorted(unlinked)))
+        except FatalError:
+            raise
+        except SyncError as exc:
+            log.warning(
+                "%s: cannot look up tickets in one search (%s); each case looks up its own",
+                target.adapter.display_name,
+                exc,
+            )
+            return None
+
     def _sync_all(
-        self, target: Target, todo: Sequence[str], held: dict[str, Failure], report: Report
+        self,
+        target: Target,
+        todo: Sequence[str],
+        held: dict[str, Failure],
+        report: Report,
+        lookup: Lookup | None = None,
+        glances: dict[str, frozenset[str]] | None = None,
     ) -> bool:
         """Sync ``todo`` with ``target`` on a pool of workers, each case on one worker, its stages in
         order; no more cases are under way than there are workers, so that a stop (a signal, passing
@@ -236,9 +290,15 @@ class Cycle:
                     case_id = next(queue, None)
                     if case_id is None:
                         break
-                    running[pool.submit(self.sync_case, case_id, target, quarantined=held.get(case_id))] = (
-                        case_id
+                    work = pool.submit(
+                        self.sync_case,
+                        case_id,
+                        target,
+                        quarantined=held.get(case_id),
+                        lookup=lookup,
+                        glance=(glances or {}).get(case_id, frozenset()),
                     )
+                    running[work] = case_id
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -275,7 +335,11 @@ class Cycle:
                 link.comments_checked_at = ""
                 self.state.save_link(link)
 
-    def _due_from_sir(self, system: str, summaries: Sequence[CaseSummary]) -> set[str]:
+    def _due_from_sir(
+        self, system: str, summaries: Sequence[CaseSummary]
+    ) -> tuple[set[str], dict[str, frozenset[str]]]:
+        """The cases SIR shows changed (or new), and those due only for a glance: the comment
+        rotation's (comments and the agent) and those with unfinished agent actions (the agent)."""
         known = {link.case_id: link for link in self.state.links(system, (LINKED, CREATING, SKIPPED))}
         due: set[str] = set()
         for summary in summaries:
@@ -292,11 +356,14 @@ class Cycle:
                     continue
                 due.add(summary.case_id)
         linked = [link for link in known.values() if link.state == LINKED]
-        due |= self._comment_rotation(linked, summaries)
+        glances = {
+            case_id: frozenset((COMMENTS, AGENT)) for case_id in self._comment_rotation(linked, summaries)
+        }
         # the agent's actions change without bumping the case: follow the unfinished ones every cycle
         unfinished = self.state.cases_with_unfinished_agent_actions(system)
-        due |= unfinished & {link.case_id for link in linked}
-        return due
+        for case_id in unfinished & {link.case_id for link in linked}:
+            glances[case_id] = glances.get(case_id, frozenset()) | {AGENT}
+        return due, glances
 
     def _comment_rotation(self, linked: Sequence[Link], summaries: Sequence[CaseSummary]) -> set[str]:
         """Linked open cases whose comments were checked longest ago, beyond the configured interval."""

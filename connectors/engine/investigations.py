@@ -119,7 +119,44 @@ class InvestigationSync:
                     wrote |= self._command(case_id, ticket, comment, by_id, links, posted, report)
         return wrote
 
+    def pending(self, case_id: str, actions: Sequence[Investigation]) -> bool:
+        """Whether the agent's actions hold anything not mirrored yet: a new action, one that finished,
+        a mirrored one whose text changed, or a summary still being written. What a glance at
+        ListInvestigations asks, knowing nothing of the ticket."""
+        progress = self.state.agent_actions(case_id, self.system)
+        links = {
+            (link.origin, link.source_id): link for link in self.state.comment_links(case_id, self.system)
+        }
+        for action in actions:
+            if progress.get(action.id) != action.finished:
+                return True
+            link = links.get((INVESTIGATION, action.id))
+            if self._wanted(action) and (link is None or link.source_hash != digest(self._text(action))):
+                return True
+        if self.settings.summary == "comment":
+            text = self._summary_text(actions)
+            link = links.get((INVESTIGATION, SUMMARY_ID))
+            if text and (link is None or link.source_hash != digest(text)):
+                return True
+        if self.settings.summary == "template":  # shown in a field: a summary being written may change
+            return any(a.action_type == "Summarization" and not a.finished for a in actions)
+        return False
+
     # --- actions ---------------------------------------------------------------------------------
+
+    def _text(self, action: Investigation) -> str:
+        head = (
+            f"SIR investigation {action.action_type}: {action.title} "
+            f"({action.status}, {_when(action.updated)})"
+        )
+        return self.target.mirror_text(f"{head} {Marker(INVESTIGATION, action.id)}", action.content)
+
+    def _summary_text(self, actions: Sequence[Investigation]) -> str:
+        summary = summary_text(actions)
+        if not summary:
+            return ""
+        head, _, body = summary.partition("\n")
+        return self.target.mirror_text(f"{head.rstrip(':')} {Marker(INVESTIGATION, SUMMARY_ID)}", body)
 
     def _wanted(self, action: Investigation) -> bool:
         if action.action_type == "Summarization" and self.settings.summary != "none":
@@ -139,11 +176,7 @@ class InvestigationSync:
         link = links.get((INVESTIGATION, action.id))
         if not self._wanted(action):
             return False
-        head = (
-            f"SIR investigation {action.action_type}: {action.title} "
-            f"({action.status}, {_when(action.updated)})"
-        )
-        text = self.target.mirror_text(f"{head} {Marker(INVESTIGATION, action.id)}", action.content)
+        text = self._text(action)
         fingerprint = digest(text)
         if link is not None and link.source_hash == fingerprint:
             return False
@@ -158,6 +191,7 @@ class InvestigationSync:
             self.state.record(case_id, self.system, "investigation_updated", action=action.id)
         self._save(case_id, action.id, [existing], fingerprint)
         report.comments += 1
+        report.ticket_writes += 1
         return True
 
     @property
@@ -178,11 +212,9 @@ class InvestigationSync:
         posted: dict[tuple[str, str], str],
         report: Report,
     ) -> bool:
-        summary = summary_text(actions)
-        if not summary:
+        text = self._summary_text(actions)
+        if not text:
             return False
-        head, _, body = summary.partition("\n")
-        text = self.target.mirror_text(f"{head.rstrip(':')} {Marker(INVESTIGATION, SUMMARY_ID)}", body)
         link = links.get((INVESTIGATION, SUMMARY_ID))
         if link is not None and link.source_hash == digest(text):
             return False
@@ -193,6 +225,7 @@ class InvestigationSync:
             self.target.edit_comment(ticket, existing, text, internal=self._internal)
         self._save(case_id, SUMMARY_ID, [existing], digest(text))
         report.comments += 1
+        report.ticket_writes += 1
         return True
 
     # --- feedback commands -----------------------------------------------------------------------
@@ -236,6 +269,7 @@ class InvestigationSync:
                 ticket, self.target.mirror_text(f"Reply from sirsync {marker}", reply)
             )
             report.comments += 1
+            report.ticket_writes += 1
         self.state.save_comment_link(
             CommentLink(case_id, self.system, COMMAND, comment.id, [existing], "done")
         )

@@ -18,6 +18,7 @@ class Report:
     case_ids: set[str] = field(default_factory=set)  # the cases synced, whatever the targets
     quarantined: int = 0  # quarantined cases: held back, or set aside by this cycle
     sir_writes: int = 0  # the part of the writes that went to SIR, which other targets must then see
+    ticket_writes: int = 0  # writes to the ticket: what makes the ticket read again before it is settled
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # systems (or targets) that could not be worked on this cycle: passing trouble, or refused credentials

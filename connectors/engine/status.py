@@ -169,6 +169,7 @@ class StatusSync:
                 case_id, self.system, "status_outbound", sir=sir_now, target=wanted, steps=steps
             )
         report.transitions += steps
+        report.ticket_writes += steps
         return steps > 0
 
     def _inbound(

@@ -213,7 +213,8 @@ class TestJiraDeletedMirror(DeletedMirrorContract):
         comments = CommentSync(
             harness.runtime.cycle.sir, target.adapter, target.mapping, harness.runtime.state
         )
-        comments.run(case_id, ticket, read_before, Report())
+        sir_comments = harness.runtime.cycle.sir.comments(case_id)
+        comments.run(case_id, ticket, sir_comments, read_before, Report())
 
         assert harness.sandbox.jira.stats()["calls"][JIRA_COMMENT_EDIT] == 1
         assert _link(harness, case_id, "jira", comment_id).mirror_deleted

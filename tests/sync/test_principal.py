@@ -14,6 +14,8 @@ from connectors.state import SqliteStateStore
 from tests.sync.conftest import sync_process
 from tests.sync.test_crash import jira_keys, new_case
 
+LIST_COMMENTS = "POST /v1/cases/{caseId}/list-comments"
+
 
 def test_an_assumed_role_session_names_its_role() -> None:
     session = "arn:aws:sts::123456789012:assumed-role/sirsync-integration/ecs-task-41"
@@ -50,10 +52,13 @@ def test_a_new_session_name_does_not_make_the_sync_mirror_its_own_writes(
     authors = {c["creator"] for c in second_task.list_comments(caseId=case_id)["items"]}
     assert len(authors) == 2 and all(":assumed-role/sirsync-integration/" in a for a in authors)
 
-    # a comment need not bump its case: the comment rotation looks at every open case this time
+    # a comment need not bump its case: the comment rotation looks at every open case this time, and
+    # finds nothing to mirror, so the case is not synced
+    listed = sandbox.sir.stats()["calls"].get(LIST_COMMENTS, 0)
     second = sync_process(
         sandbox, state, AWS_SESSION_TOKEN="second-task", SIRSYNC_SYNC__COMMENT_CHECK_INTERVAL_SECONDS="0"
     )
-    assert second.returncode == 0 and "cases 1" in second.stdout, second.stdout
+    assert second.returncode == 0 and "cases 0" in second.stdout, second.stdout
+    assert sandbox.sir.stats()["calls"][LIST_COMMENTS] == listed + 1
     bodies = [comment.body for comment in jira.comments(key)]
     assert not any("written by the integration's own role" in body for body in bodies)
