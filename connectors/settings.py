@@ -104,7 +104,7 @@ class SyncSettings(BaseModel):
         60, ge=0, description="How long to wait for search to show a ticket whose create may have happened."
     )
     comment_check_interval_seconds: int = Field(
-        300, ge=0, description="Longest delay before a SIR comment that did not bump its case is seen."
+        600, ge=0, description="Longest delay before a SIR comment that did not bump its case is seen."
     )
     comment_checks_per_cycle: int = Field(50, ge=0)
     quarantine_after: int = Field(

@@ -51,7 +51,7 @@ class TestLostAnswers:
         case_id = harness.create_case()
         harness.converge()
         harness.sir_responder.create_case_comment(caseId=case_id, body="say it once")
-        harness.sandbox.clock.advance(400)
+        harness.sandbox.clock.advance(700)
         getattr(harness.sandbox, system).set_faults({**LOST_ANSWER, "routes": [route]})
         harness.cycle()
         harness.converge()

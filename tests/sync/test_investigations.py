@@ -47,7 +47,7 @@ class TestAgentInBothTargets:
         summary = agent.add_investigation(case_id, "Summarization", "Summary", "First findings", "Completed")
         harness.converge()
         agent.set_investigation(case_id, summary, content="Final findings: one compromised key")
-        harness.sandbox.clock.advance(400)  # agent updates do not bump the case: the rotation finds it
+        harness.sandbox.clock.advance(700)  # agent updates do not bump the case: the rotation finds it
         harness.converge()
 
         jira, snow = JiraDriver(harness), ServiceNowDriver(harness)
@@ -172,7 +172,7 @@ def test_every_action_can_be_shown_and_updated_in_place(harness: Harness, tmp_pa
         agent.advance_investigations(case_id)
         eager.converge()
     agent.set_investigation(case_id, action, content="three instances in eu-west-1")
-    harness.sandbox.clock.advance(400)  # a finished action's later edit is found by the rotation
+    harness.sandbox.clock.advance(700)  # a finished action's later edit is found by the rotation
     eager.converge()
     (last,) = agent_comments(jira.ticket(case_id).comments)
     assert "(Pending" in first and "(Completed" in last and "three instances in eu-west-1" in last

@@ -82,7 +82,7 @@ def test_a_case_quarantined_for_its_status_keeps_mirroring_comments(
 
     harness.sir_responder.create_case_comment(caseId=case_id, body="AWS: we see it too")
     jira.add_comment(case_id, "thanks, rotating now")
-    sandbox.clock.advance(400)  # the comment rotation comes round to the case
+    sandbox.clock.advance(700)  # the comment rotation comes round to the case
     later = harness.cycle()
 
     assert later.comments == 2 and later.quarantined == 1, later.line()

@@ -122,7 +122,7 @@ class TestAllThreeSystems:
         harness.sir_responder.create_case_comment(caseId=case_id, body="said in SIR")
         jira.add_comment(case_id, "said in Jira")
         snow.add_comment(case_id, "said in ServiceNow")
-        harness.sandbox.clock.advance(400)  # the SIR comment did not bump the case: the rotation finds it
+        harness.sandbox.clock.advance(700)  # the SIR comment did not bump the case: the rotation finds it
         harness.converge()
         for _ in range(3):
             assert harness.cycle().writes == 0
