@@ -18,7 +18,7 @@ from bench.calls import measure_calls
 from bench.common import Progress, concurrency, use_integration_credentials
 from bench.first_sync import first_sync
 from bench.latency import change_latency
-from bench.table import Results, render
+from bench.table import SCENARIO, Results, render
 
 PHASES = ("calls", "first-sync", "rss", "latency")
 
@@ -99,6 +99,9 @@ def run(args: argparse.Namespace, progress: Progress) -> Results:
             results.first_sync = first_sync(
                 args.first_sync_cases, args.comments, args.latency_ms, workdir, progress, args.seed
             )
+            cases, comments = SCENARIO
+            progress.say(f"first sync: {cases} cases with {comments} comments each, {args.latency_ms} ms")
+            results.scenario = first_sync(cases, comments, args.latency_ms, workdir, progress, args.seed)
         if "rss" in args.only:
             progress.say(f"peak RSS: first sync of {args.rss_cases} cases, no latency")
             results.rss = first_sync(args.rss_cases, args.comments, 0, workdir, progress, args.seed)

@@ -48,7 +48,7 @@ def test_naive_idle_cycle_costs_list_pages_two_reads_per_open_case_and_one_per_l
 
 def test_sirsync_first_sync_is_complete_and_measured(tiny_run: tuple[Results, list[int]]) -> None:
     results, _ = tiny_run
-    for first_sync in (results.first_sync, results.rss):
+    for first_sync in (results.first_sync, results.scenario, results.rss):
         assert first_sync is not None
         assert first_sync.complete, first_sync
         assert first_sync.calls > 0
