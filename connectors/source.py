@@ -36,6 +36,14 @@ class CaseSummary:
     status: str
 
 
+@dataclass(frozen=True)
+class CasePage:
+    """One page of the list of all cases; ``last`` when no page follows."""
+
+    cases: list[CaseSummary]
+    last: bool
+
+
 def client_token(*parts: str) -> str:
     """A deterministic idempotency token: the same intent always sends the same token."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
@@ -63,8 +71,9 @@ class CaseSource(ABC):
     # reads
 
     @abstractmethod
-    def list_cases(self) -> Iterator[CaseSummary]:
-        """Every case, as the source lists them; a refusal here stops the run (FatalError)."""
+    def list_cases(self) -> Iterator[CasePage]:
+        """Every case, a page at a time as the source lists them, so that syncs can start before the
+        last page is read; a refusal here stops the run (FatalError)."""
 
     @abstractmethod
     def get_case(self, case_id: str) -> Case: ...

@@ -62,7 +62,7 @@ def test_table_has_a_row_per_measure_and_five_columns(tiny_run: tuple[Results, l
     table = rows(results, sizes)
     assert all(len(row) == len(COLUMNS) for row in table)
     measures = [row[0] for row in table]
-    assert len(measures) == 2 * len(sizes) + 3 + 1 + 2
+    assert len(measures) == 2 * len(sizes) + 3 + 1 + 1 + 2  # calls, first sync, scenario, RSS, latency
     assert measures[0].startswith(f"calls/cycle, {SIZE} cases")
     assert [row[1] for row in table[-2:]] == [NOT_RUN, NOT_RUN]  # latency was not run
     assert all(row[1] != NOT_RUN for row in table[:-2])

@@ -12,7 +12,8 @@ The cross-references of new cases are searched for many cases at once, before th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from connectors.errors import CaseError, FatalError, NotFoundError, RetriableErr
 from connectors.lease import LeaseHeld, RunnerLease, holder_id
 from connectors.mapping import Mapping
 from connectors.settings import SyncSettings
-from connectors.source import CaseSource, CaseSummary
+from connectors.source import CLOSED, CasePage, CaseSource, CaseSummary
 from connectors.state import (
     AGENT,
     COMMENTS,
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # cases of one target failing in a row with passing errors before the rest of it waits a cycle
 PASSING_FAILURES_BEFORE_SKIP = 3
+# cases without a link whose cross-references are searched together (at most the workers)
+LOOKUP_BATCH = 50
 
 
 def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
@@ -57,6 +60,188 @@ def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
 class Target:
     adapter: TargetAdapter
     mapping: Mapping
+
+
+@dataclass(frozen=True)
+class Work:
+    """One case handed to a worker: with the cross-reference lookup made for it, or the stages to
+    glance at instead of a full sync."""
+
+    case_id: str
+    lookup: Lookup | None = None
+    glance: frozenset[str] = frozenset()
+
+
+class Listing:
+    """SIR's list of all cases, read a page at a time as the first target's syncs draw on it, and kept
+    for the next targets (a summary is a few short strings a case). A failure part-way is kept in
+    :attr:`error` and ends the pages; what was read stays."""
+
+    def __init__(self, source: Iterator[CasePage]) -> None:
+        self._source = source
+        self.seen: list[list[CaseSummary]] = []
+        self.error: SyncError | None = None
+        self.complete = False
+
+    @property
+    def cases(self) -> int:
+        return sum(len(page) for page in self.seen)
+
+    def prime(self) -> None:
+        """Read the first page now, so that SIR not answering at all is known before anything else."""
+        self._next()
+
+    def pages(self) -> Iterator[list[CaseSummary]]:
+        """Every page: those read already, then the rest as they are read."""
+        index = 0
+        while True:
+            if index < len(self.seen):
+                yield self.seen[index]
+                index += 1
+            elif self.complete or self.error is not None or not self._next():
+                return
+
+    def _next(self) -> bool:
+        try:
+            page = next(self._source)
+        except StopIteration:
+            self.complete = True
+            return False
+        except SyncError as exc:  # a refusal too: after the first page, what was read is synced
+            if not self.seen:
+                raise
+            self.error = exc
+            return False
+        self.seen.append(page.cases)
+        self.complete = page.last
+        return True
+
+
+class DueCases:
+    """The cases due with one target, handed out one at a time as workers free up, while the list of
+    all cases is read: first those the ticket search and earlier failures name, then each case SIR
+    shows changed (or new), a page at a time, then the glances (the comment rotation's, and cases with
+    unfinished agent actions). Cases without a link go out in batches, their cross-references searched
+    together."""
+
+    def __init__(self, cycle: Cycle, target: Target, listing: Listing, first: set[str]) -> None:
+        self.cycle = cycle
+        self.target = target
+        self.system = target.adapter.system
+        self.listing = listing
+        self.known = {
+            link.case_id: link for link in cycle.state.links(self.system, (LINKED, CREATING, SKIPPED))
+        }
+        self.issued = set(first)
+        self.ready: deque[Work] = deque(Work(case_id) for case_id in sorted(first))
+        self.unlinked: list[str] = []
+        self.batch = max(1, min(LOOKUP_BATCH, cycle.settings.workers))
+        self.open_cases: set[str] = set()
+        self._pages = listing.pages()
+        self._glanced = False
+
+    def __iter__(self) -> Iterator[Work]:
+        return self
+
+    def __next__(self) -> Work:
+        while not self.ready:
+            if not self._more():
+                raise StopIteration
+        return self.ready.popleft()
+
+    @property
+    def waiting(self) -> int:
+        """Cases found due and not handed out yet (cases on pages not read yet are not counted)."""
+        return len(self.ready) + len(self.unlinked)
+
+    def _more(self) -> bool:
+        page = next(self._pages, None)
+        if page is not None:
+            for summary in page:
+                self._consider(summary)
+            if len(self.unlinked) >= self.batch:
+                self._look_up()
+            return True
+        if self.unlinked:
+            self._look_up()
+            return True
+        if not self._glanced and self.listing.error is None:  # the rotation needs the whole list
+            self._glanced = True
+            self.ready.extend(self._glances())
+            return True
+        return False
+
+    def _consider(self, summary: CaseSummary) -> None:
+        case_id = summary.case_id
+        if summary.status != CLOSED:
+            self.open_cases.add(case_id)
+        if case_id in self.issued or not self._due(summary, self.known.get(case_id)):
+            return
+        self.issued.add(case_id)
+        if case_id in self.known:
+            self.ready.append(Work(case_id))
+        else:
+            self.unlinked.append(case_id)
+
+    def _look_up(self) -> None:
+        lookup = self._search(self.unlinked)
+        self.ready.extend(Work(case_id, lookup=lookup) for case_id in self.unlinked)
+        self.unlinked = []
+
+    def _due(self, summary: CaseSummary, link: Link | None) -> bool:
+        """Whether SIR shows the case changed (or new) since it was last synced with ``system``; a case
+        closed before it was ever synced is recorded as skipped instead, unless closed ones are synced."""
+        if link is None:
+            if summary.status == CLOSED and not self.cycle.settings.sync_closed_cases:
+                self.cycle.state.save_link(
+                    Link(summary.case_id, self.system, SKIPPED, sir_updated=summary.updated)
+                )
+                return False
+            return True
+        if link.state == CREATING:
+            return True
+        if summary.updated == link.sir_updated:
+            return False
+        return not (link.state == SKIPPED and summary.status == CLOSED)
+
+    def _search(self, case_ids: list[str]) -> Lookup | None:
+        """Search the cross-references of cases without a link together; None if the search fails, and
+        each case then searches for itself."""
+        unlinked = frozenset(case_ids)
+        if not unlinked:
+            return None
+        try:
+            return Lookup(unlinked, self.target.adapter.find_tickets(sorted(unlinked)))
+        except FatalError:
+            raise
+        except SyncError as exc:
+            log.warning(
+                "%s: cannot look up tickets in one search (%s); each case looks up its own",
+                self.target.adapter.display_name,
+                exc,
+            )
+            return None
+
+    def _comment_rotation(self, linked: Sequence[Link], open_cases: set[str]) -> set[str]:
+        """Linked open cases whose comments were checked longest ago, beyond the configured interval."""
+        horizon = (
+            self.cycle.now() - timedelta(seconds=self.cycle.settings.comment_check_interval_seconds)
+        ).isoformat()
+        stale = [link for link in linked if link.case_id in open_cases and link.comments_checked_at < horizon]
+        stale.sort(key=lambda link: link.comments_checked_at)
+        return {link.case_id for link in stale[: self.cycle.settings.comment_checks_per_cycle]}
+
+    def _glances(self) -> list[Work]:
+        linked = [link for link in self.known.values() if link.state == LINKED]
+        glances = {
+            case_id: frozenset((COMMENTS, AGENT))
+            for case_id in self._comment_rotation(linked, self.open_cases)
+        }
+        # the agent's actions change without bumping the case: follow the unfinished ones every cycle
+        unfinished = self.cycle.state.cases_with_unfinished_agent_actions(self.system)
+        for case_id in unfinished & {link.case_id for link in linked}:
+            glances[case_id] = glances.get(case_id, frozenset()) | {AGENT}
+        return [Work(case_id, glance=glances[case_id]) for case_id in sorted(set(glances) - self.issued)]
 
 
 class Cycle:
@@ -90,8 +275,9 @@ class Cycle:
         one error, and the others go on; only the lease being lost stops a cycle half-way."""
         report = Report()
         self.features = Features()
+        listing = Listing(self.sir.list_cases())
         try:
-            summaries = list(self.sir.list_cases())
+            listing.prime()  # SIR not answering at all: nothing is searched or synced this cycle
         except FatalError as exc:
             report.refused(f"SIR: {exc}")
             return report
@@ -103,10 +289,25 @@ class Cycle:
                 report.left += [later.adapter.system for later in self.targets[index:]]
                 break
             try:
-                report.add(self._run_target(target, summaries))
+                report.add(self._run_target(target, listing))
             except FatalError as exc:
                 report.refused(f"{target.adapter.display_name}: {exc}")
+            if listing.error is not None:
+                self._listing_broke(listing, report, self.targets[index + 1 :])
+                break
         return report
+
+    def _listing_broke(self, listing: Listing, report: Report, later: Sequence[Target]) -> None:
+        error = listing.error
+        where = f"after {listing.cases} cases"
+        if isinstance(error, FatalError):
+            report.refused(f"SIR: listing the cases {where}: {error}")
+        else:
+            report.system_down(
+                f"SIR stopped answering while listing the cases {where}, the rest wait for the next "
+                f"cycle: {error}"
+            )
+        report.left += [target.adapter.system for target in later]
 
     def case_sync(self, target: Target) -> CaseSync:
         return CaseSync(
@@ -218,7 +419,7 @@ class Cycle:
                 f"once the cause is fixed, `{failure.retry_command}` releases it"
             )
 
-    def _run_target(self, target: Target, summaries: Sequence[CaseSummary]) -> Report:
+    def _run_target(self, target: Target, listing: Listing) -> Report:
         system = target.adapter.system
         report = Report()
         try:
@@ -229,76 +430,50 @@ class Cycle:
             name = target.adapter.display_name
             report.system_down(f"{name} cannot be searched this cycle, its cases wait for the next: {exc}")
             return report
-        due, glances = self._due_from_sir(system, summaries)
-        due |= set(changed)
         failures = {f.case_id: f for f in self.state.failures() if f.target == system}
         held = {case_id: f for case_id, f in failures.items() if f.quarantined}
-        # a failing case is read again by id until it syncs, instead of holding the search cursor back
-        due |= {case_id for case_id, f in failures.items() if not f.quarantined}
         report.quarantined = len(held)
-        glances = {case_id: kinds for case_id, kinds in glances.items() if case_id not in due}
-        lookup = self._look_up(target, due)
-        todo = sorted(due | set(glances))
-        if not self._sync_all(target, todo, held, report, lookup, glances):
+        # a failing case is read again by id until it syncs, instead of holding the search cursor back
+        first = set(changed) | {case_id for case_id, f in failures.items() if not f.quarantined}
+        work = DueCases(self, target, listing, first)
+        if not self._sync_all(target, work, held, report) or listing.error is not None:
             return report  # the cursor stays: the cases left, or what the search found, come again
         if cursor is not None:
             self.state.save_cursor(system, system, cursor.isoformat())
         return report
 
-    def _look_up(self, target: Target, due: set[str]) -> Lookup | None:
-        """Search the cross-references of the due cases without a link in a few searches; None if the
-        search fails, and each case then searches for itself."""
-        unlinked = frozenset(c for c in due if self.state.link(c, target.adapter.system) is None)
-        if not unlinked:
-            return None
-        try:
-            return Lookup(unlinked, target.adapter.find_tickets(sorted(unlinked)))
-        except FatalError:
-            raise
-        except SyncError as exc:
-            log.warning(
-                "%s: cannot look up tickets in one search (%s); each case looks up its own",
-                target.adapter.display_name,
-                exc,
-            )
-            return None
-
-    def _sync_all(
-        self,
-        target: Target,
-        todo: Sequence[str],
-        held: dict[str, Failure],
-        report: Report,
-        lookup: Lookup | None = None,
-        glances: dict[str, frozenset[str]] | None = None,
-    ) -> bool:
-        """Sync ``todo`` with ``target`` on a pool of workers, each case on one worker, its stages in
-        order; no more cases are under way than there are workers, so that a stop (a signal, passing
-        failures) leaves the rest untouched. Return whether every case was synced (failures included)."""
+    def _sync_all(self, target: Target, work: DueCases, held: dict[str, Failure], report: Report) -> bool:
+        """Sync the cases ``work`` hands out with ``target`` on a pool of workers, each case on one
+        worker, its stages in order. ``work`` is drawn only when a worker is free, so that no more cases
+        are under way than there are workers, the list of all cases is read as the syncs need it, and a
+        stop (a signal, passing failures) leaves the rest untouched. Return whether every case handed
+        out was synced (failures included) and none was left."""
         system = target.adapter.system
-        queue = iter(todo)
         running: dict[Future[Report], str] = {}
-        finished = passing_in_a_row = 0
+        issued = finished = passing_in_a_row = 0
         halt = ""
-        workers = max(1, min(self.settings.workers, len(todo)))
+        exhausted = False
+        workers = max(1, self.settings.workers)
         with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{system}") as pool:
             while True:
-                while not halt and len(running) < workers:
+                while not halt and not exhausted and len(running) < workers:
                     if self.should_stop():
                         halt = "stopped"
                         break
-                    case_id = next(queue, None)
-                    if case_id is None:
+                    item = next(work, None)
+                    if item is None:
+                        exhausted = True
                         break
-                    work = pool.submit(
+                    issued += 1
+                    future = pool.submit(
                         self.sync_case,
-                        case_id,
+                        item.case_id,
                         target,
-                        quarantined=held.get(case_id),
-                        lookup=lookup,
-                        glance=(glances or {}).get(case_id, frozenset()),
+                        quarantined=held.get(item.case_id),
+                        lookup=item.lookup,
+                        glance=item.glance,
                     )
-                    running[work] = case_id
+                    running[future] = item.case_id
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -306,7 +481,7 @@ class Cycle:
                     case_id = running.pop(future)
                     result = future.result()  # a FatalError stops the target once the others finish
                     finished += 1
-                    self.heartbeat(system, finished, len(todo))
+                    self.heartbeat(system, finished, issued)
                     report.add(result)
                     report.stopped_after = case_id
                     if result.sir_writes:
@@ -314,15 +489,17 @@ class Cycle:
                     passing_in_a_row = passing_in_a_row + 1 if result.passing else 0
                     if passing_in_a_row >= PASSING_FAILURES_BEFORE_SKIP and not halt:
                         halt = "passing"
-        left = len(todo) - finished
-        if halt == "stopped" and left:
+        if exhausted:
+            return True
+        left = f"{work.waiting}" + ("" if work.listing.complete else " (and any not listed yet)")
+        if halt == "stopped":
             report.left.append(f"{left} {system} case(s)")
-        elif halt == "passing" and left:
+        elif halt == "passing":
             report.system_down(
                 f"{target.adapter.display_name}: {passing_in_a_row} cases in a row failed with passing "
                 f"errors; the other {left} wait for the next cycle"
             )
-        return left == 0
+        return False
 
     def _tell_other_targets(self, case_id: str, system: str) -> None:
         """A write into SIR from one target is news for the others, even where it did not bump the
@@ -334,44 +511,6 @@ class Cycle:
             if link is not None and link.state == LINKED and link.comments_checked_at:
                 link.comments_checked_at = ""
                 self.state.save_link(link)
-
-    def _due_from_sir(
-        self, system: str, summaries: Sequence[CaseSummary]
-    ) -> tuple[set[str], dict[str, frozenset[str]]]:
-        """The cases SIR shows changed (or new), and those due only for a glance: the comment
-        rotation's (comments and the agent) and those with unfinished agent actions (the agent)."""
-        known = {link.case_id: link for link in self.state.links(system, (LINKED, CREATING, SKIPPED))}
-        due: set[str] = set()
-        for summary in summaries:
-            link = known.get(summary.case_id)
-            if link is None:
-                if summary.status == "Closed" and not self.settings.sync_closed_cases:
-                    self.state.save_link(Link(summary.case_id, system, SKIPPED, sir_updated=summary.updated))
-                    continue
-                due.add(summary.case_id)
-            elif link.state == CREATING:
-                due.add(summary.case_id)
-            elif summary.updated != link.sir_updated:
-                if link.state == SKIPPED and summary.status == "Closed":
-                    continue
-                due.add(summary.case_id)
-        linked = [link for link in known.values() if link.state == LINKED]
-        glances = {
-            case_id: frozenset((COMMENTS, AGENT)) for case_id in self._comment_rotation(linked, summaries)
-        }
-        # the agent's actions change without bumping the case: follow the unfinished ones every cycle
-        unfinished = self.state.cases_with_unfinished_agent_actions(system)
-        for case_id in unfinished & {link.case_id for link in linked}:
-            glances[case_id] = glances.get(case_id, frozenset()) | {AGENT}
-        return due, glances
-
-    def _comment_rotation(self, linked: Sequence[Link], summaries: Sequence[CaseSummary]) -> set[str]:
-        """Linked open cases whose comments were checked longest ago, beyond the configured interval."""
-        open_cases = {summary.case_id for summary in summaries if summary.status != "Closed"}
-        horizon = (self.now() - timedelta(seconds=self.settings.comment_check_interval_seconds)).isoformat()
-        stale = [link for link in linked if link.case_id in open_cases and link.comments_checked_at < horizon]
-        stale.sort(key=lambda link: link.comments_checked_at)
-        return {link.case_id for link in stale[: self.settings.comment_checks_per_cycle]}
 
     def _due_from_target(self, target: Target) -> tuple[dict[str, datetime], datetime | None]:
         """Cases whose ticket changed since the last sync, with the ticket's update time; the new cursor."""

@@ -35,7 +35,7 @@ from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, on
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
 from connectors.sir.schema import max_length
-from connectors.source import CLOSED, OPTIONAL_ACTIONS, CaseSource, CaseSummary
+from connectors.source import CLOSED, OPTIONAL_ACTIONS, CasePage, CaseSource, CaseSummary
 
 T = TypeVar("T")
 
@@ -308,13 +308,21 @@ class SirAdapter(CaseSource):
             if not request["nextToken"]:
                 return
 
-    def list_cases(self) -> Iterator[CaseSummary]:
-        """Every case; a principal that may not list cases can sync nothing, so that stops the run."""
+    def list_cases(self) -> Iterator[CasePage]:
+        """Every case, a page at a time; a principal that may not list cases can sync nothing, so that
+        stops the run."""
+        request: dict[str, Any] = {"maxResults": 25}
         try:
-            for item in self._pages("list_cases", "items"):
-                yield CaseSummary(
-                    item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", "")
-                )
+            while True:
+                page = self._call("list_cases", **request)
+                request["nextToken"] = page.get("nextToken")
+                cases = [
+                    CaseSummary(item["caseId"], _iso(item.get("lastUpdatedDate")), item.get("caseStatus", ""))
+                    for item in page.get("items", [])
+                ]
+                yield CasePage(cases, last=not request["nextToken"])
+                if not request["nextToken"]:
+                    return
         except PermissionDenied as exc:
             raise FatalError(str(exc)) from exc
 
