@@ -148,24 +148,26 @@ class ServiceNowAdapter(TargetAdapter):
     def _query(
         self, table: str, query: str, fields: Sequence[str], *, display_value: bool | str = False
     ) -> Iterator[dict[str, Any]]:
-        """Every row the query matches, page by page until an empty page.
+        """Every row the query matches, page by page until the rows ``X-Total-Count`` counts are
+        passed, or, where it is missing, until an empty page.
 
-        ACLs filter rows after ``sysparm_limit`` is applied, so a short page is not the last one.
+        ACLs filter rows after ``sysparm_limit`` is applied, so a short page is not the last one; the
+        total is counted before them, as the limit is.
         """
         offset = 0
         while True:
 
-            def page(offset: int = offset) -> list[dict[str, Any]]:
+            def page(offset: int = offset) -> tuple[list[dict[str, Any]], int | None]:
                 response = self._resource(table).get(
                     query=query, fields=list(fields), limit=PAGE, offset=offset, display_value=display_value
                 )
-                return list(response.all())
+                return list(response.all()), _total_count(response.headers)
 
-            records = self._call(f"GET {table}", page)
-            if not records:
-                return
+            records, total = self._call(f"GET {table}", page)
             yield from records
             offset += PAGE
+            if (not records) if total is None else offset >= total:
+                return
 
     def _write(
         self, method: str, sys_id: str, payload: Mapping[str, Any], *, idempotent: bool = True
@@ -611,6 +613,12 @@ def _written_fields(mapping: TargetMapping) -> list[str]:
     for fields in spec.status.transition_fields.values():
         names += list(fields)
     return [name for name in dict.fromkeys(names) if name != "state"]
+
+
+def _total_count(headers: Mapping[str, str]) -> int | None:
+    """The rows a Table API list matches, from ``X-Total-Count`` (None where it is missing)."""
+    value = headers.get("X-Total-Count", "")
+    return int(value) if value.isdigit() else None
 
 
 def _version(record: Mapping[str, Any]) -> str:

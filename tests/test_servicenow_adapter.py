@@ -1,0 +1,41 @@
+"""The ServiceNow adapter's reads against the sandbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pysnow
+import pytest
+
+from connectors.sandbox.clients import sync_settings
+from connectors.sandbox.runner import Sandbox
+from connectors.servicenow.adapter import CORRELATION_DISPLAY, ServiceNowAdapter
+
+LIST = "GET /api/now/table/{table}"
+
+
+@pytest.fixture
+def adapter(sandbox: Sandbox, tmp_path: Path) -> ServiceNowAdapter:
+    settings = sync_settings(sandbox, tmp_path / "state.sqlite", targets=("servicenow",))
+    return ServiceNowAdapter.from_settings(settings.servicenow)
+
+
+def calls(sandbox: Sandbox) -> Counter[str]:
+    return Counter(sandbox.servicenow.stats()["calls"])
+
+
+def record_for(snow: pysnow.Client, case_id: str, display: str = CORRELATION_DISPLAY) -> str:
+    """An incident carrying the case's cross-reference, as sirsync writes it; its number."""
+    payload = {"short_description": f"Case {case_id}", "correlation_id": case_id}
+    payload["correlation_display"] = display
+    return str(snow.resource(api_path="/table/incident").create(payload=payload).one()["number"])
+
+
+def test_a_query_ends_at_the_rows_servicenow_counts_not_at_an_empty_page(
+    sandbox: Sandbox, adapter: ServiceNowAdapter, snow_responder: pysnow.Client
+) -> None:
+    number = record_for(snow_responder, "1000000001")
+    before = calls(sandbox)
+    assert adapter.get_ticket(number).case_id == "1000000001"
+    assert calls(sandbox) - before == Counter({LIST: 1})
