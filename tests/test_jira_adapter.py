@@ -4,6 +4,7 @@ all in one answer, and cases are looked up many at a time."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,21 @@ def test_a_ticket_with_more_comments_than_jira_gives_with_it_leaves_them_to_be_p
 def test_a_ticket_without_comments_has_none_to_read(adapter: JiraAdapter, jira_responder: JIRA) -> None:
     key = issue_for(jira_responder, "1000000003")
     assert adapter.get_ticket(key).comments == ()
+
+
+def test_120_cases_are_looked_up_in_three_searches_each_keeping_its_earliest_issue(
+    sandbox: Sandbox, adapter: JiraAdapter, jira_responder: JIRA
+) -> None:
+    case_ids = [f"20000{number:05d}" for number in range(120)]
+    keys = {case_id: issue_for(jira_responder, case_id) for case_id in case_ids[::3]}
+    sandbox.clock.advance(60)
+    issue_for(jira_responder, case_ids[0])  # a later duplicate: the first one stays the case's ticket
+    issue_for(jira_responder, "3000000000")  # a case not asked for
+
+    before = calls(sandbox)
+    found = adapter.find_tickets(case_ids)
+    assert (calls(sandbox) - before)[SEARCH] == 3  # 50, 50 and 20 cases
+    assert {case_id: ticket.key for case_id, ticket in found.items()} == keys
+    assert all(ticket.case_id == case_id for case_id, ticket in found.items())
+    single = adapter.find_ticket(case_ids[0])
+    assert single is not None and found[case_ids[0]] == replace(single, comments=None)

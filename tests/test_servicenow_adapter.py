@@ -1,4 +1,4 @@
-"""The ServiceNow adapter's reads against the sandbox."""
+"""The ServiceNow adapter's reads against the sandbox: cases are looked up many at a time."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ def record_for(snow: pysnow.Client, case_id: str, display: str = CORRELATION_DIS
     payload = {"short_description": f"Case {case_id}", "correlation_id": case_id}
     payload["correlation_display"] = display
     return str(snow.resource(api_path="/table/incident").create(payload=payload).one()["number"])
+
+
+def test_120_cases_are_looked_up_in_three_queries_each_keeping_its_earliest_record(
+    sandbox: Sandbox, adapter: ServiceNowAdapter, snow_responder: pysnow.Client
+) -> None:
+    case_ids = [f"20000{number:05d}" for number in range(120)]
+    numbers = {case_id: record_for(snow_responder, case_id) for case_id in case_ids[::3]}
+    sandbox.clock.advance(60)
+    record_for(snow_responder, case_ids[0])  # a later duplicate: the first one stays the case's ticket
+    record_for(snow_responder, case_ids[1], display="Another integration")  # not sirsync's reference
+    record_for(snow_responder, "3000000000")  # a case not asked for
+
+    before = calls(sandbox)
+    found = adapter.find_tickets(case_ids)
+    assert calls(sandbox) - before == Counter({LIST: 3})  # 50, 50 and 20 cases
+    assert {case_id: ticket.key for case_id, ticket in found.items()} == numbers
+    assert all(ticket.case_id == case_id for case_id, ticket in found.items())
+    assert found[case_ids[0]] == adapter.find_ticket(case_ids[0])
 
 
 def test_a_query_ends_at_the_rows_servicenow_counts_not_at_an_empty_page(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +68,7 @@ COMMENT_FIELD = "comment"  # read with a ticket where its comments are wanted to
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
+FIND_CHUNK = 50  # case labels per cross-reference search
 SERVER_INFO = "/rest/api/2/serverInfo"
 URL_SETTING = "SIRSYNC_JIRA__URL"
 CREDENTIALS = "SIRSYNC_JIRA__USER (the account's email) and SIRSYNC_JIRA__TOKEN (an API token)"
@@ -582,6 +583,21 @@ class JiraAdapter(TargetAdapter):
         jql = f'project = "{self.project}" AND labels = "{case_label(case_id)}" ORDER BY created ASC'
         found = self._search(jql, self._read_with_comments, max_results=5)
         return self._ticket(found[0]) if found else None
+
+    def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
+        """One search per 50 cases; each case keeps its earliest issue, as :meth:`find_ticket` does."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, Ticket] = {}
+        for start in range(0, len(wanted), FIND_CHUNK):
+            chunk = {case_label(case_id): case_id for case_id in wanted[start : start + FIND_CHUNK]}
+            labels = ", ".join(f'"{label}"' for label in chunk)
+            jql = f'project = "{self.project}" AND labels in ({labels}) ORDER BY created ASC'
+            for raw in self._search(jql, self._read_fields):
+                ticket = self._ticket(raw)
+                for label in ticket.labels:
+                    if label in chunk:
+                        found.setdefault(chunk[label], ticket)
+        return found
 
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ CORRELATION_DISPLAY = "AWS Security Incident Response"  # with correlation_id = 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 JOURNAL_TABLE = "sys_journal_field"
 PAGE = 500
+FIND_CHUNK = 50  # case ids per cross-reference query
 CHOICE_PAGE = 10000
 # field length limits of the base system's incident and security incident tables
 LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "close_code": 40}
@@ -378,6 +379,21 @@ class ServiceNowAdapter(TargetAdapter):
             f"correlation_id={case_id}^correlation_display={CORRELATION_DISPLAY}^ORDERBYsys_created_on"
         )
         return found[0] if found else None
+
+    def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
+        """One query per 50 cases; each case keeps its earliest record, as :meth:`find_ticket` does."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, Ticket] = {}
+        for start in range(0, len(wanted), FIND_CHUNK):
+            chunk = wanted[start : start + FIND_CHUNK]
+            query = (
+                f"correlation_idIN{','.join(chunk)}^correlation_display={CORRELATION_DISPLAY}"
+                "^ORDERBYsys_created_on"
+            )
+            for ticket in self._read(query):
+                if ticket.case_id in chunk:
+                    found.setdefault(ticket.case_id, ticket)
+        return found
 
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
