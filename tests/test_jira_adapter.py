@@ -1,5 +1,5 @@
-"""The Jira adapter's reads against the sandbox: a ticket comes with its comments where Jira gives them
-all in one answer, and cases are looked up many at a time."""
+"""The Jira adapter against the sandbox: a ticket comes with its comments where Jira gives them all in
+one answer, cases are looked up many at a time, and a create is not read back."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 
 ISSUE_GET = "GET /rest/api/2/issue/{issue}"
+ISSUE_POST = "POST /rest/api/2/issue"
 SEARCH = "GET /rest/api/2/search/jql"
 
 
@@ -105,3 +106,21 @@ def test_120_cases_are_looked_up_in_three_searches_each_keeping_its_earliest_iss
     assert all(ticket.case_id == case_id for case_id, ticket in found.items())
     single = adapter.find_ticket(case_ids[0])
     assert single is not None and found[case_ids[0]] == replace(single, comments=None)
+
+
+def test_a_created_ticket_is_the_creates_answer_not_read_back(sandbox: Sandbox, adapter: JiraAdapter) -> None:
+    arn = "arn:aws:security-ir:us-east-1:111122223333:case/1000000005"
+    before = calls(sandbox)
+    created = adapter.create_ticket("1000000005", arn, {"summary": "Created"}, {"team-sec"})
+    assert (calls(sandbox) - before)[ISSUE_POST] == 1
+    assert (calls(sandbox) - before)[ISSUE_GET] == 0
+    assert created.partial and created.comments is None
+    assert (created.status, created.updated, dict(created.fields)) == ("", "", {})
+    assert created.labels == ("sirsync", "sirsync-case-1000000005", "team-sec")
+    assert created.case_id == "1000000005"
+    assert created.url == f"{sandbox.jira_url}/browse/{created.key}"
+
+    read = adapter.get_ticket(created.key)
+    assert not read.partial and read.status == "To Do" and read.fields["summary"] == "Created"
+    for name in ("id", "key", "labels", "case_id", "url"):
+        assert getattr(read, name) == getattr(created, name), name

@@ -1,4 +1,5 @@
-"""The ServiceNow adapter's reads against the sandbox: cases are looked up many at a time."""
+"""The ServiceNow adapter against the sandbox: cases are looked up many at a time, a query ends where
+ServiceNow's count says, and a create is not read back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from connectors.sandbox.runner import Sandbox
 from connectors.servicenow.adapter import CORRELATION_DISPLAY, ServiceNowAdapter
 
 LIST = "GET /api/now/table/{table}"
+CREATE = "POST /api/now/table/{table}"
 
 
 @pytest.fixture
@@ -57,3 +59,19 @@ def test_a_query_ends_at_the_rows_servicenow_counts_not_at_an_empty_page(
     before = calls(sandbox)
     assert adapter.get_ticket(number).case_id == "1000000001"
     assert calls(sandbox) - before == Counter({LIST: 1})
+
+
+def test_a_created_record_is_the_creates_answer_not_read_back(
+    sandbox: Sandbox, adapter: ServiceNowAdapter
+) -> None:
+    before = calls(sandbox)
+    created = adapter.create_ticket("1000000005", "arn", {"short_description": "Created"}, set())
+    assert calls(sandbox) - before == Counter({CREATE: 1})
+    assert created.partial and created.comments is None
+    assert (created.status, created.updated, dict(created.fields)) == ("", "", {})
+    assert created.case_id == "1000000005" and created.key.startswith("INC")
+
+    read = adapter.get_ticket(created.key)
+    assert not read.partial and read.fields["short_description"] == "Created"
+    for name in ("id", "key", "case_id", "url"):
+        assert getattr(read, name) == getattr(created, name), name

@@ -602,19 +602,32 @@ class JiraAdapter(TargetAdapter):
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
     ) -> Ticket:
+        sent = sorted({*labels, SYNC_LABEL, case_label(case_id)})
         body = {
             "fields": {
                 "project": {"key": self.project},
                 "issuetype": {"name": self.issue_type},
                 **self._field_values(fields),
-                "labels": sorted({*labels, SYNC_LABEL, case_label(case_id)}),
+                "labels": sent,
             },
             "properties": [{"key": PROPERTY_KEY, "value": {"caseId": case_id, "caseArn": case_arn}}],
         }
         # the labels and the cross-reference property go with the create: one call, and an issue that
         # exists carries both
         created = self._send("POST", "issue", body)
-        return self.get_ticket(str(created["key"]))
+        key = str(created["key"])
+        # as created, not read back: the engine reads it after its other writes (automation may already
+        # have changed it, or commented)
+        return Ticket(
+            id=str(created["id"]),
+            key=key,
+            status="",
+            updated="",
+            labels=tuple(sent),
+            case_id=case_id,
+            url=f"{self._jira.server_url}/browse/{key}",
+            partial=True,
+        )
 
     def get_ticket(self, key: str) -> Ticket:
         return self._ticket(self._get(f"issue/{key}", {"fields": self._read_with_comments}))

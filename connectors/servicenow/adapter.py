@@ -364,8 +364,11 @@ class ServiceNowAdapter(TargetAdapter):
             fields={k: v for k, v in values.items() if k not in ("comments", "work_notes")},
             case_id=values.get("correlation_id") or None,
             version=_version(values),
-            url=f"{self._client.base_url}/nav_to.do?uri={self.table}.do?sys_id={sys_id}",
+            url=self._record_url(sys_id),
         )
+
+    def _record_url(self, sys_id: str) -> str:
+        return f"{self._client.base_url}/nav_to.do?uri={self.table}.do?sys_id={sys_id}"
 
     def _read(self, query: str) -> list[Ticket]:
         # display_value=all: raw values for the fields, display text for the journal blobs
@@ -405,10 +408,17 @@ class ServiceNowAdapter(TargetAdapter):
             return dict(self._resource(self.table).create(payload=payload).one())
 
         created = self._call(f"POST {self.table}", create, idempotent=False)
-        found = self._read(f"sys_id={created['sys_id']}")
-        if not found:
-            raise CaseError(f"ServiceNow {self.table} {created.get('number')} was created but cannot be read")
-        return found[0]
+        sys_id = _value(created["sys_id"])
+        # as the create answered, not read back: the engine reads it after its other writes
+        return Ticket(
+            id=sys_id,
+            key=_value(created.get("number")) or sys_id,
+            status="",
+            updated="",
+            case_id=_value(created.get("correlation_id")) or case_id,
+            url=self._record_url(sys_id),
+            partial=True,
+        )
 
     def get_ticket(self, key: str) -> Ticket:
         """The ticket by its number (INC0010001), as the link records it."""
