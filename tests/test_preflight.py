@@ -380,7 +380,7 @@ def test_the_status_guard_refuses_without_moving_and_sees_a_changed_workflow(
 ) -> None:
     jira, _ = target(runtime, "jira")
     arn = "arn:aws:security-ir:us-east-1:111122223333:case/1234567890"
-    ticket = jira.create_ticket("1234567890", arn, {"summary": "Guarded"}, set())
+    ticket = jira.get_ticket(jira.create_ticket("1234567890", arn, {"summary": "Guarded"}, set()).key)
     with pytest.raises(CaseError, match=r"'Triage' does not exist in the workflow of Task issues"):
         jira.move_to_status(ticket, "Triage", {})
     assert sandbox.jira.issue(ticket.key)["fields"]["status"]["name"] == "To Do"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,9 +64,11 @@ SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
 # what the sync itself reads of every ticket, besides the fields the mapping names
 SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution")
+COMMENT_FIELD = "comment"  # read with a ticket where its comments are wanted too
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
+FIND_CHUNK = 50  # case labels per cross-reference search
 SERVER_INFO = "/rest/api/2/serverInfo"
 URL_SETTING = "SIRSYNC_JIRA__URL"
 CREDENTIALS = "SIRSYNC_JIRA__USER (the account's email) and SIRSYNC_JIRA__TOKEN (an API token)"
@@ -492,6 +494,11 @@ class JiraAdapter(TargetAdapter):
         """What is read of a ticket: what the sync needs, and the fields the mapping names."""
         return ",".join(dict.fromkeys([*SYNC_FIELDS, *(self._field(key).id for key in self._mapped)]))
 
+    @property
+    def _read_with_comments(self) -> str:
+        """:attr:`_read_fields` and the comments, read in the same call."""
+        return f"{self._read_fields},{COMMENT_FIELD}"
+
     def _account_of(self, email: str) -> str:
         """The accountId of the Jira user with this email (user fields are set by accountId)."""
         wanted = email.strip().casefold()
@@ -522,6 +529,8 @@ class JiraAdapter(TargetAdapter):
         )
         values: dict[str, str] = {}
         for name, value in fields.items():
+            if name == COMMENT_FIELD:
+                continue
             if isinstance(value, dict) and "name" in value:
                 values[name] = str(value["name"])
             elif isinstance(value, str):
@@ -541,32 +550,87 @@ class JiraAdapter(TargetAdapter):
             labels=labels,
             case_id=case_id,
             url=f"{self._jira.server_url}/browse/{raw['key']}",
+            comments=self._field_comments(fields.get(COMMENT_FIELD)),
+        )
+
+    def _field_comments(self, field: Any) -> tuple[Comment, ...] | None:
+        """The comments of an issue's ``comment`` field, where it holds them all.
+
+        Jira Cloud gives the field only the most recent comments (100 at most), with ``total`` the true
+        count: a longer list, or none asked for, is read page by page through :meth:`comments`. The field
+        has no comment properties; ``jsdPublic`` false tells an internal comment, in a service project.
+        """
+        if not isinstance(field, dict) or not isinstance(field.get("comments"), list):
+            return None
+        listed, total = field["comments"], field.get("total")
+        if field.get("startAt", 0) != 0 or not isinstance(total, int) or len(listed) != total:
+            return None
+        return tuple(self._comment(raw, internal=raw.get("jsdPublic") is False) for raw in listed)
+
+    def _comment(self, raw: Mapping[str, Any], *, internal: bool) -> Comment:
+        author = raw.get("author") or {}
+        return Comment(
+            id=str(raw["id"]),
+            body=str(raw.get("body", "")),
+            author=str(author.get("displayName") or author.get("accountId") or "unknown"),
+            created=str(raw.get("created", "")),
+            updated=str(raw.get("updated", "")),
+            own=author.get("accountId") == self.account_id,
+            internal=internal,
         )
 
     def find_ticket(self, case_id: str) -> Ticket | None:
         jql = f'project = "{self.project}" AND labels = "{case_label(case_id)}" ORDER BY created ASC'
-        found = self._search(jql, self._read_fields, max_results=5)
+        found = self._search(jql, self._read_with_comments, max_results=5)
         return self._ticket(found[0]) if found else None
+
+    def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
+        """One search per 50 cases; each case keeps its earliest issue, as :meth:`find_ticket` does."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, Ticket] = {}
+        for start in range(0, len(wanted), FIND_CHUNK):
+            chunk = {case_label(case_id): case_id for case_id in wanted[start : start + FIND_CHUNK]}
+            labels = ", ".join(f'"{label}"' for label in chunk)
+            jql = f'project = "{self.project}" AND labels in ({labels}) ORDER BY created ASC'
+            for raw in self._search(jql, self._read_fields):
+                ticket = self._ticket(raw)
+                for label in ticket.labels:
+                    if label in chunk:
+                        found.setdefault(chunk[label], ticket)
+        return found
 
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
     ) -> Ticket:
+        sent = sorted({*labels, SYNC_LABEL, case_label(case_id)})
         body = {
             "fields": {
                 "project": {"key": self.project},
                 "issuetype": {"name": self.issue_type},
                 **self._field_values(fields),
-                "labels": sorted({*labels, SYNC_LABEL, case_label(case_id)}),
+                "labels": sent,
             },
             "properties": [{"key": PROPERTY_KEY, "value": {"caseId": case_id, "caseArn": case_arn}}],
         }
         # the labels and the cross-reference property go with the create: one call, and an issue that
         # exists carries both
         created = self._send("POST", "issue", body)
-        return self.get_ticket(str(created["key"]))
+        key = str(created["key"])
+        # as created, not read back: the engine reads it after its other writes (automation may already
+        # have changed it, or commented)
+        return Ticket(
+            id=str(created["id"]),
+            key=key,
+            status="",
+            updated="",
+            labels=tuple(sent),
+            case_id=case_id,
+            url=f"{self._jira.server_url}/browse/{key}",
+            partial=True,
+        )
 
     def get_ticket(self, key: str) -> Ticket:
-        return self._ticket(self._get(f"issue/{key}", {"fields": self._read_fields}))
+        return self._ticket(self._get(f"issue/{key}", {"fields": self._read_with_comments}))
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""
@@ -704,18 +768,7 @@ class JiraAdapter(TargetAdapter):
             params = {"startAt": start, "maxResults": 100, "expand": "properties"}
             page = self._get(f"issue/{ticket.key}/comment", params)
             for raw in page.get("comments", []):
-                author = raw.get("author") or {}
-                found.append(
-                    Comment(
-                        id=str(raw["id"]),
-                        body=str(raw.get("body", "")),
-                        author=str(author.get("displayName") or author.get("accountId") or "unknown"),
-                        created=str(raw.get("created", "")),
-                        updated=str(raw.get("updated", "")),
-                        own=author.get("accountId") == self.account_id,
-                        internal=_internal(raw.get("properties")),
-                    )
-                )
+                found.append(self._comment(raw, internal=_internal(raw.get("properties"))))
             start += len(page.get("comments", []))
             if not page.get("comments") or start >= int(page.get("total", 0)):
                 return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ CORRELATION_DISPLAY = "AWS Security Incident Response"  # with correlation_id = 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 JOURNAL_TABLE = "sys_journal_field"
 PAGE = 500
+FIND_CHUNK = 50  # case ids per cross-reference query
 CHOICE_PAGE = 10000
 # field length limits of the base system's incident and security incident tables
 LIMITS = {"short_description": 160, "description": 4000, "close_notes": 4000, "close_code": 40}
@@ -148,24 +149,26 @@ class ServiceNowAdapter(TargetAdapter):
     def _query(
         self, table: str, query: str, fields: Sequence[str], *, display_value: bool | str = False
     ) -> Iterator[dict[str, Any]]:
-        """Every row the query matches, page by page until an empty page.
+        """Every row the query matches, page by page until the rows ``X-Total-Count`` counts are
+        passed, or, where it is missing, until an empty page.
 
-        ACLs filter rows after ``sysparm_limit`` is applied, so a short page is not the last one.
+        ACLs filter rows after ``sysparm_limit`` is applied, so a short page is not the last one; the
+        total is counted before them, as the limit is.
         """
         offset = 0
         while True:
 
-            def page(offset: int = offset) -> list[dict[str, Any]]:
+            def page(offset: int = offset) -> tuple[list[dict[str, Any]], int | None]:
                 response = self._resource(table).get(
                     query=query, fields=list(fields), limit=PAGE, offset=offset, display_value=display_value
                 )
-                return list(response.all())
+                return list(response.all()), _total_count(response.headers)
 
-            records = self._call(f"GET {table}", page)
-            if not records:
-                return
+            records, total = self._call(f"GET {table}", page)
             yield from records
             offset += PAGE
+            if (not records) if total is None else offset >= total:
+                return
 
     def _write(
         self, method: str, sys_id: str, payload: Mapping[str, Any], *, idempotent: bool = True
@@ -361,8 +364,11 @@ class ServiceNowAdapter(TargetAdapter):
             fields={k: v for k, v in values.items() if k not in ("comments", "work_notes")},
             case_id=values.get("correlation_id") or None,
             version=_version(values),
-            url=f"{self._client.base_url}/nav_to.do?uri={self.table}.do?sys_id={sys_id}",
+            url=self._record_url(sys_id),
         )
+
+    def _record_url(self, sys_id: str) -> str:
+        return f"{self._client.base_url}/nav_to.do?uri={self.table}.do?sys_id={sys_id}"
 
     def _read(self, query: str) -> list[Ticket]:
         # display_value=all: raw values for the fields, display text for the journal blobs
@@ -377,6 +383,21 @@ class ServiceNowAdapter(TargetAdapter):
         )
         return found[0] if found else None
 
+    def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
+        """One query per 50 cases; each case keeps its earliest record, as :meth:`find_ticket` does."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, Ticket] = {}
+        for start in range(0, len(wanted), FIND_CHUNK):
+            chunk = wanted[start : start + FIND_CHUNK]
+            query = (
+                f"correlation_idIN{','.join(chunk)}^correlation_display={CORRELATION_DISPLAY}"
+                "^ORDERBYsys_created_on"
+            )
+            for ticket in self._read(query):
+                if ticket.case_id in chunk:
+                    found.setdefault(ticket.case_id, ticket)
+        return found
+
     def create_ticket(
         self, case_id: str, case_arn: str, fields: Mapping[str, str], labels: set[str]
     ) -> Ticket:
@@ -387,10 +408,17 @@ class ServiceNowAdapter(TargetAdapter):
             return dict(self._resource(self.table).create(payload=payload).one())
 
         created = self._call(f"POST {self.table}", create, idempotent=False)
-        found = self._read(f"sys_id={created['sys_id']}")
-        if not found:
-            raise CaseError(f"ServiceNow {self.table} {created.get('number')} was created but cannot be read")
-        return found[0]
+        sys_id = _value(created["sys_id"])
+        # as the create answered, not read back: the engine reads it after its other writes
+        return Ticket(
+            id=sys_id,
+            key=_value(created.get("number")) or sys_id,
+            status="",
+            updated="",
+            case_id=_value(created.get("correlation_id")) or case_id,
+            url=self._record_url(sys_id),
+            partial=True,
+        )
 
     def get_ticket(self, key: str) -> Ticket:
         """The ticket by its number (INC0010001), as the link records it."""
@@ -611,6 +639,12 @@ def _written_fields(mapping: TargetMapping) -> list[str]:
     for fields in spec.status.transition_fields.values():
         names += list(fields)
     return [name for name in dict.fromkeys(names) if name != "state"]
+
+
+def _total_count(headers: Mapping[str, str]) -> int | None:
+    """The rows a Table API list matches, from ``X-Total-Count`` (None where it is missing)."""
+    value = headers.get("X-Total-Count", "")
+    return int(value) if value.isdigit() else None
 
 
 def _version(record: Mapping[str, Any]) -> str:

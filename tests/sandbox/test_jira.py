@@ -417,6 +417,29 @@ def test_comments_add_list_paged_and_edit_with_caller_as_author(
     assert again.updateAuthor.accountId == INTEGRATION.jira_account_id
 
 
+def test_the_issues_comment_field_holds_the_100_most_recent_and_counts_them_all(
+    jira: JIRA, sandbox: Sandbox
+) -> None:
+    new_issue(jira)
+    for number in range(3):
+        jira.add_comment("SEC-1", f"note {number}")
+    few = jira.issue("SEC-1", fields="comment").raw["fields"]["comment"]
+    assert (few["startAt"], few["maxResults"], few["total"]) == (0, 3, 3)
+    for number in range(3, 102):
+        jira.add_comment("SEC-1", f"note {number}")
+
+    for issue in (
+        jira.issue("SEC-1", fields="comment").raw,
+        jira.enhanced_search_issues('key = "SEC-1"', fields="comment", json_result=True)["issues"][0],
+    ):
+        field = issue["fields"]["comment"]
+        assert (field["startAt"], field["maxResults"], field["total"]) == (2, 100, 102)
+        bodies = [c["body"] for c in field["comments"]]
+        assert bodies[0] == "note 2" and bodies[-1] == "note 101" and len(bodies) == 100
+    listed = requests.get(api(sandbox, "issue/SEC-1/comment"), auth=AUTH, timeout=10).json()
+    assert listed["total"] == 102 and listed["comments"][0]["body"] == "note 0"
+
+
 def test_comment_over_32767_chars_is_400(jira: JIRA) -> None:
     new_issue(jira)
     with pytest.raises(JIRAError) as raised:

@@ -97,6 +97,24 @@ def comment_json(
     return body
 
 
+COMMENT_FIELD_LIMIT = 100  # the issue's comment field holds the most recent ones only
+
+
+def comment_field(issue: Issue, base_url: str, *, service_desk: bool) -> dict[str, Any]:
+    """The issue's ``comment`` field, as Jira Cloud caps it: the 100 most recent comments, oldest first,
+    ``startAt`` the number left out and ``total`` the true count; the rest only through the comment
+    list's pages."""
+    left_out = max(len(issue.comments) - COMMENT_FIELD_LIMIT, 0)
+    shown = issue.comments[left_out:]
+    return {
+        "comments": [comment_json(issue, c, base_url, service_desk=service_desk) for c in shown],
+        "self": f"{base_url}/rest/api/2/issue/{issue.id}/comment",
+        "maxResults": len(shown),
+        "total": len(issue.comments),
+        "startAt": left_out,
+    }
+
+
 def attachment_json(attachment: Attachment, base_url: str) -> dict[str, Any]:
     return {
         "self": f"{base_url}/rest/api/2/attachment/{attachment.id}",
@@ -142,15 +160,7 @@ def field_value(
     if name == "project":
         return project_ref(base_url, project_type)
     if name == "comment":
-        service_desk = project_type == "service_desk"
-        comments = [comment_json(issue, c, base_url, service_desk=service_desk) for c in issue.comments]
-        return {
-            "comments": comments,
-            "self": f"{base_url}/rest/api/2/issue/{issue.id}/comment",
-            "maxResults": len(comments),
-            "total": len(comments),
-            "startAt": 0,
-        }
+        return comment_field(issue, base_url, service_desk=project_type == "service_desk")
     if name == "attachment":
         return [attachment_json(a, base_url) for a in issue.attachments]
     if name in ("created", "updated"):
