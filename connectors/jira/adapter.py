@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 
+from connectors.cache import Bounded
 from connectors.errors import (
     CaseError,
     FatalError,
@@ -157,8 +158,8 @@ class JiraAdapter(TargetAdapter):
         # the mapping's field keys (ids or names): what is read of each ticket besides SYNC_FIELDS
         self._mapped = tuple(fields)
         self._catalog: FieldCatalog | None = None  # the site's fields, read when a key is not a system id
-        self._accounts: dict[str, str] = {}  # email (casefolded) -> accountId, for user fields
-        self._emails: dict[str, str] = {}  # accountId -> email, where Jira hides the address
+        self._accounts: Bounded[str, str] = Bounded()  # email (casefolded) -> accountId, for user fields
+        self._emails: Bounded[str, str] = Bounded()  # accountId -> email, where Jira hides the address
         self._project_type: str | None = None  # projectTypeKey, once read
 
     @classmethod
@@ -502,7 +503,8 @@ class JiraAdapter(TargetAdapter):
     def _account_of(self, email: str) -> str:
         """The accountId of the Jira user with this email (user fields are set by accountId)."""
         wanted = email.strip().casefold()
-        if wanted not in self._accounts:
+        known = self._accounts.get(wanted)
+        if known is None:
             answer = self._get("user/search", {"query": email.strip()})
             listed = answer if isinstance(answer, list) else []
             users = [u for u in listed if isinstance(u, dict) and u.get("accountId")]
@@ -512,10 +514,10 @@ class JiraAdapter(TargetAdapter):
             match = exact or (hidden if len(users) == 1 else [])
             if not match:
                 raise CaseError(f"Jira has no user with the email {email.strip()!r} (that sirsync can see)")
-            account = str(match[0]["accountId"])
-            self._accounts[wanted] = account
-            self._emails[account] = wanted
-        return self._accounts[wanted]
+            known = str(match[0]["accountId"])
+            self._accounts[wanted] = known
+            self._emails[known] = wanted
+        return known
 
     def _email_of(self, user: Mapping[str, Any]) -> str:
         account = str(user.get("accountId") or "")

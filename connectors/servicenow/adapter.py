@@ -14,6 +14,7 @@ import pysnow
 import requests
 from pysnow.exceptions import PysnowException
 
+from connectors.cache import Bounded
 from connectors.errors import (
     CaseError,
     FatalError,
@@ -87,7 +88,8 @@ class ServiceNowAdapter(TargetAdapter):
         self._retry = retry or RetryPolicy()
         # the state flow the mapping declares (status.paths); none declared: any state is set directly
         self._paths = paths or StatusPaths({})
-        self._has_journal: dict[str, bool] = {}  # sys_id -> the record's journal blob is not empty
+        # sys_id -> the record's journal blob is not empty, for the records read lately
+        self._has_journal: Bounded[str, bool] = Bounded()
 
     @classmethod
     def from_settings(
