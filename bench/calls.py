@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Progress, issue_keys, total_calls
+from bench.common import Progress, fresh_state, issue_keys, total_calls
 from bench.naive import NaiveSync
 from bench.population import ChangePlan, Population, apply_changes, seed_population
 from connectors.runtime import build_runtime
@@ -74,7 +74,7 @@ def _strategy_hour(
         runner: Runner = (
             NaiveRunner(sandbox)
             if strategy == "naive"
-            else SirsyncRunner(sandbox, workdir / f"calls-{size}.sqlite")
+            else SirsyncRunner(sandbox, fresh_state(workdir / f"calls-{size}.sqlite"))
         )
         try:
             runner.settle(sandbox)

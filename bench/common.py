@@ -47,6 +47,14 @@ def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str
     return env
 
 
+def fresh_state(path: Path) -> Path:
+    """``path`` with no state file there: each run starts on a fresh sandbox, so a state file an earlier
+    run left in a kept ``--workdir`` (and its backups) would point at tickets that no longer exist."""
+    for stale in (path, *path.parent.glob(f"{path.name}.*")):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def use_integration_credentials() -> None:
     """The integration's AWS credentials where boto3 looks, for cycles run in this process."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

@@ -9,7 +9,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Progress, concurrency, issue_keys, sirsync_command, sirsync_environment, total_calls
+from bench.common import (
+    Progress,
+    concurrency,
+    fresh_state,
+    issue_keys,
+    sirsync_command,
+    sirsync_environment,
+    total_calls,
+)
 from bench.population import seed_population
 from connectors.sandbox.runner import Sandbox
 
@@ -65,6 +73,7 @@ def first_sync(
         population = seed_population(sandbox, size, comments=comments, seed=seed)
         state = workdir / f"first-sync-{size}-{latency_ms}ms.sqlite"
         output = workdir / f"first-sync-{size}-{latency_ms}ms.log"
+        fresh_state(state)
         before = total_calls(sandbox)
         label = f"first sync, {size} cases ({population.open} open), tickets"
         with output.open("w") as log:

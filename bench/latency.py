@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import Progress, issue_keys, sirsync_command, sirsync_environment
+from bench.common import Progress, fresh_state, issue_keys, sirsync_command, sirsync_environment
 from connectors.sandbox.runner import Sandbox
 
 COMMENT = "comment"
@@ -77,7 +77,7 @@ def change_latency(
             for number in range(samples)
         ]
         result = Latency(every, spread, latency_ms, Samples(COMMENT), Samples(STATUS))
-        state = workdir / "latency.sqlite"
+        state = fresh_state(workdir / "latency.sqlite")
         output = workdir / "latency.log"
         with output.open("w") as log:
             process = subprocess.Popen(
