@@ -16,7 +16,7 @@ the case as a whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
@@ -92,6 +92,18 @@ class Glance:
     actions_read: bool = False
 
 
+@dataclass(frozen=True)
+class SirRead:
+    """What one target's sync read of a case in SIR, for the other targets' syncs of it in the same
+    cycle: SIR is read once a case a cycle, whatever the number of targets."""
+
+    case: Case
+    actions: list[Investigation] | None
+    actions_read: bool
+    comments: Sequence[Comment] | None
+    comments_read_at: str
+
+
 @dataclass
 class View:
     """What one sync has read of each side; a side is read again only after a write to it."""
@@ -122,6 +134,7 @@ class CaseSync:
         settings: SyncSettings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         features: Features | None = None,
+        shared: MutableMapping[str, SirRead] | None = None,
     ) -> None:
         self.sir = sir
         self.target = target
@@ -130,6 +143,8 @@ class CaseSync:
         self.settings = settings
         self.now = now
         self.features = features or Features()
+        # SIR as read this cycle, by case: shared by the cycle's syncs with every target
+        self.shared: MutableMapping[str, SirRead] = shared if shared is not None else {}
         self.comments = CommentSync(sir, target, mapping, state)
         self.status = StatusSync(sir, target, mapping, state, self.decide)
         self.investigations = InvestigationSync(sir, target, mapping, state)
@@ -155,7 +170,11 @@ class CaseSync:
         """
         outcome = Outcome(Report.of_case(case_id))
         report = outcome.report
-        view = View(self.sir.get_case(case_id))
+        read = self.shared.get(case_id)
+        if read is not None:  # another target's sync read it this cycle, and wrote nothing to SIR since
+            view = View(read.case, read.actions, read.actions_read, read.comments, read.comments_read_at)
+        else:
+            view = View(self.sir.get_case(case_id))
         if seen is not None:
             view.sir_comments, view.comments_read_at = seen.comments, seen.comments_read_at
             view.actions, view.actions_read = seen.actions, seen.actions_read
@@ -171,6 +190,7 @@ class CaseSync:
             wrote = self._pass(view, ticket, stages, outcome)
             if not wrote and not ticket.partial:
                 self._settle(view, ticket)
+                self._share(view, wrote_to_sir=report.sir_writes > 0)
                 return outcome
             # only a side written to has changed since it was read: read that side again, and
             # compare once more, so that what is recorded as seen was fully compared
@@ -257,6 +277,17 @@ class CaseSync:
         if view.comments_read_at:
             link.comments_checked_at = view.comments_read_at
         self.state.save_link(link)
+
+    def _share(self, view: View, *, wrote_to_sir: bool) -> None:
+        """Leave what was read of SIR for the other targets' syncs of this case in the cycle, unless this
+        sync wrote to SIR: then they read it afresh."""
+        case_id = view.case.case_id
+        if wrote_to_sir:
+            self.shared.pop(case_id, None)
+        else:
+            self.shared[case_id] = SirRead(
+                view.case, view.actions, view.actions_read, view.sir_comments, view.comments_read_at
+            )
 
     def _pass(self, view: View, ticket: Ticket, stages: Collection[str], outcome: Outcome) -> bool:
         case_id = view.case.case_id

@@ -18,7 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.engine.case_sync import CaseSync, Features, Lookup, Outcome
+from connectors.cache import Bounded
+from connectors.engine.case_sync import CaseSync, Features, Lookup, Outcome, SirRead
 from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.lease import LeaseHeld, RunnerLease, holder_id
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # cases of one target failing in a row with passing errors before the rest of it waits a cycle
 PASSING_FAILURES_BEFORE_SKIP = 3
+# cases whose SIR reads one cycle keeps for its other targets' syncs (a case beyond is read again)
+SHARED_READS = 2048
 # cases without a link whose cross-references are searched together (at most the workers)
 LOOKUP_BATCH = 50
 
@@ -265,6 +268,7 @@ class Cycle:
         self.settings = settings
         self.now = now
         self.features = Features()  # what SIR refused this cycle
+        self.sir_reads: Bounded[str, SirRead] = Bounded()  # SIR as read this cycle, for every target
         # who holds a case's lease while a worker syncs it: this process
         self.holder = holder_id()
         if sir.principal is None:
@@ -275,6 +279,7 @@ class Cycle:
         one error, and the others go on; only the lease being lost stops a cycle half-way."""
         report = Report()
         self.features = Features()
+        self.sir_reads = Bounded(SHARED_READS if len(self.targets) > 1 else 1)
         listing = Listing(self.sir.list_cases())
         try:
             listing.prime()  # SIR not answering at all: nothing is searched or synced this cycle
@@ -311,7 +316,14 @@ class Cycle:
 
     def case_sync(self, target: Target) -> CaseSync:
         return CaseSync(
-            self.sir, target.adapter, target.mapping, self.state, self.settings, self.now, self.features
+            self.sir,
+            target.adapter,
+            target.mapping,
+            self.state,
+            self.settings,
+            self.now,
+            self.features,
+            self.sir_reads,
         )
 
     def sync_case(

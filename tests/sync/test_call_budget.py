@@ -104,3 +104,28 @@ def test_a_case_with_an_unfinished_agent_action_is_followed_with_list_investigat
     before = calls(harness.sandbox)
     assert harness.cycle().writes == 0
     assert (calls(harness.sandbox) - before)[LIST_INVESTIGATIONS] == 0  # finished: no longer followed
+
+
+class TestTwoTargets:
+    targets = ("jira", "servicenow")
+
+    def test_sir_is_read_once_a_case_a_cycle_whatever_the_number_of_targets(self, harness: Harness) -> None:
+        cases = [aws_case(harness, f"Case {n}", comments=2) for n in range(3)]
+        before = calls(harness.sandbox)
+        report = harness.cycle()
+        spent = calls(harness.sandbox) - before
+
+        assert report.created == 6 and report.comments == 12, report.line()  # both targets, each case
+        assert spent[GET_CASE] == spent[LIST_COMMENTS] == spent[LIST_INVESTIGATIONS] == len(cases)
+
+        # a write into SIR from one target makes the other read the case afresh
+        jira_key = harness.issue_for(cases[0]).key
+        harness.jira_responder.add_comment(jira_key, "from a Jira responder")
+        harness.sandbox.clock.advance(61)
+        before = calls(harness.sandbox)
+        report = harness.cycle()
+        spent = calls(harness.sandbox) - before
+        assert report.comments >= 2, report.line()  # into SIR, then from SIR into ServiceNow
+        assert spent[GET_CASE] >= 2
+        notes = [c["body"] for c in harness.sir_comments(cases[0])]
+        assert sum("from a Jira responder" in body for body in notes) == 1
