@@ -71,7 +71,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, help="changes timed per kind, comment and status (20)")
     parser.add_argument("--every", type=float, default=5, help="the interval of the timed sync --every")
     parser.add_argument("--spread", type=float, help="seconds over which the timed changes are made (300)")
-    parser.add_argument("--timeout", type=float, default=420, help="seconds a timed change may take")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=720,
+        help="seconds a timed change may take (the comment rotation is 600 s)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep state files and sirsync's output here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
