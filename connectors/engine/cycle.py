@@ -152,6 +152,13 @@ class DueCases:
                 raise StopIteration
         return self.ready.popleft()
 
+    def fill(self, count: int) -> None:
+        """Read ahead until ``count`` cases wait (or nothing more is due): called while the workers are
+        busy, so that a worker that frees up finds its next case ready, instead of waiting for the
+        next page of cases and its cross-reference search."""
+        while self.waiting < count and self._more():
+            pass
+
     @property
     def waiting(self) -> int:
         """Cases found due and not handed out yet (cases on pages not read yet are not counted)."""
@@ -160,8 +167,9 @@ class DueCases:
     def _more(self) -> bool:
         page = next(self._pages, None)
         if page is not None:
-            for summary in page:
-                self._consider(summary)
+            with self.cycle.state.transaction():  # a page's skipped cases in one write
+                for summary in page:
+                    self._consider(summary)
             if len(self.unlinked) >= self.batch:
                 self._look_up()
             return True
@@ -488,6 +496,8 @@ class Cycle:
                     running[future] = item.case_id
                 if not running:
                     break
+                if not halt and not exhausted:
+                    work.fill(workers)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: running[f]):
                     case_id = running.pop(future)
