@@ -219,8 +219,6 @@ class DueCases:
         """Search the cross-references of cases without a link together; None if the search fails, and
         each case then searches for itself."""
         unlinked = frozenset(case_ids)
-        if not unlinked:
-            return None
         try:
             return Lookup(unlinked, self.target.adapter.find_tickets(sorted(unlinked)))
         except FatalError:

@@ -96,9 +96,7 @@ class InvestigationSync:
         target_comments: Sequence[Comment],
         report: Report,
     ) -> bool:
-        links = {
-            (link.origin, link.source_id): link for link in self.state.comment_links(case_id, self.system)
-        }
+        links = self._links(case_id)
         posted = {
             (marker.system, marker.source_id): comment.id
             for comment in target_comments
@@ -124,9 +122,7 @@ class InvestigationSync:
         a mirrored one whose text changed, or a summary still being written. What a glance at
         ListInvestigations asks, knowing nothing of the ticket."""
         progress = self.state.agent_actions(case_id, self.system)
-        links = {
-            (link.origin, link.source_id): link for link in self.state.comment_links(case_id, self.system)
-        }
+        links = self._links(case_id)
         for action in actions:
             if progress.get(action.id) != action.finished:
                 return True
@@ -141,6 +137,11 @@ class InvestigationSync:
         if self.settings.summary == "template":  # shown in a field: a summary being written may change
             return any(a.action_type == "Summarization" and not a.finished for a in actions)
         return False
+
+    def _links(self, case_id: str) -> dict[tuple[str, str], CommentLink]:
+        return {
+            (link.origin, link.source_id): link for link in self.state.comment_links(case_id, self.system)
+        }
 
     # --- actions ---------------------------------------------------------------------------------
 
