@@ -582,19 +582,17 @@ class JiraAdapter(TargetAdapter):
         )
 
     def find_ticket(self, case_id: str) -> Ticket | None:
-        jql = f'project = "{self.project}" AND labels = "{case_label(case_id)}" ORDER BY created ASC'
-        found = self._search(jql, self._read_with_comments, max_results=5)
-        return self._ticket(found[0]) if found else None
+        return self.find_tickets([case_id]).get(case_id)
 
     def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
-        """One search per 50 cases; each case keeps its earliest issue, as :meth:`find_ticket` does."""
+        """One search per 50 cases; each case keeps its earliest issue, read with its comments."""
         wanted = list(dict.fromkeys(case_ids))
         found: dict[str, Ticket] = {}
         for start in range(0, len(wanted), FIND_CHUNK):
             chunk = {case_label(case_id): case_id for case_id in wanted[start : start + FIND_CHUNK]}
             labels = ", ".join(f'"{label}"' for label in chunk)
             jql = f'project = "{self.project}" AND labels in ({labels}) ORDER BY created ASC'
-            for raw in self._search(jql, self._read_fields):
+            for raw in self._search(jql, self._read_with_comments):
                 ticket = self._ticket(raw)
                 for label in ticket.labels:
                     if label in chunk:

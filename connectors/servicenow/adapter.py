@@ -380,13 +380,10 @@ class ServiceNowAdapter(TargetAdapter):
         ]
 
     def find_ticket(self, case_id: str) -> Ticket | None:
-        found = self._read(
-            f"correlation_id={case_id}^correlation_display={CORRELATION_DISPLAY}^ORDERBYsys_created_on"
-        )
-        return found[0] if found else None
+        return self.find_tickets([case_id]).get(case_id)
 
     def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
-        """One query per 50 cases; each case keeps its earliest record, as :meth:`find_ticket` does."""
+        """One query per 50 cases; each case keeps its earliest record."""
         wanted = list(dict.fromkeys(case_ids))
         found: dict[str, Ticket] = {}
         for start in range(0, len(wanted), FIND_CHUNK):
