@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import issue_keys
 from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.runner import Sandbox
@@ -20,16 +21,6 @@ from tests.sync.test_crash import new_case
 from tests.sync.test_operations import NO_WAY_TO_WORK
 
 
-def _jira_issues(sandbox: Sandbox) -> dict[str, str]:
-    """Case id -> issue key, read from the sandbox's memory."""
-    found = {}
-    for key, issue in sandbox.jira.issues.items():
-        for label in issue.labels:
-            if label.startswith("sirsync-case-"):
-                found[label.removeprefix("sirsync-case-")] = key
-    return found
-
-
 def test_a_quarantined_case_makes_sync_exit_4_naming_the_one_command_that_helps(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -37,7 +28,7 @@ def test_a_quarantined_case_makes_sync_exit_4_naming_the_one_command_that_helps(
     stuck, fine = new_case(sandbox, "Stuck"), new_case(sandbox, "Fine")
     assert sync_process(sandbox, state).returncode == 0
     sandbox.jira.set_workflow(NO_WAY_TO_WORK)
-    jira_client(sandbox, RESPONDER).issue(_jira_issues(sandbox)[fine]).delete()
+    jira_client(sandbox, RESPONDER).issue(issue_keys(sandbox)[fine]).delete()
     sandbox.sir.store.set_status(RESPONDER.aws_principal, stuck, "Detection and Analysis", self_managed=True)
     sandbox.sir.store.set_status(RESPONDER.aws_principal, fine, "Detection and Analysis", self_managed=True)
 
@@ -87,12 +78,12 @@ def test_a_signal_mid_cycle_finishes_the_current_case_and_leaves_none_half_done(
     cases = [new_case(sandbox, f"Case {n}") for n in range(25)]
     state = tmp_path / "state.sqlite"
     process = _start(sandbox, state, "--once")
-    _wait_until(lambda: len(_jira_issues(sandbox)) >= 2)
+    _wait_until(lambda: len(issue_keys(sandbox)) >= 2)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
 
     assert process.returncode == code, stderr
-    created = _jira_issues(sandbox)
+    created = issue_keys(sandbox)
     assert 2 <= len(created) < len(cases), stderr
     left = len(cases) - len(created)
     assert "jira case(s) left for the next cycle" in stderr and f"; {left} jira" in stderr, stderr
@@ -107,7 +98,7 @@ def test_a_signal_mid_cycle_finishes_the_current_case_and_leaves_none_half_done(
 
     rerun = sync_process(sandbox, state)
     assert rerun.returncode == 0, rerun.stderr
-    assert sorted(_jira_issues(sandbox)) == sorted(cases)  # the rest, each once
+    assert sorted(issue_keys(sandbox)) == sorted(cases)  # the rest, each once
 
 
 def test_a_signal_between_cycles_of_every_exits_with_its_code(sandbox: Sandbox, tmp_path: Path) -> None:
