@@ -128,7 +128,9 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                 if stop.wait(2):
                     err("sirsync: stopped while waiting for the lease; nothing was synced")
                     return stop.exit_code
-        # checked once the lease is ours, so that a runner that would exit 3 reads nothing first
+        # checked once the lease is ours, so that a runner that would exit 3 reads nothing first; the
+        # first cycle's list of cases is read meanwhile (reads only, dropped if a check fails)
+        runtime.cycle.read_ahead()
         found = preflight.preflight(runtime.cycle, settings)
         for warning in found:
             if warning.kind == preflight.WARNING:

@@ -21,6 +21,7 @@ class Runtime:
     state: StateStore
 
     def close(self) -> None:
+        self.cycle.close()
         self.state.close()
 
 

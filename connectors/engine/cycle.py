@@ -12,6 +12,7 @@ The cross-references of new cases are searched for many cases at once, before th
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -76,48 +77,92 @@ class Work:
 
 
 class Listing:
-    """SIR's list of all cases, read a page at a time as the first target's syncs draw on it, and kept
-    for the next targets (a summary is a few short strings a case). A failure part-way is kept in
-    :attr:`error` and ends the pages; what was read stays."""
+    """SIR's list of all cases, read a page at a time on a thread of its own from :meth:`start` on, while
+    the first target's syncs draw on the pages read so far; kept for the next targets (a summary is a
+    few short strings a case). A failure part-way is kept in :attr:`error` and ends the pages; what was
+    read stays. Reading the list (one page after another, each waiting for the one before) is never
+    what the workers wait for once it has started ahead of them."""
 
     def __init__(self, source: Iterator[CasePage]) -> None:
         self._source = source
         self.seen: list[list[CaseSummary]] = []
         self.error: SyncError | None = None
         self.complete = False
+        self._crashed: BaseException | None = None  # not a SyncError: raised where the pages are read
+        self._changed = threading.Condition()
+        self._closed = False
+        self._reader: threading.Thread | None = None
 
     @property
     def cases(self) -> int:
         return sum(len(page) for page in self.seen)
 
+    def start(self) -> Listing:
+        """Read every page from now on, on a thread of its own; :meth:`close` stops it between pages."""
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read, name="sirsync-listing", daemon=True)
+            self._reader.start()
+        return self
+
+    def close(self) -> None:
+        """Read no further page (the one being read is finished and kept)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
     def prime(self) -> None:
-        """Read the first page now, so that SIR not answering at all is known before anything else."""
-        self._next()
+        """Wait for the first page (read it, if no thread reads them), so that SIR not answering at all
+        is known before anything else."""
+        if not self._wait_for(0) and self.error is not None and not self.seen:
+            raise self.error
 
     def pages(self) -> Iterator[list[CaseSummary]]:
         """Every page: those read already, then the rest as they are read."""
         index = 0
-        while True:
-            if index < len(self.seen):
-                yield self.seen[index]
-                index += 1
-            elif self.complete or self.error is not None or not self._next():
+        while self._wait_for(index):
+            yield self.seen[index]
+            index += 1
+
+    def _wait_for(self, index: int) -> bool:
+        """Whether page ``index`` is there, once it is read or the list has ended before it."""
+        if self._reader is None:
+            while index >= len(self.seen) and not self._ended():
+                self._next()
+        else:
+            with self._changed:
+                self._changed.wait_for(lambda: index < len(self.seen) or self._ended())
+        if self._crashed is not None:
+            raise self._crashed
+        return index < len(self.seen)
+
+    def _ended(self) -> bool:
+        return self.complete or self.error is not None or self._crashed is not None or self._closed
+
+    def _read(self) -> None:
+        while not self._ended():
+            try:
+                self._next()
+            except BaseException as exc:  # handed to whoever waits for the pages
+                with self._changed:
+                    self._crashed = exc
+                    self._changed.notify_all()
                 return
 
-    def _next(self) -> bool:
+    def _next(self) -> None:
         try:
             page = next(self._source)
         except StopIteration:
-            self.complete = True
-            return False
+            page = CasePage([], last=True)
         except SyncError as exc:  # a refusal too: after the first page, what was read is synced
-            if not self.seen:
-                raise
-            self.error = exc
-            return False
-        self.seen.append(page.cases)
-        self.complete = page.last
-        return True
+            with self._changed:
+                self.error = exc
+                self._changed.notify_all()
+            return
+        with self._changed:
+            if page.cases or not page.last:
+                self.seen.append(page.cases)
+            self.complete = page.last
+            self._changed.notify_all()
 
 
 class DueCases:
@@ -176,7 +221,7 @@ class DueCases:
         if self.unlinked:
             self._look_up()
             return True
-        if not self._glanced and self.listing.error is None:  # the rotation needs the whole list
+        if not self._glanced and self.listing.complete:  # the rotation needs the whole list
             self._glanced = True
             self.ready.extend(self._glances())
             return True
@@ -275,6 +320,7 @@ class Cycle:
         self.now = now
         self.features = Features()  # what SIR refused this cycle
         self.sir_reads: Bounded[str, SirRead] = Bounded()  # SIR as read this cycle, for every target
+        self._ahead: Listing | None = None  # the next run's list of cases, being read already
         # who holds a case's lease while a worker syncs it: this process
         self.holder = holder_id()
         if sir.principal is None:
@@ -286,7 +332,8 @@ class Cycle:
         report = Report()
         self.features = Features()
         self.sir_reads = Bounded(SHARED_READS if len(self.targets) > 1 else 1)
-        listing = Listing(self.sir.list_cases())
+        listing = self.read_ahead()  # started by the runner already, or now
+        self._ahead = None
         try:
             listing.prime()  # SIR not answering at all: nothing is searched or synced this cycle
         except FatalError as exc:
@@ -295,18 +342,34 @@ class Cycle:
         except SyncError as exc:
             report.system_down(f"SIR cannot be read this cycle, no case was synced: {exc}")
             return report
-        for index, target in enumerate(self.targets):
-            if report.stopped or self.should_stop():
-                report.left += [later.adapter.system for later in self.targets[index:]]
-                break
-            try:
-                report.add(self._run_target(target, listing))
-            except FatalError as exc:
-                report.refused(f"{target.adapter.display_name}: {exc}")
-            if listing.error is not None:
-                self._listing_broke(listing, report, self.targets[index + 1 :])
-                break
+        try:
+            for index, target in enumerate(self.targets):
+                if report.stopped or self.should_stop():
+                    report.left += [later.adapter.system for later in self.targets[index:]]
+                    break
+                try:
+                    report.add(self._run_target(target, listing))
+                except FatalError as exc:
+                    report.refused(f"{target.adapter.display_name}: {exc}")
+                if listing.error is not None:
+                    self._listing_broke(listing, report, self.targets[index + 1 :])
+                    break
+        finally:
+            listing.close()
         return report
+
+    def read_ahead(self) -> Listing:
+        """Start reading SIR's list of cases for the next :meth:`run`, which would otherwise start it
+        itself: a runner starts it before its preflight checks, which only read too."""
+        if self._ahead is None:
+            self._ahead = Listing(self.sir.list_cases()).start()
+        return self._ahead
+
+    def close(self) -> None:
+        """Stop reading ahead (a run that will not come)."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def _listing_broke(self, listing: Listing, report: Report, later: Sequence[Target]) -> None:
         error = listing.error

@@ -23,6 +23,8 @@ def listed_pages(harness: Harness) -> int:
 
 def test_the_first_cases_are_synced_before_the_last_page_of_cases_is_read(harness: Harness) -> None:
     cases = open_cases(harness, 3 * PAGE)
+    # each page of the list takes 300 ms to come, the rest answers at once
+    harness.sandbox.sir.set_faults({"rate": 1, "kinds": ["slow"], "routes": [LIST_CASES], "slow_ms": 300})
     pages_when_done: list[int] = []
     harness.runtime.cycle.heartbeat = lambda system, done, total: pages_when_done.append(
         listed_pages(harness)
@@ -31,7 +33,8 @@ def test_the_first_cases_are_synced_before_the_last_page_of_cases_is_read(harnes
     report = harness.cycle()
 
     assert report.created == len(cases) and report.errors == 0, report.problems
-    assert pages_when_done[0] < 3 <= pages_when_done[-1]
+    assert pages_when_done[0] < 3 <= pages_when_done[-1]  # pages counted as they are asked for
+    harness.sandbox.sir.clear_faults()
     assert harness.cycle().writes == 0
 
 
@@ -46,20 +49,26 @@ def test_a_list_that_breaks_part_way_syncs_what_was_read_and_leaves_the_rest_for
     cycle = harness.runtime.cycle
     cycle.settings = cycle.settings.model_copy(update={"workers": 1})
 
+    # each page takes a second to come; once the first case is synced, the pages not asked for yet fail
+    sir = harness.sandbox.sir
+    sir.set_faults({"rate": 1, "kinds": ["slow"], "routes": [LIST_CASES], "slow_ms": 1000})
+
     def break_the_list(system: str, done: int, total: int) -> None:
-        harness.sandbox.sir.set_faults({"rate": 1, "kinds": ["503"], "routes": [LIST_CASES]})
+        sir.set_faults({"rate": 1, "kinds": ["503"], "routes": [LIST_CASES]})
 
     cycle.heartbeat = break_the_list
     report = cycle.run()
 
-    assert report.created == PAGE, report.line()  # the first page's cases, synced while it was read
-    assert report.unavailable and f"while listing the cases after {PAGE} cases" in report.unavailable[0]
+    # the first page's cases, synced while the second was read, and the second's
+    assert report.created == 2 * PAGE, report.line()
+    read = 2 * PAGE
+    assert report.unavailable and f"while listing the cases after {read} cases" in report.unavailable[0]
     assert harness.runtime.state.cursor("jira", "jira") is None  # what the search found comes again
 
     harness.sandbox.sir.clear_faults()
     cycle.heartbeat = lambda system, done, total: None
     report = cycle.run()
-    assert report.created == len(cases) - PAGE and report.errors == 0, report.problems
+    assert report.created == len(cases) - read and report.errors == 0, report.problems
     labels = [
         label
         for issue in harness.sandbox.jira.issues.values()
