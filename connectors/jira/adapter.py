@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,6 +104,10 @@ def _time_zone(name: Any, source: str) -> ZoneInfo:
         ) from exc
 
 
+def _asked_key(path: str, params: dict[str, Any] | None) -> tuple[str, str]:
+    return path, json.dumps(params, sort_keys=True)
+
+
 class JiraAdapter(TargetAdapter):
     system = "jira"
     display_name = "Jira"
@@ -125,7 +130,7 @@ class JiraAdapter(TargetAdapter):
 
     def __init__(
         self,
-        client: JIRA | Callable[[], JIRA],
+        client: JIRA | Callable[[bool], JIRA],
         project: str,
         *,
         issue_type: str = "Task",
@@ -152,7 +157,7 @@ class JiraAdapter(TargetAdapter):
         self._retry = retry or RetryPolicy()
         self._account_id: str | None = None
         # the workflow's paths, learned without moving an issue, and the mapping's status.paths
-        self._known = WorkflowKnowledge(project, self._get, paths or StatusPaths({}))
+        self._known = WorkflowKnowledge(project, self._get, paths or StatusPaths({}), self._project)
         # the statuses of the project's workflow, by issue type, read without moving an issue
         self._statuses: dict[str, set[str]] | None = None
         # the mapping's field keys (ids or names): what is read of each ticket besides SYNC_FIELDS
@@ -161,6 +166,10 @@ class JiraAdapter(TargetAdapter):
         self._accounts: Bounded[str, str] = Bounded()  # email (casefolded) -> accountId, for user fields
         self._emails: Bounded[str, str] = Bounded()  # accountId -> email, where Jira hides the address
         self._project_type: str | None = None  # projectTypeKey, once read
+        self._project_read: Any = None  # GET project/{key}, once read
+        self._asked: dict[tuple[str, str], Future[Any]] = {}  # GETs asked ahead, by path and query
+        self._profile: Any = None  # GET myself, once read
+        self._probed = False  # serverInfo answered as Jira Cloud's (preflight's probe)
 
     @classmethod
     def from_settings(
@@ -175,8 +184,9 @@ class JiraAdapter(TargetAdapter):
             raise FatalError("Jira needs SIRSYNC_JIRA__URL, SIRSYNC_JIRA__USER and SIRSYNC_JIRA__TOKEN")
         url = settings.url
 
-        def connect() -> JIRA:
-            """Called inside the first call's retry policy, which retries it as that call."""
+        def connect(probed: bool) -> JIRA:
+            """Called inside the first call's retry policy, which retries it as that call. Unless
+            ``probed`` (serverInfo answered already), the library asks serverInfo whether this is Jira."""
             try:
                 return JIRA(
                     server=url,
@@ -186,6 +196,7 @@ class JiraAdapter(TargetAdapter):
                     ),
                     timeout=settings.timeout_seconds,
                     max_retries=0,  # our RetryPolicy is the only one; the library would retry POSTs
+                    get_server_info=not probed,
                 )
             except JIRAError as exc:
                 if exc.status_code == 404:
@@ -216,7 +227,7 @@ class JiraAdapter(TargetAdapter):
     @property
     def _jira(self) -> JIRA:
         if not isinstance(self._client, JIRA):
-            client = self._client()
+            client = self._client(self._probed)
             if self._zone is None:
                 # inside the first call's retry policy, as the connect is; kept only once both succeeded
                 self._learn_profile(client._session.get(client._get_url("myself")).json())
@@ -227,6 +238,7 @@ class JiraAdapter(TargetAdapter):
         """The account id and, unless the setting overrides it, the time zone from a GET myself answer."""
         if not isinstance(me, dict):
             raise FatalError(_not_jira(self.url, "no JSON object at GET myself"))
+        self._profile = me
         if self._account_id is None and me.get("accountId"):
             self._account_id = str(me["accountId"])
         if self._zone is None:
@@ -236,7 +248,7 @@ class JiraAdapter(TargetAdapter):
     def zone(self) -> ZoneInfo:
         """The integration user's Jira time zone (the setting, else asked of Jira once)."""
         if self._zone is None:
-            self._learn_profile(self._get("myself"))
+            self._learn_profile(self._myself())
         assert self._zone is not None
         return self._zone
 
@@ -257,9 +269,23 @@ class JiraAdapter(TargetAdapter):
         return str(self._jira._get_url(path))
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        asked = self._asked.pop(_asked_key(path, params), None)
+        if asked is not None:
+            return asked.result()  # the answer, or the error, as if asked now
+        return self._read(path, params)
+
+    def _read(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._call(
             f"GET {path}", lambda: self._jira._session.get(self._url(path), params=params).json()
         )
+
+    def _ask_ahead(self, *paths: str) -> None:
+        """Ask these GETs at once, each on a thread of its own: the next :meth:`_get` of each path takes
+        its answer (or its error). For preflight's reads that do not depend on one another."""
+        pool = ThreadPoolExecutor(max_workers=len(paths), thread_name_prefix="sirsync-jira-preflight")
+        for path in paths:
+            self._asked[_asked_key(path, None)] = pool.submit(self._read, path)
+        pool.shutdown(wait=False)
 
     def _send(self, method: str, path: str, body: Any) -> Any:
         """A write; a POST (create, comment, transition) is not repeated unless it surely failed."""
@@ -270,10 +296,26 @@ class JiraAdapter(TargetAdapter):
 
         return self._call(f"{method} {path}", send, idempotent=method != "POST")
 
+    def _myself(self) -> Any:
+        """GET myself: as the connect read it (unless the time zone is set, it learns the zone there)."""
+        return self._call("GET myself", self._read_myself)
+
+    def _read_myself(self) -> Any:
+        client = self._jira  # connects first, if need be, reading the profile unless the zone is set
+        if self._profile is None:
+            self._profile = client._session.get(self._url("myself")).json()
+        return self._profile
+
+    def _project(self) -> Any:
+        """GET project/{key}, read once: its id, issue types and type, for preflight and workflows."""
+        if self._project_read is None:
+            self._project_read = self._get(f"project/{self.project}")
+        return self._project_read
+
     @property
     def account_id(self) -> str:
         if self._account_id is None:
-            self._account_id = str(self._get("myself")["accountId"])
+            self._account_id = str(self._myself()["accountId"])
         return self._account_id
 
     # --- before the first write ----------------------------------------------------------------------
@@ -287,7 +329,7 @@ class JiraAdapter(TargetAdapter):
         if problem is not None:
             return tagged([problem], "site")
         try:
-            me = self._get("myself")
+            me = self._myself()
             self._account_id = str(me["accountId"])
         except SyncError as exc:
             return tagged([self._refused(exc, site, "read its own profile (GET myself)")], "credentials")
@@ -295,7 +337,12 @@ class JiraAdapter(TargetAdapter):
             message = _not_jira(site, "no accountId in GET myself")
             return [Problem("Jira", message, URL_SETTING, site, check="credentials")]
         zone = self._zone_problem(me.get("timeZone"), site)
-        return tagged(self._project_checks(mapping, site), "project") + ([zone] if zone else [])
+        named = [field for field in ("priority", "resolution") if mapping.target_values(field)]
+        self._ask_ahead(f"project/{self.project}", f"project/{self.project}/statuses", *named)
+        try:
+            return tagged(self._project_checks(mapping, site), "project") + ([zone] if zone else [])
+        finally:
+            self._asked.clear()  # answers a failed check left unread are not kept for later
 
     def doctor_notes(self) -> dict[str, str]:
         notes = {"project": f"project {self.project} exists and the user sees it"}
@@ -331,7 +378,7 @@ class JiraAdapter(TargetAdapter):
     def _project_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
         """The project, the mapping's issue type in it, and the statuses and values the mapping names."""
         try:
-            project = self._get(f"project/{self.project}")
+            project = self._project()
             by_type = self._project_statuses()
         except NotFoundError:
             message = f"project {self.project} does not exist or the user cannot see it"
@@ -435,6 +482,7 @@ class JiraAdapter(TargetAdapter):
         if info["deploymentType"] != "Cloud":
             message = f"{site} answers as Jira {info['deploymentType']}; sirsync works with Jira Cloud"
             return Problem("Jira", message, URL_SETTING, site)
+        self._probed = True  # the connect need not ask again
         return None
 
     def _refused(self, error: SyncError, site: str, what: str) -> Problem:
@@ -787,7 +835,7 @@ class JiraAdapter(TargetAdapter):
         if not internal:
             return {"body": body}
         if self._project_type is None:
-            project = self._get(f"project/{self.project}")
+            project = self._project()
             self._project_type = str(project.get("projectTypeKey") or "") if isinstance(project, dict) else ""
         if self._project_type != SERVICE_PROJECT:
             raise FatalError(

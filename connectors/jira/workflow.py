@@ -33,9 +33,13 @@ Get = Callable[[str, dict[str, Any] | None], Any]  # a read through the adapter'
 
 
 class WorkflowKnowledge:
-    def __init__(self, project: str, get: Get, paths: StatusPaths) -> None:
+    def __init__(
+        self, project: str, get: Get, paths: StatusPaths, read_project: Callable[[], Any] | None = None
+    ) -> None:
         self.project = project
         self._get = get
+        # GET project/{key}, where the adapter keeps the answer it read already
+        self._read_project = read_project or (lambda: get(f"project/{project}", None))
         self.paths = paths
         # the transitions offered at a status, by (issue type, status), as an issue there was offered them
         self._offered: dict[tuple[str, str], Transitions] = {}
@@ -220,7 +224,7 @@ class WorkflowKnowledge:
         """The classic workflow the project's workflow scheme gives ``issue_type`` (None for a
         team-managed project, or an answer not in Jira Cloud's shape)."""
         try:
-            project = self._get(f"project/{self.project}", None)
+            project = self._read_project()
             project_id = str(project["id"])
             types = project.get("issueTypes") or []
             type_id = next((str(t["id"]) for t in types if t.get("name") == issue_type), "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from connectors import preflight
 from connectors.sandbox.runner import Sandbox
 from tests.sync.conftest import Harness
 
@@ -129,3 +130,15 @@ class TestTwoTargets:
         assert spent[GET_CASE] >= 2
         notes = [c["body"] for c in harness.sir_comments(cases[0])]
         assert sum("from a Jira responder" in body for body in notes) == 1
+
+
+def test_jira_preflight_asks_each_thing_once(harness: Harness) -> None:
+    harness.restart()  # a new process: nothing asked of Jira yet
+    before = calls(harness.sandbox)
+    found = preflight.preflight(harness.runtime.cycle, harness.settings)
+    spent = calls(harness.sandbox) - before
+
+    assert not preflight.blocking(found, once=True), preflight.render(found)
+    for route in ("serverInfo", "myself", "project/{project}", "project/{project}/statuses"):
+        assert spent[f"GET /rest/api/2/{route}"] == 1, (route, spent)
+    assert harness.cycle().errors == 0  # what preflight learned serves the cycle
