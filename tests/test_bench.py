@@ -55,6 +55,8 @@ def test_sirsync_first_sync_is_complete_and_measured(tiny_run: tuple[Results, li
         assert first_sync.peak_rss_kib > 10_000  # a Python process with boto3 loaded
     assert results.first_sync is not None
     assert results.first_sync.bound_seconds > 0
+    cycle = results.first_sync.cycle_seconds  # as the process printed it
+    assert cycle is not None and 0 < cycle < results.first_sync.wall_seconds
 
 
 def test_table_has_a_row_per_measure_and_five_columns(tiny_run: tuple[Results, list[int]]) -> None:
@@ -62,7 +64,7 @@ def test_table_has_a_row_per_measure_and_five_columns(tiny_run: tuple[Results, l
     table = rows(results, sizes)
     assert all(len(row) == len(COLUMNS) for row in table)
     measures = [row[0] for row in table]
-    assert len(measures) == 2 * len(sizes) + 3 + 1 + 1 + 2  # calls, first sync, scenario, RSS, latency
+    assert len(measures) == 2 * len(sizes) + 4 + 1 + 1 + 2  # calls, first sync, scenario, RSS, latency
     assert measures[0].startswith(f"calls/cycle, {SIZE} cases")
     assert [row[1] for row in table[-2:]] == [NOT_RUN, NOT_RUN]  # latency was not run
     assert all(row[1] != NOT_RUN for row in table[:-2])
