@@ -132,6 +132,13 @@ def sync(
         bool,
         typer.Option("--wait", help="If another runner holds the lease, wait for it instead of exiting."),
     ] = False,
+    case: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--case",
+            help="With --once: sync only this SIR case (repeatable), from fresh reads, with every target.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Sync SIR cases with the configured targets: one cycle (--once) or one every N seconds (--every).
@@ -148,13 +155,17 @@ def sync(
 
     if once == (every is not None):
         _fail("give exactly one of --once or --every N")
+    if case and not once:
+        _fail("--case syncs the named cases once: use it with --once")
     settings = _load_settings(config)
     jobs.configure_logging(settings.log_level)
     stop = jobs.StopRequest()
     stop.install()
     echo_err = partial(typer.echo, err=True)
     try:
-        options = jobs.SyncOptions(once, every, wait, progress=sys.stderr.isatty())
+        options = jobs.SyncOptions(
+            once, every, wait, progress=sys.stderr.isatty(), cases=tuple(dict.fromkeys(case or ()))
+        )
         code = jobs.run_sync(settings, options, typer.echo, echo_err, stop)
     except (MappingError, StateError, FatalError) as exc:
         _fail(str(exc))

@@ -74,6 +74,7 @@ class SyncOptions:
     every: float | None = None
     wait: bool = False
     progress: bool = False  # a progress bar on stderr, for a person at a terminal
+    cases: tuple[str, ...] = ()  # sync only these cases (with --once), instead of a cycle
 
 
 class Progress:
@@ -130,7 +131,8 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
                     return stop.exit_code
         # checked once the lease is ours, so that a runner that would exit 3 reads nothing first; the
         # first cycle's list of cases is read meanwhile (reads only, dropped if a check fails)
-        runtime.cycle.read_ahead()
+        if not options.cases:
+            runtime.cycle.read_ahead()
         found = preflight.preflight(runtime.cycle, settings)
         for warning in found:
             if warning.kind == preflight.WARNING:
@@ -181,7 +183,7 @@ def _cycles(
         started = time.monotonic()
         try:
             lease.renew()
-            report = runtime.cycle.run()
+            report = _sync_cases(runtime, options.cases) if options.cases else runtime.cycle.run()
         except LeaseLost:
             raise
         except (sqlite3.Error, OSError) as exc:  # the state file failed mid-run (disk full, I/O)
@@ -214,6 +216,14 @@ def _cycles(
         if stop.wait(wait):
             err(f"sirsync: stopped between cycles, after cycle {number}")
             return stop.exit_code
+
+
+def _sync_cases(runtime: Runtime, case_ids: tuple[str, ...]) -> Report:
+    """The named cases, one after another, each with every target (``sync --once --case``)."""
+    report = Report()
+    for case_id in case_ids:
+        report.add(runtime.cycle.sync_one(case_id))
+    return report
 
 
 def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:

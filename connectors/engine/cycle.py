@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -383,7 +383,7 @@ class Cycle:
             )
         report.left += [target.adapter.system for target in later]
 
-    def case_sync(self, target: Target) -> CaseSync:
+    def case_sync(self, target: Target, reads: MutableMapping[str, SirRead] | None = None) -> CaseSync:
         return CaseSync(
             self.sir,
             target.adapter,
@@ -392,8 +392,54 @@ class Cycle:
             self.settings,
             self.now,
             self.features,
-            self.sir_reads,
+            self.sir_reads if reads is None else reads,
         )
+
+    def sync_one(self, case_id: str) -> Report:
+        """Sync one case with every target now, from fresh reads, as a cycle would: the unit of work
+        that an event, a queue message or a webhook names. Safe to call from several threads (or
+        processes) at once: each target's sync holds the case's lease, and a case another worker
+        holds is left to it (a passing error, so that a queue tries it again). SIR is read once for
+        all targets. A case closed before it was ever synced stays skipped, as in a cycle (unless
+        closed cases are synced); a quarantined case runs its comment stages only."""
+        report = Report()
+        reads: Bounded[str, SirRead] = Bounded(1)
+        failures = {f.target: f for f in self.state.failures() if f.case_id == case_id}
+        status: str | None = None
+        for target in self.targets:
+            system = target.adapter.system
+            link = self.state.link(case_id, system)
+            if link is None or link.state == SKIPPED:
+                if status is None:
+                    try:
+                        case = self.sir.get_case(case_id)
+                    except NotFoundError:
+                        report.warnings.append(f"case {case_id} does not exist in SIR; nothing to sync")
+                        return report
+                    except FatalError as exc:
+                        report.refused(f"SIR: {exc}")
+                        return report
+                    except SyncError as exc:
+                        report.system_down(f"SIR cannot be read, case {case_id} waits: {exc}")
+                        return report
+                    status = case.status
+                    reads[case_id] = SirRead(case, None, False, None, "")  # the sync goes on from it
+                if status == CLOSED and not self.settings.sync_closed_cases:
+                    if link is None:
+                        self.state.save_link(Link(case_id, system, SKIPPED))
+                    continue
+            failure = failures.get(system)
+            held = failure if failure is not None and failure.quarantined else None
+            try:
+                result = self.sync_case(case_id, target, quarantined=held, reads=reads)
+            except FatalError as exc:
+                report.refused(f"{target.adapter.display_name}: {exc}")
+                continue
+            report.add(result)
+            if result.sir_writes:
+                reads.clear()  # the next target reads the case again
+                self._tell_other_targets(case_id, system)
+        return report
 
     def sync_case(
         self,
@@ -403,6 +449,7 @@ class Cycle:
         quarantined: Failure | None = None,
         lookup: Lookup | None = None,
         glance: frozenset[str] = frozenset(),
+        reads: MutableMapping[str, SirRead] | None = None,
     ) -> Report:
         """Sync one case with one target, turning its failures into report lines.
 
@@ -424,7 +471,9 @@ class Cycle:
             self.settings.lease_seconds,
             self.now,
             name=case_lease(case_id, system),
-            holder=self.holder,
+            # this thread of this process: two threads syncing the same case at once (events, a queue's
+            # batch) are two holders, as two processes are
+            holder=f"{self.holder}:{threading.get_ident()}",
         )
         try:
             claim.acquire()
@@ -433,7 +482,7 @@ class Cycle:
             outcome = Outcome(Report.of_case(case_id), {TICKET: RetriableError(f"case {case_id}: {exc}")})
         else:
             try:
-                outcome = self._run_case(case_id, target, stages, lookup, glance)
+                outcome = self._run_case(case_id, target, stages, lookup, glance, reads)
             finally:
                 claim.release()
         if outcome.failed:
@@ -449,9 +498,10 @@ class Cycle:
         stages: tuple[str, ...],
         lookup: Lookup | None,
         glance: frozenset[str],
+        reads: MutableMapping[str, SirRead] | None = None,
     ) -> Outcome:
         system = target.adapter.system
-        sync = self.case_sync(target)
+        sync = self.case_sync(target, reads)
         try:
             seen = None
             if glance:
