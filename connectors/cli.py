@@ -240,6 +240,31 @@ def retry(
 
 
 @app.command()
+def history(
+    case_id: Annotated[str, typer.Argument(help="The SIR case id.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every action, for scripts.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every action taken for one case, on every side, in time order, from the state's action log.
+
+    Each line: when, the target, where it wrote (SIR, the target, both, or - for an event such as a
+    conflict, an error or a quarantine), the action and what it names. Reads the state alone; no
+    system is contacted. Exit codes: 0 shown (also when nothing is recorded), 2 bad settings or state.
+    """
+    from connectors.history import show_history
+    from connectors.state import StateError
+
+    settings = _load_settings(config)
+    try:
+        code = show_history(settings, case_id, typer.echo, as_json=as_json)
+    except StateError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
 def doctor(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with every check, for scripts.")
