@@ -333,12 +333,14 @@ def mappings_export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files already there.")] = False,
 ) -> None:
     """Write copies of the shipped mappings into DIR, to edit and point sirsync at."""
+    from connectors.mapping.jsonschema import SCHEMA_FILE
     from connectors.mappings import SHIPPED, shipped
 
     directory = directory.absolute()
     targets = [(mapping, directory / mapping.name) for mapping in SHIPPED]
+    schema_file = directory / SCHEMA_FILE  # what the copies' yaml-language-server line names
     if not force:
-        for _, target in targets:
+        for target in [target for _, target in targets] + [schema_file]:
             if target.exists():
                 _fail(f"{target} already exists; use --force to overwrite it")
     if directory.exists() and not directory.is_dir():
@@ -347,7 +349,7 @@ def mappings_export(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"cannot create {directory}: {exc.strerror or exc}")
-    for _, target in targets:
+    for target in [target for _, target in targets] + [schema_file]:
         try:
             target.write_bytes(shipped(target.name).read_bytes())
         except OSError as exc:
@@ -356,6 +358,32 @@ def mappings_export(
     typer.echo("Edit a copy, then point sirsync at it:")
     for mapping, target in targets:
         typer.echo(f"  {mapping.setting}={target}  # {mapping.purpose}")
+
+
+@mappings_app.command("schema")
+def mappings_schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it to this file instead of printing it.")
+    ] = None,
+) -> None:
+    """Print the mapping files' JSON Schema, for editors that validate and complete YAML.
+
+    The shipped mappings (and the copies `mappings export` writes, with the schema beside them) start
+    with a `# yaml-language-server: $schema=...` line that editors with a YAML language server follow.
+    """
+    import json
+
+    from connectors.mapping.jsonschema import mapping_schema
+
+    text = json.dumps(mapping_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}")
 
 
 def main() -> None:
