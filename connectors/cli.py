@@ -10,7 +10,7 @@ import threading
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -83,7 +83,7 @@ def sandbox(
 def _load_settings(config: Path | None) -> Settings:
     from pydantic import ValidationError
 
-    from connectors.settings import Settings, unknown_settings
+    from connectors.settings import Settings, setting_problem, unknown_settings
 
     if config is not None:
         if not config.is_file():
@@ -98,16 +98,8 @@ def _load_settings(config: Path | None) -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors()[:-1]:
-            typer.echo(f"sirsync: {_setting_problem(error)}", err=True)
-        _fail(_setting_problem(exc.errors()[-1]))
-
-
-def _setting_problem(error: Any) -> str:
-    """A settings error named as the operator sets it: the variable (or the config file's key)."""
-    parts = [str(part) for part in error["loc"]]
-    variable = "SIRSYNC_" + "__".join(parts).upper()
-    where = f"{variable} (or {'.'.join(parts)} in the config file)"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+            typer.echo(f"sirsync: {setting_problem(error)}", err=True)
+        _fail(setting_problem(exc.errors()[-1]))
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -237,6 +229,31 @@ def retry(
     except StateError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[FILE]...", help="Mapping files to check; default: the settings and their mappings."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check the settings and every mapping offline: each problem with its file, line, field and a hint.
+
+    Without FILE, checks what `sync` would use: the SIRSYNC_* settings (and the config file) and the
+    mapping of each configured target. With FILE..., checks those mapping files. Nothing is contacted
+    (`sirsync doctor` checks the systems). Exit codes: 0 valid, 2 a problem was found.
+    """
+    from connectors.validate import validate as check
+
+    if config is not None:
+        if not config.is_file():
+            _fail(f"config file {config} does not exist")
+        os.environ["SIRSYNC_CONFIG"] = str(config)
+    raise typer.Exit(check(files or [], typer.echo, partial(typer.echo, err=True)))
 
 
 @app.command()

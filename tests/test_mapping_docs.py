@@ -60,11 +60,11 @@ def holds(loaded: Any, written: Any) -> bool:
     ("fragment", "message"),
     [
         ({"fields": {"description": {"template": "{title}", "direction": "both"}}}, "can flow inbound"),
-        ({"status": {"conflict": "servicenow_wins"}}, "is not one of sir_wins, jira_wins, newest"),
+        ({"status": {"conflict": "servicenow_wins"}}, "unknown conflict policy 'servicenow_wins'"),
         ({"comments": {"header": "{origin} {who}"}}, "use origin, author, time"),
         ({"fields": {"summary": {"sir": "title", "template": "{title}"}}}, "exactly one of"),
         ({"status": {"inbound": {"In Review": "Ready to Close"}}}, "set only by AWS"),
-        ({"fields": {"summary": {"sir": "tilte"}}}, "'tilte' is not a SIR case field"),
+        ({"fields": {"summary": {"sir": "tilte"}}}, "unknown SIR case field 'tilte'; did you mean 'title'?"),
     ],
 )
 def test_what_the_reference_says_is_refused_is_refused(
