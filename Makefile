@@ -15,6 +15,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check connectors tests bench
 	$(BIN)/ruff format --check connectors tests bench
 	$(BIN)/mypy connectors bench
+	$(BIN)/cfn-lint deploy/aws/template.yaml
 
 test: lint
 	$(BIN)/pytest -q
