@@ -27,7 +27,7 @@ mkdir -p "$build/wheels" "$build/package"
 # pysnow pins): pip cannot build those for another platform, and they need no building for one.
 "$python" -m pip wheel --quiet --no-deps -w "$build/wheels" "$repo" "ijson>=2.5.1,<3"
 
-"$python" -m pip install --quiet --target "$build/package" \
+"$python" -m pip install --quiet --no-compile --target "$build/package" \
   --platform "$platform" --implementation cp --python-version "$python_version" --only-binary=:all: \
   --find-links "$build/wheels" "$build"/wheels/sirsync-*.whl
 
