@@ -265,6 +265,45 @@ def validate(
 
 
 @app.command()
+def plan(
+    case: Annotated[
+        list[str] | None, typer.Option("--case", help="Plan only this SIR case (repeatable).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every change, for scripts.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show what the next sync would do, writing nothing: per case, each ticket it would create, each
+    field it would change (before and after), each status it would move and each comment it would post,
+    on every side.
+
+    It reads every system and runs the sync as `sync --once` would, with each write caught before it
+    is sent; the state file is read from a copy and left as it is. Exit codes: 0 planned, 1 a case or
+    a system failed while planning (listed), 2 bad settings, mapping or credentials.
+    """
+    from connectors import jobs
+    from connectors.errors import FatalError
+    from connectors.mapping import MappingError
+    from connectors.plan import run_plan
+    from connectors.state import StateError
+
+    settings = _load_settings(config)
+    jobs.configure_logging("WARNING", settings.log_format, settings.secret_values())
+    try:
+        code = run_plan(
+            settings,
+            tuple(dict.fromkeys(case or ())),
+            typer.echo,
+            partial(typer.echo, err=True),
+            as_json=as_json,
+        )
+    except (MappingError, StateError, FatalError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
 def history(
     case_id: Annotated[str, typer.Argument(help="The SIR case id.")],
     as_json: Annotated[
