@@ -137,8 +137,8 @@ class SirSandbox(SandboxApp):
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Switches for unverified behaviour: ``comment_bumps_case``, ``list_order``,
         ``aws_cases_accept_status_updates``, ``closed_cases_accept_comments``, ``event_endpoint`` and
-        ``event_headers`` (sent with each event POSTed there); and for access: ``denied_actions`` (principal or ``*`` -> action names) and ``revoked`` (access
-        key ids)."""
+        ``event_headers`` (sent with each event POSTed there); and for access: ``denied_actions``
+        (principal or ``*`` -> action names) and ``revoked`` (access key ids)."""
         known = {f.name: f.type for f in fields(Settings)}
         extra = ["event_endpoint", "event_headers", "denied_actions", "revoked"]
         unknown = sorted(set(settings) - set(known) - set(extra))

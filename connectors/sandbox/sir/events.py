@@ -41,7 +41,9 @@ def check_headers(headers: Any) -> dict[str, str]:
         if name.lower() in _RESERVED_HEADERS:
             raise ValueError(f"event_headers: {name} is set by the sandbox itself")
         if not isinstance(value, str) or any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise ValueError(f"event_headers: the value of {name} must be a string without control characters")
+            raise ValueError(
+                f"event_headers: the value of {name} must be a string without control characters"
+            )
     return dict(headers)
 
 
