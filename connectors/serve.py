@@ -258,6 +258,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # the path only: a query string may carry what a sender took for a place to put a secret
+        log.debug("%s %s %s: %s", self.address_string(), self.command, urlsplit(self.path).path, code)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 

@@ -97,7 +97,7 @@ class Receiver:
     #: the integration's ServiceNow user name (``sys_updated_by`` of its own writes)
     servicenow_user: str | None = None
     skipped_own: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def for_runtime(cls, settings: Settings, runtime: Runtime) -> Receiver:
@@ -143,7 +143,8 @@ class Receiver:
         """The sources whose route is on (its secret is set)."""
         return [source for source in ROUTES.values() if self.secret(source) is not None]
 
-    def _skip_own(self, source: str, event: str) -> list[Hint]:
+    def own_write(self, source: str, event: str) -> list[Hint]:
+        """The integration's own write names no case: counted, and no hint."""
         with self._lock:
             self.skipped_own[source] = self.skipped_own.get(source, 0) + 1
         log.debug("%s %s skipped: the integration's own write", source, event)
@@ -272,8 +273,9 @@ def _jira(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
         return []  # an event of no issue (a project, a version): nothing to sync
     if not isinstance(issue, dict):
         raise Refused(400, "issue is not an object")
-    if _jira_author(payload) and _jira_author(payload) == receiver.jira_account_id():
-        return receiver._skip_own(JIRA, event)
+    author = _jira_author(payload)
+    if author and author == receiver.jira_account_id():
+        return receiver.own_write(JIRA, event)
     case_id = _linked(receiver, JIRA, _text(issue.get("id")))
     if case_id is None:  # not linked yet, or the state was lost: the cross-reference label tells
         fields = issue.get("fields")
@@ -308,7 +310,7 @@ def _servicenow(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
     event = _text(payload.get("event")) or "updated"
     updated_by = _text(payload.get("sys_updated_by"))
     if updated_by and receiver.servicenow_user and updated_by == receiver.servicenow_user:
-        return receiver._skip_own(SERVICENOW, event)
+        return receiver.own_write(SERVICENOW, event)
     case_id = _linked(receiver, SERVICENOW, sys_id) or _case_id(correlation)
     return [Hint(case_id, SERVICENOW, event)] if case_id else []
 
@@ -317,7 +319,7 @@ def _sir(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
     """An EventBridge event from SIR, as an API destination delivers it: the event itself."""
     source = payload.get("source")
     if source != SIR_EVENT_SOURCE:
-        raise Refused(400, f"source is {_text(source)[:64]!r}, not {SIR_EVENT_SOURCE}: not a SIR event")
+        raise Refused(400, f"source is not {SIR_EVENT_SOURCE}: not a SIR event")
     event = _text(payload.get("detail-type"))
     detail = payload.get("detail")
     if not event or not isinstance(detail, dict):
@@ -332,5 +334,5 @@ def _sir(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
     for key in ("updatedBy", "createdBy"):
         principal = _text(detail.get(key))
         if principal and receiver.is_own_principal(principal):
-            return receiver._skip_own(SIR, event)
+            return receiver.own_write(SIR, event)
     return [Hint(case_id, SIR, event)]
