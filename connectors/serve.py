@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # seconds a client may take to send its request before the connection is dropped
 REQUEST_TIMEOUT = 10
+# a hinted case that failed for passing reasons (a 5xx, a timeout, another worker or the cycle holding
+# it) is hinted again after each of these delays, then left to the cycles
+RETRY_DELAYS = (5.0, 30.0, 120.0)
 
 
 class HintQueue:
@@ -98,6 +101,9 @@ class Service:
         self.last_cycle: datetime | None = None
         self.code = OK  # set by the cycle thread when it ends the run (a lost lease, refused credentials)
         self._threads: list[threading.Thread] = []
+        self._retries: dict[str, int] = {}  # case -> passing failures in a row of its hinted syncs
+        self._timers: list[threading.Timer] = []
+        self._lock = threading.Lock()
 
     def start_workers(self) -> None:
         for number in range(self.settings.serve.workers):
@@ -159,10 +165,33 @@ class Service:
                 log.warning("case %s: %s", hint.case_id, warning)
             for problem in report.problems:
                 log.error("case %s: %s", hint.case_id, problem)
+            self._retry_if_passing(hint, report)
+
+    def _retry_if_passing(self, hint: webhooks.Hint, report: Report) -> None:
+        with self._lock:
+            if not report.passing:
+                self._retries.pop(hint.case_id, None)
+                return
+            attempt = self._retries.get(hint.case_id, 0)
+            if attempt >= len(RETRY_DELAYS):
+                self._retries.pop(hint.case_id, None)
+                log.warning("case %s: left to the next cycle after %d tries", hint.case_id, attempt + 1)
+                return
+            self._retries[hint.case_id] = attempt + 1
+            timer = threading.Timer(RETRY_DELAYS[attempt], self.queue.put, args=(hint,))
+            timer.daemon = True
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+            timer.start()
+        log.info("case %s: tried again in %.0fs", hint.case_id, RETRY_DELAYS[attempt])
 
     def stop(self, timeout: float = 120) -> int:
         """Hand out no more hints and wait for the work under way; the number of cases left waiting."""
         left = self.queue.close()
+        with self._lock:
+            pending = [timer for timer in self._timers if timer.is_alive()]
+            for timer in pending:
+                timer.cancel()
+            left += len(pending)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

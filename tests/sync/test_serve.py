@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.lease import RunnerLease
 from connectors.sandbox.clients import jira_client, sir_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
+from connectors.state import SqliteStateStore, case_lease
 from tests.sync.conftest import sirsync_environment, sync_process
 
 JIRA_SECRET = "jira-webhook-secret-for-tests"
@@ -186,6 +188,36 @@ def test_a_sir_event_delivered_to_events_sir_brings_the_comment_to_jira(
         timeout=WITHIN,
     )
     assert not any(line.startswith("cycle ") for line in server.stdout), server.output()
+
+
+def test_a_hinted_case_another_runner_holds_is_hinted_again_once_it_is_free(
+    sandbox: Sandbox, tmp_path: Path, servers: list[Server]
+) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id, key = linked_case(sandbox, state, "Held elsewhere")
+    server = serve(servers, sandbox, state)
+    store = SqliteStateStore(state)
+    other = RunnerLease(store, 60, name=case_lease(case_id, "jira"), holder="another-runner")
+    other.acquire()
+    try:
+        responder = jira_client(sandbox, RESPONDER)
+        responder.add_comment(key, "written while another runner had the case")
+        issue = responder.issue(key)
+        answer = server.jira_webhook({"webhookEvent": "jira:issue_updated", "issue": {"id": issue.id}})
+        assert answer.status_code == 202 and answer.json()["cases"] == [case_id], answer.text
+        server.wait_for(
+            "a retry to be planned", lambda: any("tried again in" in line for line in server.stderr)
+        )
+        assert not any("another runner" in body for body in sir_comment_bodies(sandbox, case_id))
+    finally:
+        other.release()
+        store.close()
+
+    server.wait_for(
+        "the comment in SIR once the case is free",
+        lambda: any("another runner had the case" in body for body in sir_comment_bodies(sandbox, case_id)),
+        timeout=WITHIN,
+    )
 
 
 def test_an_event_of_the_integrations_own_write_is_skipped(
