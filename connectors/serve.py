@@ -205,8 +205,11 @@ class Service:
             "skipped_own": sum(self.receiver.skipped_own.values()),
         }
         try:
-            self.runtime.state.lease()
-        except (sqlite3.Error, StateError, OSError) as exc:
+            self.runtime.state.check()
+        except StateError as exc:
+            body.update(ok=False, error=f"the state store cannot be read: {exc}")
+            return HTTPStatus.SERVICE_UNAVAILABLE, body
+        except (sqlite3.Error, OSError) as exc:
             body.update(ok=False, error=f"the state store cannot be read: {type(exc).__name__}")
             return HTTPStatus.SERVICE_UNAVAILABLE, body
         return HTTPStatus.OK, body

@@ -266,6 +266,20 @@ def test_serve_refuses_what_it_cannot_trust_answers_healthz_and_exits_143_on_sig
     assert "Traceback" not in logged, server.output()
 
 
+def test_healthz_is_503_once_the_state_file_is_gone(
+    sandbox: Sandbox, tmp_path: Path, servers: list[Server]
+) -> None:
+    state = tmp_path / "state.sqlite"
+    server = serve(servers, sandbox, state)
+    assert server.health()["ok"] is True
+    state.unlink()  # a volume gone, a clean-up run at the wrong place: every write would now be lost
+
+    answer = requests.get(f"{server.url}/healthz", timeout=10)
+
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["ok"] is False and "state store" in answer.json()["error"]
+
+
 def test_safety_net_cycles_hold_the_runner_lease_while_serving(
     sandbox: Sandbox, tmp_path: Path, servers: list[Server]
 ) -> None:
