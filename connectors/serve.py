@@ -2,7 +2,8 @@
 
 A request is answered as soon as it is read (202), and the cases it names wait on an in-process queue,
 each at most once while it waits and on one worker at a time, for ``SIRSYNC_SERVE__WORKERS`` threads
-that sync it with every target from fresh reads (``Cycle.sync_one``). Polling stays on: a cycle every
+that sync it with every target from fresh reads (``Cycle.sync_one``); one that fails for passing reasons
+is hinted again a few times (:data:`RETRY_DELAYS`). Polling stays on: a cycle every
 ``SIRSYNC_SERVE__POLL_SECONDS`` on a thread of its own, holding the runner lease as ``sync --every``
 does, catches whatever no hint named. SIGINT or SIGTERM stops taking requests, lets the syncs under way
 finish and exits 130 or 143; cases still waiting are left to the next cycle.
@@ -109,7 +110,7 @@ class Service:
         for number in range(self.settings.serve.workers):
             self._start(self._work, f"sirsync-hint-{number + 1}")
 
-    def start_cycles(self, lease: RunnerLease, out: Echo, err: Echo, stop: StopRequest) -> threading.Thread:
+    def start_cycles(self, lease: RunnerLease, out: Echo, err: Echo, stop: StopRequest) -> None:
         def cycles() -> None:
             options = SyncOptions(once=False, every=self.settings.serve.poll_seconds)
             try:
@@ -136,13 +137,12 @@ class Service:
                     stop.halt(LEASE_HELD)
 
         self._start(keep_lease, "sirsync-lease")
-        return self._start(cycles, "sirsync-cycles")
+        self._start(cycles, "sirsync-cycles")
 
-    def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
+    def _start(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-        return thread
 
     def _cycled(self, report: Report) -> None:
         self.last_cycle = datetime.now(UTC)
@@ -328,7 +328,8 @@ def run_serve(settings: Settings, out: Echo, err: Echo, stop: StopRequest) -> in
         err(preflight.render(problems))
         return BAD_SETUP
     serve = settings.serve
-    if not any((serve.jira_secret, serve.servicenow_secret, serve.sir_secret)):
+    secrets = (serve.jira_secret, serve.servicenow_secret, serve.sir_secret)
+    if not any(secret is not None and secret.get_secret_value() for secret in secrets):
         err(
             "sirsync: every route is off: set SIRSYNC_SERVE__JIRA_SECRET, SIRSYNC_SERVE__SERVICENOW_SECRET "
             "or SIRSYNC_SERVE__SIR_SECRET (without one, `sirsync sync --every N` is what you want)"
@@ -379,14 +380,14 @@ def _serve(
     service = Service(runtime, receiver, settings)
     server.RequestHandlerClass = type("Handler", (Handler,), {"service": service})
     service.start_workers()
-    if lease is not None:
-        runtime.cycle.heartbeat = lambda system, done, total: lease.renew()
-        runtime.cycle.should_stop = stop.is_set
-        service.start_cycles(lease, out, err, stop)
     listening = threading.Thread(target=server.serve_forever, args=(0.2,), name="sirsync-http", daemon=True)
     listening.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
     out(f"serving on http://{host}:{port} ({', '.join(receiver.sources)})")
+    if lease is not None:
+        runtime.cycle.heartbeat = lambda system, done, total: lease.renew()
+        runtime.cycle.should_stop = stop.is_set
+        service.start_cycles(lease, out, err, stop)
     try:
         while not stop.wait(1):
             pass

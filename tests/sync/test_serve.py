@@ -316,3 +316,29 @@ def test_a_port_in_use_is_exit_2_naming_the_setting(sandbox: Sandbox, tmp_path: 
         )
     assert result.returncode == 2, result.stderr
     assert "SIRSYNC_SERVE__PORT" in result.stderr and port in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("SIRSYNC_SERVE__POLL_SECONDS", "0.5", ["SIRSYNC_SERVE__POLL_SECONDS"]),
+        ("SIRSYNC_SERVE__WORKERS", "0", ["SIRSYNC_SERVE__WORKERS"]),
+        ("SIRSYNC_SERVE__SIR_SECRET", "", ["SIRSYNC_SERVE__JIRA_SECRET", "SIRSYNC_SERVE__SIR_SECRET"]),
+    ],
+)
+def test_bad_serve_settings_are_exit_2_naming_the_setting(
+    sandbox: Sandbox, tmp_path: Path, setting: str, value: str, named: list[str]
+) -> None:
+    settings = {"SIRSYNC_SERVE__SIR_SECRET": "x", setting: value}
+    env = sirsync_environment(sandbox, tmp_path / "state.sqlite", **settings)
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert all(name in result.stderr for name in named), result.stderr
+    assert "Traceback" not in result.stderr
