@@ -21,6 +21,7 @@ from connectors import logs, preflight
 from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.logs import LogFormat
+from connectors.metrics import METRICS
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
 
@@ -206,6 +207,7 @@ def run_cycles(
             report = Report()
             report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
         seconds = time.monotonic() - started
+        METRICS.cycle(report, seconds)
         if settings.log_format == "json":
             out(json.dumps({"cycle": number, **report.counts(), "seconds": round(seconds, 3)}))
         else:

@@ -28,6 +28,7 @@ from connectors import jobs, preflight, webhooks
 from connectors.engine import Report
 from connectors.jobs import BAD_SETUP, LEASE_HELD, OK, Echo, StopRequest, SyncOptions
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
+from connectors.metrics import METRICS
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import ServeSettings, Settings
 from connectors.state import StateError
@@ -223,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "sirsync"
     ROUTES = {
         ("GET", "/healthz"): "_health",
+        ("GET", "/metrics"): "_metrics",
         **{("POST", route): "_hint" for route in webhooks.ROUTES},
     }
 
@@ -247,6 +249,15 @@ class Handler(BaseHTTPRequestHandler):
     def _health(self, path: str) -> None:
         status, body = self.service.health()
         self._answer(status, body)
+
+    def _metrics(self, path: str) -> None:
+        METRICS.set("sirsync_hint_queue_depth", self.service.queue.depth)
+        data = METRICS.prometheus().encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _hint(self, route: str) -> None:
         receiver = self.service.receiver
@@ -278,6 +289,7 @@ class Handler(BaseHTTPRequestHandler):
             log.warning("refused POST %s: %s %s", route, exc.status, exc)
             self._answer(exc.status, {"error": str(exc)})
             return
+        METRICS.add("sirsync_hints_total", len(hints), source=webhooks.ROUTES[route])
         queued = [hint.case_id for hint in hints if self.service.queue.put(hint)]
         log.debug("POST %s: %d hint(s), %d queued", route, len(hints), len(queued))
         self._answer(HTTPStatus.ACCEPTED, {"cases": [hint.case_id for hint in hints], "queued": len(queued)})

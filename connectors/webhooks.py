@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from connectors.metrics import METRICS
 from connectors.state import StateStore
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ class Receiver:
         """The integration's own write names no case: counted, and no hint."""
         with self._lock:
             self.skipped_own[source] = self.skipped_own.get(source, 0) + 1
+        METRICS.add("sirsync_hints_own_total", source=source)
         log.debug("%s %s skipped: the integration's own write", source, event)
         return []
 

@@ -342,3 +342,45 @@ def test_bad_serve_settings_are_exit_2_naming_the_setting(
     assert result.returncode == 2, result.stderr
     assert all(name in result.stderr for name in named), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def metrics(server: Server) -> dict[str, float]:
+    answer = requests.get(f"{server.url}/metrics", timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith(
+        "text/plain; version=0.0.4"
+    )
+    found = {}
+    for line in answer.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+def test_metrics_show_cycles_calls_per_system_hints_and_the_lag_in_prometheus_format(
+    sandbox: Sandbox, tmp_path: Path, servers: list[Server]
+) -> None:
+    state = tmp_path / "state.sqlite"
+    sandbox.sir.aws_create_case(title="Counted", description="by the cycle")
+    server = serve(servers, sandbox, state, SIRSYNC_SERVE__POLL_SECONDS="1")
+    server.wait_for("a cycle", lambda: server.health()["last_cycle"] is not None)
+    sandbox.sir.configure(
+        {"event_endpoint": f"{server.url}/events/sir", "event_headers": {"X-Sirsync-Token": SIR_SECRET}}
+    )
+    sandbox.sir.aws_create_case(title="Hinted", description="by its event")
+    assert sandbox.sir.flush_events()
+
+    server.wait_for(
+        "the hint counted", lambda: metrics(server).get('sirsync_hints_total{source="sir"}', 0) >= 1
+    )
+    figures = metrics(server)
+
+    assert figures["sirsync_cycles_total"] >= 1
+    assert figures['sirsync_api_calls_total{system="sir"}'] > 0
+    assert figures['sirsync_api_calls_total{system="jira"}'] > 0
+    assert figures['sirsync_writes_total{kind="created"}'] >= 1
+    assert figures["sirsync_quarantined_cases"] == 0
+    assert 0 <= figures["sirsync_lag_seconds"] < 60
+    assert "sirsync_hint_queue_depth" in figures
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    assert "# TYPE sirsync_api_calls_total counter" in text and "# HELP sirsync_lag_seconds" in text
