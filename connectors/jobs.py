@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
+from connectors.state import STORE_FAILURES
 
 # exit codes, documented in the README; a signal ends a run with 128 + its number (130, 143)
 OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD, QUARANTINED = 0, 1, 2, 3, 4
@@ -184,7 +184,7 @@ def _cycles(
             report = runtime.cycle.run()
         except LeaseLost:
             raise
-        except (sqlite3.Error, OSError) as exc:  # the state file failed mid-run (disk full, I/O)
+        except STORE_FAILURES as exc:  # the state store failed mid-run (disk full, I/O, a table gone)
             log.debug("cycle %s failed", number, exc_info=True)
             report = Report()
             report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
