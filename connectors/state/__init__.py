@@ -1,4 +1,5 @@
-"""State between cycles, behind :class:`StateStore`; :func:`open_state` opens the one the settings name."""
+"""State between cycles, behind :class:`StateStore`: SQLite (one file, the default) or DynamoDB (one
+table that many workers share). :func:`open_state` picks the one the settings name."""
 
 from __future__ import annotations
 
@@ -40,15 +41,22 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, State
 
 
 def open_state(settings: Settings, *, writable: bool = True) -> StateStore:
-    """The state store the settings name, opened and checked: a
+    """The state store the settings name (``SIRSYNC_STATE_BACKEND``), opened and checked: a
     :class:`StateError` saying what to fix if it cannot be used. ``writable=False`` is for readers
     (``status``)."""
+    if settings.state_backend == "dynamodb":
+        from connectors.state.dynamodb import DynamoStateStore
+
+        return DynamoStateStore.from_settings(settings)
     return SqliteStateStore(settings.state_path, writable=writable)
 
 
 def state_exists(settings: Settings) -> bool:
     """Whether anything was ever synced with these settings' state (False only where that is certain:
-    an SQLite file that is not there)."""
+    an SQLite file that is not there). A DynamoDB table is opened to be told; a missing one is an error
+    that says to run ``sirsync state init``."""
+    if settings.state_backend == "dynamodb":
+        return True
     try:
         return settings.state_path.exists()
     except OSError:  # not even reachable: opening it says why
@@ -57,6 +65,8 @@ def state_exists(settings: Settings) -> bool:
 
 def describe_state(settings: Settings) -> str:
     """Where the state is, in the words of the settings that name it."""
+    if settings.state_backend == "dynamodb":
+        return f"DynamoDB table {settings.dynamodb.table} ({settings.dynamodb_region})"
     return str(settings.state_path)
 
 

@@ -1,0 +1,722 @@
+"""The shared state store: one DynamoDB table, for many workers (Lambda, several processes) at once.
+
+Item layout (``docs/state.md`` has the same, with each access pattern and the key or index serving it):
+
+- schema version: ``META`` / ``SCHEMA``
+- link: ``CASE#<case>`` / ``LINK#<target>``; by-ticket ``TICKET#<target>#<ticket id>`` / ``CASE#<case>``
+  once it has a ticket; by-kind ``LINKS#<target>#<state>`` / ``<case>``
+- baseline: ``CASE#<case>`` / ``BASE#<target>#<field>``
+- comment link: ``CASE#<case>`` / ``COMMENT#<target>#<origin>#<source id>``
+- agent action: ``CASE#<case>`` / ``AGENT#<target>#<action id>``; by-kind ``UNFINISHED#<target>`` /
+  ``<case>#<action id>`` while it is unfinished
+- action log entry: ``CASE#<case>`` / ``ACTION#<time>#<n>``; by-kind ``ACTIONS`` / ``<time>#<n>``;
+  ``expires_at`` (TTL)
+- failure: ``FAILURES`` / ``<case>#<target>``
+- principal: ``SYSTEM#<system>`` / ``PRINCIPAL``; cursor: ``SYSTEM#<system>`` / ``CURSOR#<target>``
+- lease: ``LEASE#<name>`` / ``LEASE``
+
+Every read on the cycle's path is a GetItem or a Query (strongly consistent on the table, eventually
+consistent on an index); no Scan anywhere. Failures live in one partition of the table itself, not in an
+index, because ``sync`` reads them for its exit code right after writing them. Leases and create intents
+are conditional writes; :meth:`DynamoStateStore.transaction` gathers the writes made inside it into one
+TransactWriteItems (100 at a time). DynamoDB's throttling and 5xx answers are retried by botocore
+(standard mode); what is left, and a table that is missing or refused, is a :class:`StateError` that
+names the setting or the IAM action to fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from connectors.state.base import (
+    CREATING,
+    INTENT_REPLACES,
+    LINKED,
+    RUNNER_LEASE,
+    Action,
+    Baseline,
+    CommentLink,
+    Failure,
+    Lease,
+    Link,
+    StateError,
+    StateStore,
+    intent_conflict,
+)
+
+if TYPE_CHECKING:
+    from connectors.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TABLE_SETTING = "SIRSYNC_DYNAMODB__TABLE"
+TTL_ATTRIBUTE = "expires_at"
+BY_TICKET, BY_KIND = "by-ticket", "by-kind"
+
+#: the table's design; ``create_table(**TABLE_SCHEMA, TableName=...)`` makes it (deploy templates copy it)
+TABLE_SCHEMA: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": "S"}
+        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    ],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": index,
+            "KeySchema": [
+                {"AttributeName": f"{prefix}pk", "KeyType": "HASH"},
+                {"AttributeName": f"{prefix}sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for index, prefix in ((BY_TICKET, "gsi1"), (BY_KIND, "gsi2"))
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+# what each schema version changes in the items of the one before it (none yet: version 1 is the first)
+_MIGRATIONS: dict[int, Callable[[DynamoStateStore], None]] = {}
+
+_TRANSACT_LIMIT = 100  # items in one TransactWriteItems
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def encode(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items()}
+
+
+def decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _case(case_id: str) -> str:
+    return f"CASE#{case_id}"
+
+
+def make_client(settings: Settings) -> Any:
+    """The low-level DynamoDB client; botocore retries throttling and 5xx answers (standard mode)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 8},
+        max_pool_connections=max(10, settings.sync.workers * 2),
+        connect_timeout=5,
+        read_timeout=10,
+    )
+    return boto3.session.Session().client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb.endpoint_url,
+        config=config,
+    )
+
+
+class DynamoTable:
+    """Calls on one table, and their failures in words an operator can act on."""
+
+    def __init__(self, client: Any, table: str, region: str) -> None:
+        self.client = client
+        self.table = table
+        self.region = region
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """One DynamoDB call; a failure botocore did not retry away becomes a :class:`StateError`.
+        A failed condition is left to the caller (ConditionalCheckFailedException,
+        TransactionCanceledException)."""
+        method: Callable[..., dict[str, Any]] = getattr(self.client, operation)
+        action = "dynamodb:" + self.client.meta.method_to_api_mapping.get(operation, operation)
+        try:
+            return method(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise
+            raise StateError(self.explain(code, action, exc)) from exc
+        except NoCredentialsError as exc:
+            raise StateError(
+                f"no AWS credentials for the DynamoDB table {self.table} ({self.region}): give sirsync "
+                "credentials the standard boto3 way (environment, profile, instance or task role)"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StateError(
+                f"cannot reach DynamoDB for the table {self.table} ({self.region}): {type(exc).__name__}: "
+                f"{exc}. Check the network, SIRSYNC_DYNAMODB__REGION and SIRSYNC_DYNAMODB__ENDPOINT_URL"
+            ) from exc
+
+    def explain(self, code: str, action: str, exc: ClientError) -> str:
+        table = f"{self.table} ({self.region})"
+        if code == "ResourceNotFoundException":
+            return (
+                f"the DynamoDB table {table} named by {TABLE_SETTING} does not exist. Run `sirsync state "
+                f"init` to create it, or point {TABLE_SETTING} (and SIRSYNC_DYNAMODB__REGION) at the table"
+            )
+        if code in ("AccessDeniedException", "UnrecognizedClientException"):
+            return (
+                f"DynamoDB refuses {action} on the table {table} to the integration's AWS principal "
+                f"({code}). Allow {action} on the table and its indexes (table/{self.table}/index/*) in "
+                "its IAM policy"
+            )
+        message = exc.response.get("Error", {}).get("Message", "")
+        return f"DynamoDB {action} on the table {table} failed: {code}: {message}"
+
+    def conditional(self, operation: str, **params: Any) -> bool:
+        """A conditional write; False if its condition did not hold."""
+        try:
+            self.call(operation, TableName=self.table, **params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+@dataclass
+class _Write:
+    """One write of a transaction: a TransactWriteItems entry, and what to raise if its condition fails."""
+
+    entry: dict[str, Any]
+    on_conflict: Callable[[], Exception] | None = None
+
+
+@dataclass
+class _Batch:
+    depth: int = 0
+    writes: dict[tuple[str, str], _Write] = field(default_factory=dict)
+
+
+class DynamoStateStore(StateStore):
+    def __init__(self, client: Any, table: str, *, region: str = "", action_log_days: int = 90) -> None:
+        self.db = DynamoTable(client, table, region or str(client.meta.region_name))
+        self.table = table
+        self.action_log_days = action_log_days
+        self._local = threading.local()
+        self._order = threading.Lock()
+        self._last_at = ""
+        self._sequence = itertools.count()
+        self._version = self._open()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DynamoStateStore:
+        return cls(
+            make_client(settings),
+            settings.dynamodb.table,
+            region=settings.dynamodb_region,
+            action_log_days=settings.dynamodb.action_log_days,
+        )
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self.db.call(operation, **params)
+
+    def _conditional(self, operation: str, **params: Any) -> bool:
+        return self.db.conditional(operation, **params)
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        found = self.call("get_item", TableName=self.table, Key=_key(pk, sk), ConsistentRead=True)
+        return decode(found["Item"]) if "Item" in found else None
+
+    def _query(self, *, index: str | None = None, limit: int | None = None, **params: Any) -> list[Any]:
+        """Every item a Query finds (all pages, or up to ``limit``), decoded."""
+        params["TableName"] = self.table
+        if index is None:
+            params["ConsistentRead"] = True
+        else:
+            params["IndexName"] = index
+        items: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                params["Limit"] = limit - len(items)
+            page = self.call("query", **params)
+            items += [decode(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+                return items
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _partition(self, pk: str, prefix: str = "") -> list[Any]:
+        if not prefix:
+            return self._query(
+                KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
+            )
+        return self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": prefix}},
+        )
+
+    def _index(self, index: str, pk: str, *, forward: bool = True, limit: int | None = None) -> list[Any]:
+        name = "gsi1pk" if index == BY_TICKET else "gsi2pk"
+        return self._query(
+            index=index,
+            limit=limit,
+            KeyConditionExpression=f"{name} = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ScanIndexForward=forward,
+        )
+
+    # --- the schema version ----------------------------------------------------------------------------
+
+    def _open(self) -> int:
+        """Check the table and its schema version; a new table gets the current one, an older one is
+        upgraded item by item (each migration may run twice: two workers can start at once)."""
+        found = self._get("META", "SCHEMA")
+        if found is None:
+            item = {"pk": "META", "sk": "SCHEMA", "version": SCHEMA_VERSION, "at": _now()}
+            if self._conditional(
+                "put_item", Item=encode(item), ConditionExpression="attribute_not_exists(pk)"
+            ):
+                return SCHEMA_VERSION
+            found = self._get("META", "SCHEMA") or {}
+        version = int(found.get("version", 0))
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the DynamoDB table {self.table} ({TABLE_SETTING}) was written by a newer sirsync (schema "
+                f"{version}; this one knows {SCHEMA_VERSION}): upgrade sirsync"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            log.info("DynamoDB table %s: upgrading it to schema %s", self.table, step)
+            _MIGRATIONS[step](self)
+            self._conditional(
+                "update_item",
+                Key=_key("META", "SCHEMA"),
+                UpdateExpression="SET version = :new",
+                ConditionExpression="version < :new",
+                ExpressionAttributeValues={":new": {"N": str(step)}},
+            )
+        return max(version, SCHEMA_VERSION)
+
+    def schema_version(self) -> int:
+        return self._version
+
+    # --- writes, one at a time or gathered by transaction() --------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes made inside, by this thread, are sent together when the outermost one ends: one
+        TransactWriteItems of up to 100 items (all or nothing), more than that in several. Reads inside
+        see the state from before it. Lease, failure, release and forget calls are atomic on their own
+        and take effect at once."""
+        batch: _Batch = getattr(self._local, "batch", None) or _Batch()
+        self._local.batch = batch
+        batch.depth += 1
+        try:
+            yield
+        except BaseException:
+            batch.depth -= 1
+            if batch.depth == 0:
+                self._local.batch = None
+            raise
+        batch.depth -= 1
+        if batch.depth == 0:
+            self._local.batch = None
+            self._send(list(batch.writes.values()))
+
+    def _write(self, write: _Write) -> None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            kind, body = next(iter(write.entry.items()))
+            key = body["Item"] if kind == "Put" else body["Key"]
+            batch.writes[(key["pk"]["S"], key["sk"]["S"])] = write  # the last write of an item wins
+            return
+        self._send([write])
+
+    def _put(self, item: dict[str, Any], **condition: Any) -> None:
+        self._write(_Write({"Put": {"TableName": self.table, "Item": encode(item), **condition}}))
+
+    def _delete(self, pk: str, sk: str) -> None:
+        self._write(_Write({"Delete": {"TableName": self.table, "Key": _key(pk, sk)}}))
+
+    def _send(self, writes: list[_Write]) -> None:
+        if len(writes) == 1:
+            [write] = writes
+            kind, body = next(iter(write.entry.items()))
+            operation = "put_item" if kind == "Put" else "delete_item"
+            body = {name: value for name, value in body.items() if name != "TableName"}
+            if not self._conditional(operation, **body):
+                assert write.on_conflict is not None
+                raise write.on_conflict()
+            return
+        for start in range(0, len(writes), _TRANSACT_LIMIT):
+            chunk = writes[start : start + _TRANSACT_LIMIT]
+            try:
+                self.call("transact_write_items", TransactItems=[write.entry for write in chunk])
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                for write, reason in zip(chunk, reasons, strict=False):
+                    if reason.get("Code") == "ConditionalCheckFailed" and write.on_conflict is not None:
+                        raise write.on_conflict() from exc
+                action = "dynamodb:TransactWriteItems"
+                raise StateError(self.db.explain("TransactionCanceledException", action, exc)) from exc
+
+    # --- links -----------------------------------------------------------------------------------------
+
+    _LINK_FIELDS = (
+        "case_id",
+        "target",
+        "state",
+        "ticket_id",
+        "ticket_key",
+        "intent_at",
+        "sir_updated",
+        "ticket_updated",
+        "comments_checked_at",
+    )
+
+    @classmethod
+    def _link(cls, item: dict[str, Any]) -> Link:
+        return Link(*(str(item.get(name, "")) for name in cls._LINK_FIELDS))
+
+    def link(self, case_id: str, target: str) -> Link | None:
+        item = self._get(_case(case_id), f"LINK#{target}")
+        return self._link(item) if item else None
+
+    def links(self, target: str, states: tuple[str, ...] = (LINKED,)) -> list[Link]:
+        found = [
+            self._link(item) for state in states for item in self._index(BY_KIND, f"LINKS#{target}#{state}")
+        ]
+        return sorted(found, key=lambda link: link.case_id)
+
+    def link_for_ticket(self, target: str, ticket_id: str) -> Link | None:
+        items = self._index(BY_TICKET, f"TICKET#{target}#{ticket_id}", limit=1)
+        return self._link(items[0]) if items else None
+
+    def save_link(self, link: Link) -> None:
+        item: dict[str, Any] = {
+            "pk": _case(link.case_id),
+            "sk": f"LINK#{link.target}",
+            **{name: getattr(link, name) for name in self._LINK_FIELDS},
+            "gsi2pk": f"LINKS#{link.target}#{link.state}",
+            "gsi2sk": link.case_id,
+        }
+        if link.ticket_id:
+            item |= {"gsi1pk": f"TICKET#{link.target}#{link.ticket_id}", "gsi1sk": _case(link.case_id)}
+        if link.state != CREATING:
+            self._put(item)
+            return
+        # a create intent: only where no link is, or one a create may replace (never a linked ticket)
+        condition = {
+            "ConditionExpression": "attribute_not_exists(pk) OR #state IN ("
+            + ", ".join(f":s{index}" for index in range(len(INTENT_REPLACES)))
+            + ")",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                f":s{index}": {"S": state} for index, state in enumerate(INTENT_REPLACES)
+            },
+        }
+
+        def conflict() -> Exception:
+            current = self.link(link.case_id, link.target)
+            return intent_conflict(current or link)
+
+        entry = {"Put": {"TableName": self.table, "Item": encode(item), **condition}}
+        self._write(_Write(entry, on_conflict=conflict))
+
+    # --- baselines -------------------------------------------------------------------------------------
+
+    def baselines(self, case_id: str, target: str) -> dict[str, Baseline]:
+        items = self._partition(_case(case_id), f"BASE#{target}#")
+        return {str(item["name"]): Baseline(str(item["sir"]), str(item["target_value"])) for item in items}
+
+    def save_baseline(self, case_id: str, target: str, name: str, baseline: Baseline) -> None:
+        self._put(
+            {
+                "pk": _case(case_id),
+                "sk": f"BASE#{target}#{name}",
+                "name": name,
+                "sir": baseline.sir,
+                "target_value": baseline.target,
+            }
+        )
+
+    # --- comments --------------------------------------------------------------------------------------
+
+    def comment_links(self, case_id: str, target: str) -> list[CommentLink]:
+        return [
+            CommentLink(
+                case_id,
+                target,
+                str(item["origin"]),
+                str(item["source_id"]),
+                [str(mirror) for mirror in item.get("mirror_ids", [])],
+                str(item.get("source_hash", "")),
+                bool(item.get("mirror_deleted", False)),
+            )
+            for item in self._partition(_case(case_id), f"COMMENT#{target}#")
+        ]
+
+    def save_comment_link(self, link: CommentLink) -> None:
+        self._put(
+            {
+                "pk": _case(link.case_id),
+                "sk": f"COMMENT#{link.target}#{link.origin}#{link.source_id}",
+                "origin": link.origin,
+                "source_id": link.source_id,
+                "mirror_ids": list(link.mirror_ids),
+                "source_hash": link.source_hash,
+                "mirror_deleted": link.mirror_deleted,
+            }
+        )
+
+    # --- the investigative agent's actions -------------------------------------------------------------
+
+    def agent_actions(self, case_id: str, target: str) -> dict[str, bool]:
+        items = self._partition(_case(case_id), f"AGENT#{target}#")
+        return {str(item["action_id"]): bool(item["finished"]) for item in items}
+
+    def save_agent_action(self, case_id: str, target: str, action_id: str, *, finished: bool) -> None:
+        item: dict[str, Any] = {
+            "pk": _case(case_id),
+            "sk": f"AGENT#{target}#{action_id}",
+            "case_id": case_id,
+            "action_id": action_id,
+            "finished": finished,
+        }
+        if not finished:  # in the index only while unfinished
+            item |= {"gsi2pk": f"UNFINISHED#{target}", "gsi2sk": f"{case_id}#{action_id}"}
+        self._put(item)
+
+    def cases_with_unfinished_agent_actions(self, target: str) -> set[str]:
+        return {str(item["case_id"]) for item in self._index(BY_KIND, f"UNFINISHED#{target}")}
+
+    # --- who the integration is, and cursors -----------------------------------------------------------
+
+    def principal(self, system: str) -> str | None:
+        item = self._get(f"SYSTEM#{system}", "PRINCIPAL")
+        return str(item["value"]) if item else None
+
+    def save_principal(self, system: str, principal: str) -> None:
+        self._put({"pk": f"SYSTEM#{system}", "sk": "PRINCIPAL", "value": principal})
+
+    def cursor(self, system: str, target: str) -> str | None:
+        item = self._get(f"SYSTEM#{system}", f"CURSOR#{target}")
+        return str(item["value"]) if item else None
+
+    def save_cursor(self, system: str, target: str, value: str) -> None:
+        self._put({"pk": f"SYSTEM#{system}", "sk": f"CURSOR#{target}", "value": value})
+
+    # --- failures and quarantine -----------------------------------------------------------------------
+
+    @staticmethod
+    def _failure(item: dict[str, Any]) -> Failure:
+        return Failure(
+            str(item["case_id"]),
+            str(item["target"]),
+            int(item["count"]),
+            str(item["last_error"]),
+            str(item["since"]),
+            bool(item["quarantined"]),
+            str(item.get("stage", "")),
+            bool(item.get("retriable", False)),
+        )
+
+    def record_failure(
+        self,
+        case_id: str,
+        target: str,
+        message: str,
+        *,
+        quarantine_after: int,
+        stage: str = "",
+        retriable: bool = False,
+    ) -> Failure:
+        """Read, count one more, write back on condition that nobody counted meanwhile (else again)."""
+        sk = f"{case_id}#{target}"
+        while True:
+            item = self._get("FAILURES", sk)
+            count, since = (int(item["count"]) + 1, str(item["since"])) if item else (1, _now())
+            quarantined = bool(item and item["quarantined"]) or count >= quarantine_after
+            failure = Failure(case_id, target, count, message, since, quarantined, stage, retriable)
+            record = {
+                "pk": "FAILURES",
+                "sk": sk,
+                **{name: getattr(failure, name) for name in _FAILURE_FIELDS},
+            }
+            if item is None:
+                condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            else:
+                condition = {
+                    "ConditionExpression": "#count = :count",
+                    "ExpressionAttributeNames": {"#count": "count"},
+                    "ExpressionAttributeValues": {":count": {"N": str(count - 1)}},
+                }
+            if self._conditional("put_item", Item=encode(record), **condition):
+                return failure
+
+    def clear_failure(self, case_id: str, target: str) -> None:
+        self._delete("FAILURES", f"{case_id}#{target}")
+
+    def failures(self, *, quarantined_only: bool = False) -> list[Failure]:
+        found = [self._failure(item) for item in self._partition("FAILURES", "")]
+        if quarantined_only:
+            found = [failure for failure in found if failure.quarantined]
+        return sorted(found, key=lambda failure: (failure.since, failure.case_id))
+
+    def release(self, case_id: str | None = None, target: str | None = None) -> int:
+        """Each quarantined failure goes, and its link forgets when the case was last synced, together
+        (one TransactWriteItems each); one released meanwhile by someone else is not counted."""
+        prefix = "" if case_id is None else f"{case_id}#"
+        released = 0
+        for item in self._partition("FAILURES", prefix):
+            failure = self._failure(item)
+            if not failure.quarantined or (target is not None and failure.target != target):
+                continue
+            if case_id is not None and failure.case_id != case_id:
+                continue
+            entries: list[dict[str, Any]] = [
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": _key("FAILURES", str(item["sk"])),
+                        "ConditionExpression": "quarantined = :yes",
+                        "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                    }
+                }
+            ]
+            if self.link(failure.case_id, failure.target) is not None:
+                entries.append(
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _key(_case(failure.case_id), f"LINK#{failure.target}"),
+                            "UpdateExpression": "SET sir_updated = :empty",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {":empty": {"S": ""}},
+                        }
+                    }
+                )
+            try:
+                self.call("transact_write_items", TransactItems=entries)
+            except ClientError:  # released (or the link forgotten) by someone else meanwhile
+                continue
+            released += 1
+        return released
+
+    def forget_link(self, case_id: str, target: str) -> None:
+        """Everything the case keeps for ``target`` goes, the link and the failure last: if this is cut
+        short, the link is still there and ``sirsync retry --recreate`` can be run again."""
+        pk = _case(case_id)
+        keys = [
+            (pk, str(item["sk"]))
+            for prefix in (f"BASE#{target}#", f"COMMENT#{target}#", f"AGENT#{target}#")
+            for item in self._partition(pk, prefix)
+        ]
+        keys += [("FAILURES", f"{case_id}#{target}"), (pk, f"LINK#{target}")]
+        for start in range(0, len(keys), _TRANSACT_LIMIT):  # the link and the failure are in the last
+            entries = [
+                {"Delete": {"TableName": self.table, "Key": _key(*key)}}
+                for key in keys[start : start + _TRANSACT_LIMIT]
+            ]
+            self.call("transact_write_items", TransactItems=entries)
+
+    # --- leases ----------------------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, lease: Lease, now: str, *, take_over: bool = False, name: str = RUNNER_LEASE
+    ) -> Lease:
+        item = {
+            "pk": f"LEASE#{name}",
+            "sk": "LEASE",
+            "holder": lease.holder,
+            "host": lease.host,
+            "pid": lease.pid,
+            "lease_until": lease.expires_at,
+        }
+        condition: dict[str, Any] = {}
+        if not take_over:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(pk) OR holder = :holder OR lease_until <= :now",
+                "ExpressionAttributeValues": {":holder": {"S": lease.holder}, ":now": {"S": now}},
+            }
+        while True:
+            if self._conditional("put_item", Item=encode(item), **condition):
+                return lease
+            current = self.lease(name)
+            if current is not None:
+                return current
+            # given back between the write and the read: try again
+
+    def lease(self, name: str = RUNNER_LEASE) -> Lease | None:
+        item = self._get(f"LEASE#{name}", "LEASE")
+        if item is None:
+            return None
+        return Lease(str(item["holder"]), str(item["host"]), int(item["pid"]), str(item["lease_until"]))
+
+    def release_lease(self, holder: str, name: str = RUNNER_LEASE) -> None:
+        self._conditional(
+            "delete_item",
+            Key=_key(f"LEASE#{name}", "LEASE"),
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}},
+        )
+
+    # --- the action log --------------------------------------------------------------------------------
+
+    def _order_key(self) -> tuple[str, str]:
+        """The entry's time, and a key that sorts as entries were recorded (by this process; across
+        processes, by time)."""
+        with self._order:
+            moment = datetime.now(UTC)
+            stamp = max(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), self._last_at)
+            self._last_at = stamp
+            return moment.isoformat(), f"{stamp}#{next(self._sequence):012d}"
+
+    def record(self, case_id: str, target: str, action: str, /, **detail: Any) -> None:
+        at, order = self._order_key()
+        self._put(
+            {
+                "pk": _case(case_id),
+                "sk": f"ACTION#{order}",
+                "at": at,
+                "case_id": case_id,
+                "target": target,
+                "action": action,
+                "detail": json.dumps(detail, default=str),
+                "gsi2pk": "ACTIONS",
+                "gsi2sk": order,
+                TTL_ATTRIBUTE: int(time.time()) + self.action_log_days * 86400,
+            }
+        )
+
+    def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]:
+        if case_id is None:
+            items = self._index(BY_KIND, "ACTIONS", forward=False, limit=limit)
+        else:
+            items = self._query(
+                limit=limit,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": _case(case_id)}, ":prefix": {"S": "ACTION#"}},
+                ScanIndexForward=False,
+            )
+        for item in reversed(items):
+            yield Action(
+                str(item["at"]),
+                str(item["case_id"]),
+                str(item["target"]),
+                str(item["action"]),
+                json.loads(str(item["detail"])),
+            )
+
+    def close(self) -> None:
+        self.db.client.close()
+
+
+_FAILURE_FIELDS = ("case_id", "target", "count", "last_error", "since", "quarantined", "stage", "retriable")
