@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -232,6 +233,11 @@ class DynamoStateStore(StateStore):
     def _conditional(self, operation: str, **params: Any) -> bool:
         return self.db.conditional(operation, **params)
 
+    def _transact(self, entries: list[dict[str, Any]]) -> None:
+        """One TransactWriteItems; its token makes botocore's retry of it (after a 5xx or a dropped
+        connection) a repeat DynamoDB recognises, not a second write."""
+        self.call("transact_write_items", TransactItems=entries, ClientRequestToken=uuid.uuid4().hex)
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         found = self.call("get_item", TableName=self.table, Key=_key(pk, sk), ConsistentRead=True)
         return decode(found["Item"]) if "Item" in found else None
@@ -358,7 +364,7 @@ class DynamoStateStore(StateStore):
         for start in range(0, len(writes), _TRANSACT_LIMIT):
             chunk = writes[start : start + _TRANSACT_LIMIT]
             try:
-                self.call("transact_write_items", TransactItems=[write.entry for write in chunk])
+                self._transact([write.entry for write in chunk])
             except ClientError as exc:
                 reasons = exc.response.get("CancellationReasons", [])
                 for write, reason in zip(chunk, reasons, strict=False):
@@ -604,7 +610,7 @@ class DynamoStateStore(StateStore):
                     }
                 )
             try:
-                self.call("transact_write_items", TransactItems=entries)
+                self._transact(entries)
             except ClientError:  # released (or the link forgotten) by someone else meanwhile
                 continue
             released += 1
@@ -625,7 +631,7 @@ class DynamoStateStore(StateStore):
                 {"Delete": {"TableName": self.table, "Key": _key(*key)}}
                 for key in keys[start : start + _TRANSACT_LIMIT]
             ]
-            self.call("transact_write_items", TransactItems=entries)
+            self._transact(entries)
 
     # --- leases ----------------------------------------------------------------------------------------
 
