@@ -25,7 +25,9 @@ def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (a free port); its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    # werkzeug logs a line per request, and a traceback when moto's server answers 500 (two
+    # TransactWriteItems copying one table at once): botocore retries that 500 as it would DynamoDB's
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
