@@ -152,7 +152,10 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
         err(f"sirsync: {exc}")
         return LEASE_HELD
     finally:
-        lease.release()
+        try:
+            lease.release()
+        except STORE_FAILURES as exc:  # the store is failing: the lease lapses by itself
+            err(f"sirsync: could not give the lease back, it lapses by itself: {exc}")
         runtime.close()
 
 
@@ -218,7 +221,10 @@ def _cycles(
 
 def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
     """List the quarantined cases, one line each with the command that helps; whether there are any."""
-    held = [f for f in runtime.state.failures(quarantined_only=True) if f.target in settings.targets]
+    try:
+        held = [f for f in runtime.state.failures(quarantined_only=True) if f.target in settings.targets]
+    except STORE_FAILURES:  # the store failed: already reported as the cycle's error
+        return False
     for failure in held:
         flowing = "; its comments keep flowing" if failure.comments_flow else ""
         err(

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from bench.common import issue_keys
 from connectors.sandbox.runner import Sandbox
-from tests.dynamo import client, dynamo_environment, table_name
+from tests.dynamo import client, create_table, dynamo_environment, table_name
 from tests.sync.conftest import sirsync_environment, sync_process, write_counts
 from tests.sync.test_crash import new_case
 
@@ -116,3 +118,44 @@ def test_cases_reach_jira_with_the_state_in_dynamodb_and_a_second_run_writes_not
     assert shown["state_path"] == f"DynamoDB table {table} (us-east-1)"
     assert sorted(link["case_id"] for link in shown["links"]) == sorted(cases)
     assert shown["lease"] is None  # given back at the end of the run
+
+
+def test_the_table_vanishing_mid_cycle_fails_the_cycle_with_one_error_line_not_a_traceback(
+    sandbox: Sandbox, tmp_path: Path, dynamo_endpoint: str, aws_env: None
+) -> None:
+    from connectors import jobs
+    from connectors.sandbox.clients import sync_settings
+    from connectors.settings import DynamoDbSettings
+
+    table = create_table(dynamo_endpoint)
+    settings = sync_settings(sandbox, tmp_path / "unused.sqlite", workers=2).model_copy(
+        update={
+            "state_backend": "dynamodb",
+            "dynamodb": DynamoDbSettings(table=table, region="us-east-1", endpoint_url=dynamo_endpoint),
+        }
+    )
+    cases = [new_case(sandbox, f"Case {number}") for number in range(12)]
+    sandbox.jira.latency_ms = 40  # the cycle is still at work when the table goes
+
+    def delete_the_table_once_a_ticket_exists() -> None:
+        deadline = time.monotonic() + 60
+        while not issue_keys(sandbox) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client(dynamo_endpoint).delete_table(TableName=table)
+
+    deleting = threading.Thread(target=delete_the_table_once_a_ticket_exists)
+    deleting.start()
+    out: list[str] = []
+    err: list[str] = []
+    try:
+        options = jobs.SyncOptions(once=True)
+        code = jobs.run_sync(settings, options, out.append, err.append, jobs.StopRequest())
+    finally:
+        deleting.join()
+        sandbox.jira.latency_ms = 0
+    assert code == jobs.CASE_ERRORS, err
+    assert 1 <= len(issue_keys(sandbox)) < len(cases)
+    assert out[0].startswith("cycle 1:"), out
+    [problem] = [line for line in err if line.startswith("  error:")]  # one line, no traceback
+    assert "the state store failed" in problem and "SIRSYNC_DYNAMODB__TABLE" in problem
+    assert "sirsync state init" in problem
