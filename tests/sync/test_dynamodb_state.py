@@ -159,3 +159,25 @@ def test_the_table_vanishing_mid_cycle_fails_the_cycle_with_one_error_line_not_a
     [problem] = [line for line in err if line.startswith("  error:")]  # one line, no traceback
     assert "the state store failed" in problem and "SIRSYNC_DYNAMODB__TABLE" in problem
     assert "sirsync state init" in problem
+
+
+def test_retry_releases_a_case_quarantined_in_dynamodb_and_status_tells_of_a_missing_table(
+    sandbox: Sandbox, tmp_path: Path, dynamo_endpoint: str
+) -> None:
+    from connectors.state.dynamodb import DynamoStateStore
+
+    table = create_table(dynamo_endpoint)
+    store = DynamoStateStore(client(dynamo_endpoint), table)
+    store.record_failure("1234567890", "jira", "refused", quarantine_after=1, stage="status")
+    store.close()
+    quarantined = sirsync(sandbox, tmp_path, dynamo_endpoint, table, "status", "--exit-code")
+    assert quarantined.returncode == 4, quarantined.stderr
+
+    released = sirsync(sandbox, tmp_path, dynamo_endpoint, table, "retry", "1234567890")
+    assert released.returncode == 0, released.stderr
+    assert "released case 1234567890 (jira)" in released.stdout
+    assert sirsync(sandbox, tmp_path, dynamo_endpoint, table, "status", "--exit-code").returncode == 0
+
+    missing = sirsync(sandbox, tmp_path, dynamo_endpoint, table_name("gone"), "status")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "SIRSYNC_DYNAMODB__TABLE" in missing.stderr and "sirsync state init" in missing.stderr
