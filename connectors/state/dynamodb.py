@@ -94,6 +94,8 @@ TABLE_SCHEMA: dict[str, Any] = {
 _MIGRATIONS: dict[int, Callable[[DynamoStateStore], None]] = {}
 
 _TRANSACT_LIMIT = 100  # items in one TransactWriteItems
+_TRANSACT_ATTEMPTS = 5
+_PASSING_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -233,10 +235,25 @@ class DynamoStateStore(StateStore):
     def _conditional(self, operation: str, **params: Any) -> bool:
         return self.db.conditional(operation, **params)
 
-    def _transact(self, entries: list[dict[str, Any]]) -> None:
-        """One TransactWriteItems; its token makes botocore's retry of it (after a 5xx or a dropped
-        connection) a repeat DynamoDB recognises, not a second write."""
-        self.call("transact_write_items", TransactItems=entries, ClientRequestToken=uuid.uuid4().hex)
+    def _transact(self, entries: list[dict[str, Any]]) -> list[str]:
+        """One TransactWriteItems; [] when it is done, or the reason code of each entry (in order) when
+        it was cancelled because a condition did not hold. Its token makes botocore's retry of it
+        (after a 5xx or a dropped connection) a repeat DynamoDB recognises, not a second write. One
+        cancelled because another transaction held an item, or throttled, is sent again a few times
+        (botocore does not); any other failure is a :class:`StateError`."""
+        for attempt in range(_TRANSACT_ATTEMPTS):
+            try:
+                self.call("transact_write_items", TransactItems=entries, ClientRequestToken=uuid.uuid4().hex)
+                return []
+            except ClientError as exc:
+                codes = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in codes:
+                    return codes
+                if not set(codes) & _PASSING_CANCELLATIONS or attempt == _TRANSACT_ATTEMPTS - 1:
+                    action = "dynamodb:TransactWriteItems"
+                    raise StateError(self.db.explain("TransactionCanceledException", action, exc)) from exc
+                time.sleep(0.05 * 2**attempt)
+        return []  # not reached: the last attempt returns or raises
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         found = self.call("get_item", TableName=self.table, Key=_key(pk, sk), ConsistentRead=True)
@@ -300,7 +317,9 @@ class DynamoStateStore(StateStore):
             )
         for step in range(version + 1, SCHEMA_VERSION + 1):
             log.info("DynamoDB table %s: upgrading it to schema %s", self.table, step)
-            _MIGRATIONS[step](self)
+            migration = _MIGRATIONS.get(step)  # none for schema 1: a table without a version is new
+            if migration is not None:
+                migration(self)
             self._conditional(
                 "update_item",
                 Key=_key("META", "SCHEMA"),
@@ -363,15 +382,12 @@ class DynamoStateStore(StateStore):
             return
         for start in range(0, len(writes), _TRANSACT_LIMIT):
             chunk = writes[start : start + _TRANSACT_LIMIT]
-            try:
-                self._transact([write.entry for write in chunk])
-            except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons", [])
-                for write, reason in zip(chunk, reasons, strict=False):
-                    if reason.get("Code") == "ConditionalCheckFailed" and write.on_conflict is not None:
-                        raise write.on_conflict() from exc
-                action = "dynamodb:TransactWriteItems"
-                raise StateError(self.db.explain("TransactionCanceledException", action, exc)) from exc
+            refused = self._transact([write.entry for write in chunk])
+            for write, code in zip(chunk, refused, strict=False):
+                if code == "ConditionalCheckFailed" and write.on_conflict is not None:
+                    raise write.on_conflict()
+            if refused:
+                raise StateError(f"DynamoDB table {self.table}: a write was refused: {', '.join(refused)}")
 
     # --- links -----------------------------------------------------------------------------------------
 
@@ -609,9 +625,7 @@ class DynamoStateStore(StateStore):
                         }
                     }
                 )
-            try:
-                self._transact(entries)
-            except ClientError:  # released (or the link forgotten) by someone else meanwhile
+            if self._transact(entries):  # released (or the link forgotten) by someone else meanwhile
                 continue
             released += 1
         return released
