@@ -31,17 +31,11 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from connectors.state.base import (
     CREATING,
@@ -58,6 +52,20 @@ from connectors.state.base import (
     StateStore,
     intent_conflict,
 )
+from connectors.state.dynamo_table import (
+    BY_KIND,
+    BY_TICKET,
+    TABLE_SCHEMA,
+    TABLE_SETTING,
+    TRANSACT_LIMIT,
+    TTL_ATTRIBUTE,
+    DynamoTable,
+    encode,
+    key,
+    make_client,
+)
+
+__all__ = ["SCHEMA_VERSION", "TABLE_SCHEMA", "TTL_ATTRIBUTE", "DynamoStateStore", "make_client"]
 
 if TYPE_CHECKING:
     from connectors.settings import Settings
@@ -65,134 +73,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-TABLE_SETTING = "SIRSYNC_DYNAMODB__TABLE"
-TTL_ATTRIBUTE = "expires_at"
-BY_TICKET, BY_KIND = "by-ticket", "by-kind"
-
-#: the table's design; ``create_table(**TABLE_SCHEMA, TableName=...)`` makes it (deploy templates copy it)
-TABLE_SCHEMA: dict[str, Any] = {
-    "AttributeDefinitions": [
-        {"AttributeName": name, "AttributeType": "S"}
-        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
-    ],
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    "GlobalSecondaryIndexes": [
-        {
-            "IndexName": index,
-            "KeySchema": [
-                {"AttributeName": f"{prefix}pk", "KeyType": "HASH"},
-                {"AttributeName": f"{prefix}sk", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-        for index, prefix in ((BY_TICKET, "gsi1"), (BY_KIND, "gsi2"))
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-
 # what each schema version changes in the items of the one before it (none yet: version 1 is the first)
 _MIGRATIONS: dict[int, Callable[[DynamoStateStore], None]] = {}
-
-_TRANSACT_LIMIT = 100  # items in one TransactWriteItems
-_TRANSACT_ATTEMPTS = 5
-_PASSING_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def encode(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items()}
-
-
-def decode(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
-
-
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
 def _case(case_id: str) -> str:
     return f"CASE#{case_id}"
-
-
-def make_client(settings: Settings) -> Any:
-    """The low-level DynamoDB client; botocore retries throttling and 5xx answers (standard mode)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 8},
-        max_pool_connections=max(10, settings.sync.workers * 2),
-        connect_timeout=5,
-        read_timeout=10,
-    )
-    return boto3.session.Session().client(
-        "dynamodb",
-        region_name=settings.dynamodb_region,
-        endpoint_url=settings.dynamodb.endpoint_url,
-        config=config,
-    )
-
-
-class DynamoTable:
-    """Calls on one table, and their failures in words an operator can act on."""
-
-    def __init__(self, client: Any, table: str, region: str) -> None:
-        self.client = client
-        self.table = table
-        self.region = region
-
-    def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """One DynamoDB call; a failure botocore did not retry away becomes a :class:`StateError`.
-        A failed condition is left to the caller (ConditionalCheckFailedException,
-        TransactionCanceledException)."""
-        method: Callable[..., dict[str, Any]] = getattr(self.client, operation)
-        action = "dynamodb:" + self.client.meta.method_to_api_mapping.get(operation, operation)
-        try:
-            return method(**params)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise
-            raise StateError(self.explain(code, action, exc)) from exc
-        except NoCredentialsError as exc:
-            raise StateError(
-                f"no AWS credentials for the DynamoDB table {self.table} ({self.region}): give sirsync "
-                "credentials the standard boto3 way (environment, profile, instance or task role)"
-            ) from exc
-        except BotoCoreError as exc:
-            raise StateError(
-                f"cannot reach DynamoDB for the table {self.table} ({self.region}): {type(exc).__name__}: "
-                f"{exc}. Check the network, SIRSYNC_DYNAMODB__REGION and SIRSYNC_DYNAMODB__ENDPOINT_URL"
-            ) from exc
-
-    def explain(self, code: str, action: str, exc: ClientError) -> str:
-        table = f"{self.table} ({self.region})"
-        if code == "ResourceNotFoundException":
-            return (
-                f"the DynamoDB table {table} named by {TABLE_SETTING} does not exist. Run `sirsync state "
-                f"init` to create it, or point {TABLE_SETTING} (and SIRSYNC_DYNAMODB__REGION) at the table"
-            )
-        if code in ("AccessDeniedException", "UnrecognizedClientException"):
-            return (
-                f"DynamoDB refuses {action} on the table {table} to the integration's AWS principal "
-                f"({code}). Allow {action} on the table and its indexes (table/{self.table}/index/*) in "
-                "its IAM policy"
-            )
-        message = exc.response.get("Error", {}).get("Message", "")
-        return f"DynamoDB {action} on the table {table} failed: {code}: {message}"
-
-    def conditional(self, operation: str, **params: Any) -> bool:
-        """A conditional write; False if its condition did not hold."""
-        try:
-            self.call(operation, TableName=self.table, **params)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
 
 @dataclass
@@ -229,86 +119,19 @@ class DynamoStateStore(StateStore):
             action_log_days=settings.dynamodb.action_log_days,
         )
 
-    def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        return self.db.call(operation, **params)
-
-    def _conditional(self, operation: str, **params: Any) -> bool:
-        return self.db.conditional(operation, **params)
-
-    def _transact(self, entries: list[dict[str, Any]]) -> list[str]:
-        """One TransactWriteItems; [] when it is done, or the reason code of each entry (in order) when
-        it was cancelled because a condition did not hold. Its token makes botocore's retry of it
-        (after a 5xx or a dropped connection) a repeat DynamoDB recognises, not a second write. One
-        cancelled because another transaction held an item, or throttled, is sent again a few times
-        (botocore does not); any other failure is a :class:`StateError`."""
-        for attempt in range(_TRANSACT_ATTEMPTS):
-            try:
-                self.call("transact_write_items", TransactItems=entries, ClientRequestToken=uuid.uuid4().hex)
-                return []
-            except ClientError as exc:
-                codes = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in codes:
-                    return codes
-                if not set(codes) & _PASSING_CANCELLATIONS or attempt == _TRANSACT_ATTEMPTS - 1:
-                    action = "dynamodb:TransactWriteItems"
-                    raise StateError(self.db.explain("TransactionCanceledException", action, exc)) from exc
-                time.sleep(0.05 * 2**attempt)
-        return []  # not reached: the last attempt returns or raises
-
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        found = self.call("get_item", TableName=self.table, Key=_key(pk, sk), ConsistentRead=True)
-        return decode(found["Item"]) if "Item" in found else None
-
-    def _query(self, *, index: str | None = None, limit: int | None = None, **params: Any) -> list[Any]:
-        """Every item a Query finds (all pages, or up to ``limit``), decoded."""
-        params["TableName"] = self.table
-        if index is None:
-            params["ConsistentRead"] = True
-        else:
-            params["IndexName"] = index
-        items: list[dict[str, Any]] = []
-        while True:
-            if limit is not None:
-                params["Limit"] = limit - len(items)
-            page = self.call("query", **params)
-            items += [decode(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
-                return items
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _partition(self, pk: str, prefix: str = "") -> list[Any]:
-        if not prefix:
-            return self._query(
-                KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
-            )
-        return self._query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": prefix}},
-        )
-
-    def _index(self, index: str, pk: str, *, forward: bool = True, limit: int | None = None) -> list[Any]:
-        name = "gsi1pk" if index == BY_TICKET else "gsi2pk"
-        return self._query(
-            index=index,
-            limit=limit,
-            KeyConditionExpression=f"{name} = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ScanIndexForward=forward,
-        )
-
     # --- the schema version ----------------------------------------------------------------------------
 
     def _open(self) -> int:
         """Check the table and its schema version; a new table gets the current one, an older one is
         upgraded item by item (each migration may run twice: two workers can start at once)."""
-        found = self._get("META", "SCHEMA")
+        found = self.db.get("META", "SCHEMA")
         if found is None:
             item = {"pk": "META", "sk": "SCHEMA", "version": SCHEMA_VERSION, "at": _now()}
-            if self._conditional(
+            if self.db.conditional(
                 "put_item", Item=encode(item), ConditionExpression="attribute_not_exists(pk)"
             ):
                 return SCHEMA_VERSION
-            found = self._get("META", "SCHEMA") or {}
+            found = self.db.get("META", "SCHEMA") or {}
         version = int(found.get("version", 0))
         if version > SCHEMA_VERSION:
             raise StateError(
@@ -320,9 +143,9 @@ class DynamoStateStore(StateStore):
             migration = _MIGRATIONS.get(step)  # none for schema 1: a table without a version is new
             if migration is not None:
                 migration(self)
-            self._conditional(
+            self.db.conditional(
                 "update_item",
-                Key=_key("META", "SCHEMA"),
+                Key=key("META", "SCHEMA"),
                 UpdateExpression="SET version = :new",
                 ConditionExpression="version < :new",
                 ExpressionAttributeValues={":new": {"N": str(step)}},
@@ -368,7 +191,7 @@ class DynamoStateStore(StateStore):
         self._write(_Write({"Put": {"TableName": self.table, "Item": encode(item), **condition}}))
 
     def _delete(self, pk: str, sk: str) -> None:
-        self._write(_Write({"Delete": {"TableName": self.table, "Key": _key(pk, sk)}}))
+        self._write(_Write({"Delete": {"TableName": self.table, "Key": key(pk, sk)}}))
 
     def _send(self, writes: list[_Write]) -> None:
         if len(writes) == 1:
@@ -376,13 +199,13 @@ class DynamoStateStore(StateStore):
             kind, body = next(iter(write.entry.items()))
             operation = "put_item" if kind == "Put" else "delete_item"
             body = {name: value for name, value in body.items() if name != "TableName"}
-            if not self._conditional(operation, **body):
+            if not self.db.conditional(operation, **body):
                 assert write.on_conflict is not None
                 raise write.on_conflict()
             return
-        for start in range(0, len(writes), _TRANSACT_LIMIT):
-            chunk = writes[start : start + _TRANSACT_LIMIT]
-            refused = self._transact([write.entry for write in chunk])
+        for start in range(0, len(writes), TRANSACT_LIMIT):
+            chunk = writes[start : start + TRANSACT_LIMIT]
+            refused = self.db.transact([write.entry for write in chunk])
             for write, code in zip(chunk, refused, strict=False):
                 if code == "ConditionalCheckFailed" and write.on_conflict is not None:
                     raise write.on_conflict()
@@ -408,17 +231,17 @@ class DynamoStateStore(StateStore):
         return Link(*(str(item.get(name, "")) for name in cls._LINK_FIELDS))
 
     def link(self, case_id: str, target: str) -> Link | None:
-        item = self._get(_case(case_id), f"LINK#{target}")
+        item = self.db.get(_case(case_id), f"LINK#{target}")
         return self._link(item) if item else None
 
     def links(self, target: str, states: tuple[str, ...] = (LINKED,)) -> list[Link]:
         found = [
-            self._link(item) for state in states for item in self._index(BY_KIND, f"LINKS#{target}#{state}")
+            self._link(item) for state in states for item in self.db.index(BY_KIND, f"LINKS#{target}#{state}")
         ]
         return sorted(found, key=lambda link: link.case_id)
 
     def link_for_ticket(self, target: str, ticket_id: str) -> Link | None:
-        items = self._index(BY_TICKET, f"TICKET#{target}#{ticket_id}", limit=1)
+        items = self.db.index(BY_TICKET, f"TICKET#{target}#{ticket_id}", limit=1)
         return self._link(items[0]) if items else None
 
     def save_link(self, link: Link) -> None:
@@ -455,7 +278,7 @@ class DynamoStateStore(StateStore):
     # --- baselines -------------------------------------------------------------------------------------
 
     def baselines(self, case_id: str, target: str) -> dict[str, Baseline]:
-        items = self._partition(_case(case_id), f"BASE#{target}#")
+        items = self.db.partition(_case(case_id), f"BASE#{target}#")
         return {str(item["name"]): Baseline(str(item["sir"]), str(item["target_value"])) for item in items}
 
     def save_baseline(self, case_id: str, target: str, name: str, baseline: Baseline) -> None:
@@ -482,7 +305,7 @@ class DynamoStateStore(StateStore):
                 str(item.get("source_hash", "")),
                 bool(item.get("mirror_deleted", False)),
             )
-            for item in self._partition(_case(case_id), f"COMMENT#{target}#")
+            for item in self.db.partition(_case(case_id), f"COMMENT#{target}#")
         ]
 
     def save_comment_link(self, link: CommentLink) -> None:
@@ -501,7 +324,7 @@ class DynamoStateStore(StateStore):
     # --- the investigative agent's actions -------------------------------------------------------------
 
     def agent_actions(self, case_id: str, target: str) -> dict[str, bool]:
-        items = self._partition(_case(case_id), f"AGENT#{target}#")
+        items = self.db.partition(_case(case_id), f"AGENT#{target}#")
         return {str(item["action_id"]): bool(item["finished"]) for item in items}
 
     def save_agent_action(self, case_id: str, target: str, action_id: str, *, finished: bool) -> None:
@@ -517,19 +340,19 @@ class DynamoStateStore(StateStore):
         self._put(item)
 
     def cases_with_unfinished_agent_actions(self, target: str) -> set[str]:
-        return {str(item["case_id"]) for item in self._index(BY_KIND, f"UNFINISHED#{target}")}
+        return {str(item["case_id"]) for item in self.db.index(BY_KIND, f"UNFINISHED#{target}")}
 
     # --- who the integration is, and cursors -----------------------------------------------------------
 
     def principal(self, system: str) -> str | None:
-        item = self._get(f"SYSTEM#{system}", "PRINCIPAL")
+        item = self.db.get(f"SYSTEM#{system}", "PRINCIPAL")
         return str(item["value"]) if item else None
 
     def save_principal(self, system: str, principal: str) -> None:
         self._put({"pk": f"SYSTEM#{system}", "sk": "PRINCIPAL", "value": principal})
 
     def cursor(self, system: str, target: str) -> str | None:
-        item = self._get(f"SYSTEM#{system}", f"CURSOR#{target}")
+        item = self.db.get(f"SYSTEM#{system}", f"CURSOR#{target}")
         return str(item["value"]) if item else None
 
     def save_cursor(self, system: str, target: str, value: str) -> None:
@@ -563,7 +386,7 @@ class DynamoStateStore(StateStore):
         """Read, count one more, write back on condition that nobody counted meanwhile (else again)."""
         sk = f"{case_id}#{target}"
         while True:
-            item = self._get("FAILURES", sk)
+            item = self.db.get("FAILURES", sk)
             count, since = (int(item["count"]) + 1, str(item["since"])) if item else (1, _now())
             quarantined = bool(item and item["quarantined"]) or count >= quarantine_after
             failure = Failure(case_id, target, count, message, since, quarantined, stage, retriable)
@@ -580,14 +403,14 @@ class DynamoStateStore(StateStore):
                     "ExpressionAttributeNames": {"#count": "count"},
                     "ExpressionAttributeValues": {":count": {"N": str(count - 1)}},
                 }
-            if self._conditional("put_item", Item=encode(record), **condition):
+            if self.db.conditional("put_item", Item=encode(record), **condition):
                 return failure
 
     def clear_failure(self, case_id: str, target: str) -> None:
         self._delete("FAILURES", f"{case_id}#{target}")
 
     def failures(self, *, quarantined_only: bool = False) -> list[Failure]:
-        found = [self._failure(item) for item in self._partition("FAILURES", "")]
+        found = [self._failure(item) for item in self.db.partition("FAILURES", "")]
         if quarantined_only:
             found = [failure for failure in found if failure.quarantined]
         return sorted(found, key=lambda failure: (failure.since, failure.case_id))
@@ -597,7 +420,7 @@ class DynamoStateStore(StateStore):
         (one TransactWriteItems each); one released meanwhile by someone else is not counted."""
         prefix = "" if case_id is None else f"{case_id}#"
         released = 0
-        for item in self._partition("FAILURES", prefix):
+        for item in self.db.partition("FAILURES", prefix):
             failure = self._failure(item)
             if not failure.quarantined or (target is not None and failure.target != target):
                 continue
@@ -607,7 +430,7 @@ class DynamoStateStore(StateStore):
                 {
                     "Delete": {
                         "TableName": self.table,
-                        "Key": _key("FAILURES", str(item["sk"])),
+                        "Key": key("FAILURES", str(item["sk"])),
                         "ConditionExpression": "quarantined = :yes",
                         "ExpressionAttributeValues": {":yes": {"BOOL": True}},
                     }
@@ -618,14 +441,14 @@ class DynamoStateStore(StateStore):
                     {
                         "Update": {
                             "TableName": self.table,
-                            "Key": _key(_case(failure.case_id), f"LINK#{failure.target}"),
+                            "Key": key(_case(failure.case_id), f"LINK#{failure.target}"),
                             "UpdateExpression": "SET sir_updated = :empty",
                             "ConditionExpression": "attribute_exists(pk)",
                             "ExpressionAttributeValues": {":empty": {"S": ""}},
                         }
                     }
                 )
-            if self._transact(entries):  # released (or the link forgotten) by someone else meanwhile
+            if self.db.transact(entries):  # released (or the link forgotten) by someone else meanwhile
                 continue
             released += 1
         return released
@@ -637,15 +460,15 @@ class DynamoStateStore(StateStore):
         keys = [
             (pk, str(item["sk"]))
             for prefix in (f"BASE#{target}#", f"COMMENT#{target}#", f"AGENT#{target}#")
-            for item in self._partition(pk, prefix)
+            for item in self.db.partition(pk, prefix)
         ]
         keys += [("FAILURES", f"{case_id}#{target}"), (pk, f"LINK#{target}")]
-        for start in range(0, len(keys), _TRANSACT_LIMIT):  # the link and the failure are in the last
+        for start in range(0, len(keys), TRANSACT_LIMIT):  # the link and the failure are in the last
             entries = [
-                {"Delete": {"TableName": self.table, "Key": _key(*key)}}
-                for key in keys[start : start + _TRANSACT_LIMIT]
+                {"Delete": {"TableName": self.table, "Key": key(*pair)}}
+                for pair in keys[start : start + TRANSACT_LIMIT]
             ]
-            self._transact(entries)
+            self.db.transact(entries)
 
     # --- leases ----------------------------------------------------------------------------------------
 
@@ -667,7 +490,7 @@ class DynamoStateStore(StateStore):
                 "ExpressionAttributeValues": {":holder": {"S": lease.holder}, ":now": {"S": now}},
             }
         while True:
-            if self._conditional("put_item", Item=encode(item), **condition):
+            if self.db.conditional("put_item", Item=encode(item), **condition):
                 return lease
             current = self.lease(name)
             if current is not None:
@@ -675,22 +498,22 @@ class DynamoStateStore(StateStore):
             # given back between the write and the read: try again
 
     def lease(self, name: str = RUNNER_LEASE) -> Lease | None:
-        item = self._get(f"LEASE#{name}", "LEASE")
+        item = self.db.get(f"LEASE#{name}", "LEASE")
         if item is None:
             return None
         return Lease(str(item["holder"]), str(item["host"]), int(item["pid"]), str(item["lease_until"]))
 
     def release_lease(self, holder: str, name: str = RUNNER_LEASE) -> None:
-        self._conditional(
+        self.db.conditional(
             "delete_item",
-            Key=_key(f"LEASE#{name}", "LEASE"),
+            Key=key(f"LEASE#{name}", "LEASE"),
             ConditionExpression="holder = :holder",
             ExpressionAttributeValues={":holder": {"S": holder}},
         )
 
     # --- the action log --------------------------------------------------------------------------------
 
-    def _order_key(self) -> tuple[str, str]:
+    def _orderkey(self) -> tuple[str, str]:
         """The entry's time, and a key that sorts as entries were recorded (by this process; across
         processes, by time)."""
         with self._order:
@@ -700,7 +523,7 @@ class DynamoStateStore(StateStore):
             return moment.isoformat(), f"{stamp}#{next(self._sequence):012d}"
 
     def record(self, case_id: str, target: str, action: str, /, **detail: Any) -> None:
-        at, order = self._order_key()
+        at, order = self._orderkey()
         self._put(
             {
                 "pk": _case(case_id),
@@ -718,9 +541,9 @@ class DynamoStateStore(StateStore):
 
     def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]:
         if case_id is None:
-            items = self._index(BY_KIND, "ACTIONS", forward=False, limit=limit)
+            items = self.db.index(BY_KIND, "ACTIONS", forward=False, limit=limit)
         else:
-            items = self._query(
+            items = self.db.query(
                 limit=limit,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues={":pk": {"S": _case(case_id)}, ":prefix": {"S": "ACTION#"}},

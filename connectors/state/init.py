@@ -15,13 +15,8 @@ from botocore.exceptions import ClientError, WaiterError
 
 from connectors.settings import Settings
 from connectors.state.base import StateError
-from connectors.state.dynamodb import (
-    TABLE_SCHEMA,
-    TTL_ATTRIBUTE,
-    DynamoStateStore,
-    DynamoTable,
-    make_client,
-)
+from connectors.state.dynamo_table import TABLE_SCHEMA, TTL_ATTRIBUTE, DynamoTable, make_client
+from connectors.state.dynamodb import DynamoStateStore
 
 Echo = Callable[[str], None]
 
