@@ -50,6 +50,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+class TableMissing(StateError):
+    """The table (or, in a migration, an index) does not exist: ``sirsync state init`` creates it."""
+
+
 def encode(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in item.items()}
 
@@ -98,6 +102,8 @@ class DynamoTable:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise
+            if code == "ResourceNotFoundException":
+                raise TableMissing(self.explain(code, action, exc)) from exc
             raise StateError(self.explain(code, action, exc)) from exc
         except NoCredentialsError as exc:
             raise StateError(

@@ -11,11 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import WaiterError
 
 from connectors.settings import Settings
 from connectors.state.base import StateError
-from connectors.state.dynamo_table import TABLE_SCHEMA, TTL_ATTRIBUTE, DynamoTable, make_client
+from connectors.state.dynamo_table import (
+    TABLE_SCHEMA,
+    TTL_ATTRIBUTE,
+    DynamoTable,
+    TableMissing,
+    make_client,
+)
 from connectors.state.dynamodb import DynamoStateStore
 
 Echo = Callable[[str], None]
@@ -59,23 +65,19 @@ def _init_dynamodb(settings: Settings, out: Echo) -> Outcome:
     outcome = Outcome()
     try:
         described = store.call("describe_table", TableName=table)["Table"]
-    except StateError as exc:
-        if not isinstance(exc.__cause__, ClientError) or _code(exc.__cause__) != "ResourceNotFoundException":
-            raise
+    except TableMissing:
         out(f"creating the {where}...")
         store.call("create_table", TableName=table, **TABLE_SCHEMA)
         outcome.created = True
-        try:
-            client.get_waiter("table_exists").wait(
-                TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
-            )
-        except WaiterError as exc:
-            raise StateError(f"the {where} did not become active within 5 minutes: {exc}") from exc
-        described = store.call("describe_table", TableName=table)["Table"]
     else:
         outcome.differences = schema_differences(described)
         if outcome.differences:
             return outcome
+    try:  # at once if it is active already
+        client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    except WaiterError as exc:
+        raise StateError(f"the {where} did not become active within 5 minutes: {exc}") from exc
+    described = store.call("describe_table", TableName=table)["Table"]
     if described.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED") != "PAY_PER_REQUEST":
         outcome.notes.append("the table uses provisioned capacity: size it for the workers, or use on-demand")
     _enable_ttl(store, table, out, outcome)
@@ -142,7 +144,3 @@ def _keys(schema: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def _show(schema: list[dict[str, Any]]) -> str:
     return ", ".join(f"{name} {kind}" for name, kind in _keys(schema))
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
