@@ -281,11 +281,13 @@ class SqliteStateStore(StateStore):
         return Link(*row) if row else None
 
     def save_link(self, link: Link) -> None:
-        with self.transaction():
-            if link.state == CREATING:
-                current = self.link(link.case_id, link.target)
-                if current is not None and current.state not in INTENT_REPLACES:
-                    raise intent_conflict(current)
+        if link.state != CREATING:
+            self._write_link(link)
+            return
+        with self.transaction():  # a create intent: only where no linked ticket is
+            current = self.link(link.case_id, link.target)
+            if current is not None and current.state not in INTENT_REPLACES:
+                raise intent_conflict(current)
             self._write_link(link)
 
     def _write_link(self, link: Link) -> None:
