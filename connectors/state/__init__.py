@@ -47,7 +47,7 @@ def open_state(settings: Settings, *, writable: bool = True) -> StateStore:
     if settings.state_backend == "dynamodb":
         from connectors.state.dynamodb import DynamoStateStore
 
-        return DynamoStateStore.from_settings(settings)
+        return DynamoStateStore.from_settings(settings, writable=writable)
     return SqliteStateStore(settings.state_path, writable=writable)
 
 

@@ -100,7 +100,18 @@ class _Batch:
 
 
 class DynamoStateStore(StateStore):
-    def __init__(self, client: Any, table: str, *, region: str = "", action_log_days: int = 90) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        region: str = "",
+        action_log_days: int = 90,
+        writable: bool = True,
+    ) -> None:
+        """``writable=False`` is for readers (``status``): a table without a version item is read as
+        new, not given one."""
+        self.writable = writable
         self.db = DynamoTable(client, table, region or str(client.meta.region_name))
         self.table = table
         self.action_log_days = action_log_days
@@ -111,12 +122,13 @@ class DynamoStateStore(StateStore):
         self._version = self._open()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DynamoStateStore:
+    def from_settings(cls, settings: Settings, *, writable: bool = True) -> DynamoStateStore:
         return cls(
             make_client(settings),
             settings.dynamodb.table,
             region=settings.dynamodb_region,
             action_log_days=settings.dynamodb.action_log_days,
+            writable=writable,
         )
 
     # --- the schema version ----------------------------------------------------------------------------
@@ -125,6 +137,8 @@ class DynamoStateStore(StateStore):
         """Check the table and its schema version; a new table gets the current one, an older one is
         upgraded item by item (each migration may run twice: two workers can start at once)."""
         found = self.db.get("META", "SCHEMA")
+        if found is None and not self.writable:
+            return SCHEMA_VERSION
         if found is None:
             item = {"pk": "META", "sk": "SCHEMA", "version": SCHEMA_VERSION, "at": _now()}
             if self.db.conditional(

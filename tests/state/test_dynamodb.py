@@ -97,3 +97,11 @@ def test_the_table_schema_is_what_the_deploy_templates_declare() -> None:
     indexes = TABLE_SCHEMA["GlobalSecondaryIndexes"]
     assert [index["IndexName"] for index in indexes] == ["by-ticket", "by-kind"]
     assert TABLE_SCHEMA["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_a_reader_opening_a_table_without_a_version_writes_nothing(dynamo_endpoint: str) -> None:
+    name = create_table(dynamo_endpoint)  # as a deploy template leaves it
+    reader = DynamoStateStore(client(dynamo_endpoint), name, writable=False)
+    assert reader.schema_version() == SCHEMA_VERSION and reader.links("jira") == []
+    reader.close()
+    assert client(dynamo_endpoint).scan(TableName=name)["Count"] == 0  # the test's own look, not sirsync's
