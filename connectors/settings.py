@@ -51,6 +51,11 @@ class JiraSettings(BaseModel):
     url: str | None = None
     user: str | None = None
     token: SecretStr | None = None
+    token_secret_id: str | None = Field(
+        None,
+        description="Where the token is kept when SIRSYNC_JIRA__TOKEN is not set (on AWS Lambda): a Secrets "
+        "Manager secret id or ARN, or ssm:/parameter/name (a SecureString); read once per process.",
+    )
     project: str = "SEC"
     timezone: str | None = Field(
         None,
@@ -77,6 +82,11 @@ class ServiceNowSettings(BaseModel):
     url: str | None = None
     user: str | None = None
     password: SecretStr | None = None
+    password_secret_id: str | None = Field(
+        None,
+        description="Where the password is kept when SIRSYNC_SERVICENOW__PASSWORD is not set (on AWS "
+        "Lambda): a Secrets Manager secret id or ARN, or ssm:/parameter/name; read once per process.",
+    )
     table: Literal["incident", "sn_si_incident"] = "incident"
     mapping: Path | None = Field(
         None, description="An admin's own mapping file; default: the shipped one for the table."
@@ -133,6 +143,14 @@ class SyncSettings(BaseModel):
     )
 
 
+class AwsSettings(BaseModel):
+    """What sirsync's AWS Lambda functions need besides a sync's settings (see docs/lambda.md)."""
+
+    queue_url: str | None = Field(
+        None, description="The SQS work queue the scheduled function and the webhook put cases on."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX,
@@ -147,6 +165,7 @@ class Settings(BaseSettings):
     jira: JiraSettings = JiraSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
     sync: SyncSettings = SyncSettings()
+    aws: AwsSettings = AwsSettings()
 
     @field_validator("targets", mode="before")
     @classmethod
