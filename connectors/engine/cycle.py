@@ -593,6 +593,7 @@ class Cycle:
             report.error(f"case {case_id} ({system}) {name}: {failed}{hint if failed is error else ''}")
         message = f"{error}{hint}"
         report.passing += int(retriable)
+        report.lasting += int(not retriable)
         self.state.record(case_id, system, "error", stage=stage, message=message)
         failure = self.state.record_failure(
             case_id, system, message, quarantine_after=threshold, stage=stage, retriable=retriable
