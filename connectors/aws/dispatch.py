@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable
 
@@ -12,7 +11,8 @@ from connectors.engine.cycle import DueCases
 from connectors.errors import FatalError, SyncError
 from connectors.state import Failure
 
-log = logging.getLogger(__name__)
+# the reason of a case queued because a glance found something not mirrored yet
+NEWS = "comments or agent actions not mirrored yet"
 
 
 class QueueDispatch:
@@ -42,12 +42,13 @@ class QueueDispatch:
             if self.should_stop():
                 report.left.append(f"{system} (its cases not queued yet)")
                 return False
-            if item.case_id in self.queued or any(queued.case_id == item.case_id for queued in batch):
+            if item.case_id in self.queued:  # due with an earlier target: the worker syncs every target
                 continue
             if item.glance and not self.cycle.glance_finds_news(item, target):
                 self.glanced += 1
                 continue
-            batch.append(WorkItem(item.case_id, f"{system}: {item.reason}"))
+            reason = NEWS if item.glance else item.reason
+            batch.append(WorkItem(item.case_id, f"{system}: {reason}"))
             if len(batch) == BATCH:
                 if not self._send(batch, system, report):
                     return False

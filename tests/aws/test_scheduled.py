@@ -111,3 +111,23 @@ def test_a_configuration_problem_fails_the_invocation_with_its_message(
         handlers.scheduled({}, None)
 
     assert queued(lambda_env) == {}
+
+
+def test_the_comment_rotation_glances_in_the_scheduled_run_and_queues_only_cases_with_news(
+    lambda_env: Queues, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = [new_case(sandbox, f"Glanced {n}") for n in range(3)]
+    lambda_env.send(*({"case_id": case_id} for case_id in cases))
+    EventSourceMapping(lambda_env, handlers.worker).drain()
+    sandbox.sir.aws_add_comment(cases[0], "a comment that did not bump its case")
+    monkeypatch.setenv("SIRSYNC_SYNC__COMMENT_CHECK_INTERVAL_SECONDS", "0")
+    forget_application()
+    before = calls(sandbox)
+
+    summary = handlers.scheduled({}, None)
+
+    assert queued(lambda_env) == {cases[0]: "jira: comments or agent actions not mirrored yet"}
+    assert summary["glanced_without_news"] == 2
+    spent = calls(sandbox) - before
+    assert spent["POST /v1/cases/{caseId}/list-comments"] == 3
+    assert spent["GET /v1/cases/{caseId}/get-case"] == 0  # a glance, not a sync
