@@ -15,6 +15,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check connectors tests bench
 	$(BIN)/ruff format --check connectors tests bench
 	$(BIN)/mypy connectors bench
+	$(BIN)/cfn-lint deploy/aws/template.yaml
+	$(BIN)/hadolint deploy/container/Dockerfile
 
 test: lint
 	$(BIN)/pytest -q

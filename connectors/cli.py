@@ -10,7 +10,7 @@ import threading
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -83,7 +83,7 @@ def sandbox(
 def _load_settings(config: Path | None) -> Settings:
     from pydantic import ValidationError
 
-    from connectors.settings import Settings, unknown_settings
+    from connectors.settings import Settings, setting_problem, unknown_settings
 
     if config is not None:
         if not config.is_file():
@@ -98,16 +98,8 @@ def _load_settings(config: Path | None) -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors()[:-1]:
-            typer.echo(f"sirsync: {_setting_problem(error)}", err=True)
-        _fail(_setting_problem(exc.errors()[-1]))
-
-
-def _setting_problem(error: Any) -> str:
-    """A settings error named as the operator sets it: the variable (or the config file's key)."""
-    parts = [str(part) for part in error["loc"]]
-    variable = "SIRSYNC_" + "__".join(parts).upper()
-    where = f"{variable} (or {'.'.join(parts)} in the config file)"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+            typer.echo(f"sirsync: {setting_problem(error)}", err=True)
+        _fail(setting_problem(exc.errors()[-1]))
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -240,6 +232,56 @@ def retry(
 
 
 @app.command()
+def validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[FILE]...", help="Mapping files to check; default: the settings and their mappings."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check the settings and every mapping offline: each problem with its file, line, field and a hint.
+
+    Without FILE, checks what `sync` would use: the SIRSYNC_* settings (and the config file) and the
+    mapping of each configured target. With FILE..., checks those mapping files. Nothing is contacted
+    (`sirsync doctor` checks the systems). Exit codes: 0 valid, 2 a problem was found.
+    """
+    from connectors.validate import validate as check
+
+    if config is not None:
+        if not config.is_file():
+            _fail(f"config file {config} does not exist")
+        os.environ["SIRSYNC_CONFIG"] = str(config)
+    raise typer.Exit(check(files or [], typer.echo, partial(typer.echo, err=True)))
+
+
+@app.command()
+def history(
+    case_id: Annotated[str, typer.Argument(help="The SIR case id.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every action, for scripts.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every action taken for one case, on every side, in time order, from the state's action log.
+
+    Each line: when, the target, where it wrote (SIR, the target, both, or - for an event such as a
+    conflict, an error or a quarantine), the action and what it names. Reads the state alone; no
+    system is contacted. Exit codes: 0 shown (also when nothing is recorded), 2 bad settings or state.
+    """
+    from connectors.history import show_history
+    from connectors.state import StateError
+
+    settings = _load_settings(config)
+    try:
+        code = show_history(settings, case_id, typer.echo, as_json=as_json)
+    except StateError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
 def doctor(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with every check, for scripts.")
@@ -308,12 +350,14 @@ def mappings_export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files already there.")] = False,
 ) -> None:
     """Write copies of the shipped mappings into DIR, to edit and point sirsync at."""
+    from connectors.mapping.jsonschema import SCHEMA_FILE
     from connectors.mappings import SHIPPED, shipped
 
     directory = directory.absolute()
     targets = [(mapping, directory / mapping.name) for mapping in SHIPPED]
+    schema_file = directory / SCHEMA_FILE  # what the copies' yaml-language-server line names
     if not force:
-        for _, target in targets:
+        for target in [target for _, target in targets] + [schema_file]:
             if target.exists():
                 _fail(f"{target} already exists; use --force to overwrite it")
     if directory.exists() and not directory.is_dir():
@@ -322,7 +366,7 @@ def mappings_export(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"cannot create {directory}: {exc.strerror or exc}")
-    for _, target in targets:
+    for target in [target for _, target in targets] + [schema_file]:
         try:
             target.write_bytes(shipped(target.name).read_bytes())
         except OSError as exc:
@@ -331,6 +375,32 @@ def mappings_export(
     typer.echo("Edit a copy, then point sirsync at it:")
     for mapping, target in targets:
         typer.echo(f"  {mapping.setting}={target}  # {mapping.purpose}")
+
+
+@mappings_app.command("schema")
+def mappings_schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it to this file instead of printing it.")
+    ] = None,
+) -> None:
+    """Print the mapping files' JSON Schema, for editors that validate and complete YAML.
+
+    The shipped mappings (and the copies `mappings export` writes, with the schema beside them) start
+    with a `# yaml-language-server: $schema=...` line that editors with a YAML language server follow.
+    """
+    import json
+
+    from connectors.mapping.jsonschema import mapping_schema
+
+    text = json.dumps(mapping_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}")
 
 
 def main() -> None:

@@ -38,7 +38,6 @@ module only runs them and renders what they found.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +51,7 @@ import requests
 from connectors.errors import RetriableError, connection_failed, throttled_or_failed
 from connectors.retry import RetryPolicy
 from connectors.settings import Settings
+from connectors.text import closest
 
 if TYPE_CHECKING:
     from connectors.engine import Cycle
@@ -263,15 +263,6 @@ def probe(
     except ValueError:
         body = None
     return response.status_code, body
-
-
-def closest(value: str, known: Collection[str]) -> str | None:
-    """The known name most like ``value``: the same but for case, else the closest spelling."""
-    for name in known:
-        if name.casefold() == value.casefold():
-            return name
-    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 def unknown_values(

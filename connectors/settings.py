@@ -205,6 +205,15 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def setting_problem(error: Any) -> str:
+    """A settings error (one of pydantic's) named as the operator sets it: the variable, or the config
+    file's key."""
+    parts = [str(part) for part in error["loc"]]
+    variable = PREFIX + "__".join(parts).upper()
+    where = f"{variable} (or {'.'.join(parts)} in the config file)"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     """One message for each ``SIRSYNC_*`` variable and each key of the config file (``SIRSYNC_CONFIG``)
     that names no setting, with the closest one that does.

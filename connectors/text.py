@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import unicodedata
+from collections.abc import Collection
 
 TRUNCATED = "\n[... truncated by sirsync: the original is longer than this system allows]"
 
@@ -44,3 +46,18 @@ def split(text: str, limit: int) -> list[str]:
         rest = rest[cut:].lstrip("\n ")
     parts.append(rest)
     return parts
+
+
+def closest(value: str, known: Collection[str]) -> str | None:
+    """The known name most like ``value``: the same but for case, else the closest spelling."""
+    for name in known:
+        if name.casefold() == value.casefold():
+            return name
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(value: str, known: Collection[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known name, or nothing."""
+    guess = closest(value, known)
+    return f"; did you mean {guess!r}?" if guess else ""

@@ -41,7 +41,6 @@ from connectors.preflight import (
     CONFIG,
     WARNING,
     Problem,
-    closest,
     one_line,
     probe,
     tagged,
@@ -51,7 +50,7 @@ from connectors.preflight import (
 from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
-from connectors.text import clean, truncate
+from connectors.text import clean, closest, truncate
 
 if TYPE_CHECKING:
     from connectors.mapping import Mapping as TargetMapping

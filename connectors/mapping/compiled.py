@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import string
+import types
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connectors.errors import CaseError
 from connectors.mapping.model import FieldMap, MappingFile, ValueSource
@@ -21,10 +25,13 @@ from connectors.mapping.source import (
     read_mapping,
 )
 from connectors.model import Case
+from connectors.settings import KNOWN_TARGETS
 from connectors.sir import schema
+from connectors.text import did_you_mean
 
 # values sirsync adds to a case for templates, besides GetCase's fields
 SYNTHETIC_FIELDS = ("investigationSummary",)
+HEADER_FIELDS = ("origin", "author", "time")  # what a comment header may name
 CLOSED = "Closed"  # reached with CloseCase, not UpdateCaseStatus
 
 
@@ -155,6 +162,13 @@ class Mapping:
         self.system = spec.system
         self.spec = spec
         self._located = located
+        self._problems: list[tuple[int | None, str, str]] = []  # every one found, not just the first
+        if spec.system not in KNOWN_TARGETS:
+            self._problem(
+                ("system",),
+                f"unknown target system {spec.system!r}{did_you_mean(spec.system, KNOWN_TARGETS)} "
+                f"(one of {', '.join(KNOWN_TARGETS)})",
+            )
         self.fields = {name: self._field(name, field) for name, field in spec.fields.items()}
         self._check_status()
         self.transition_fields = {
@@ -168,47 +182,65 @@ class Mapping:
         self.status_paths = self._paths()
         self._check_labels()
         self._check_header()
+        if self._problems:
+            raise MappingError(self.path, sorted(self._problems, key=lambda problem: problem[0] or 0))
 
     # --- compile-time checks ------------------------------------------------------------------------
 
-    def _error(self, location: Location, message: str) -> MappingError:
-        return self._located.error(location, message)
+    def _problem(self, location: Location, message: str) -> None:
+        """A problem at ``location``; the file is refused once every check has run."""
+        self._problems.extend(self._located.error(location, message).problems)
 
     def _winner(self, policy: str, location: Location) -> Winner:
         choices = {"sir_wins": Winner.SIR, f"{self.system}_wins": Winner.TARGET, "newest": Winner.NEWEST}
         if policy not in choices:
-            raise self._error(location, f"conflict policy {policy!r} is not one of {', '.join(choices)}")
-        return choices[policy]
+            self._problem(
+                location,
+                f"unknown conflict policy {policy!r}{did_you_mean(policy, choices)} "
+                f"(one of {', '.join(choices)})",
+            )
+        return choices.get(policy, Winner.SIR)
 
     def _value(self, source: ValueSource, location: Location) -> CompiledValue:
         if (source.sir is None) == (source.template is None):
-            raise self._error(location, "give exactly one of 'sir' (a case field) or 'template'")
-        known = set(schema.case_fields()) | set(SYNTHETIC_FIELDS)
+            self._problem(location, "give exactly one of 'sir' (a case field) or 'template'")
+        known = sorted(set(schema.case_fields()) | set(SYNTHETIC_FIELDS))
         if source.sir is not None and source.sir not in known and not source.sir.startswith("metadata."):
-            raise self._error((*location, "sir"), f"{source.sir!r} is not a SIR case field")
+            self._problem(
+                (*location, "sir"),
+                f"unknown SIR case field {source.sir!r}{did_you_mean(source.sir, known)} "
+                "(a GetCase field, or metadata.<key> for caseMetadata)",
+            )
         if source.template is not None:
-            try:
-                names = [name for _, name, _, _ in string.Formatter().parse(source.template) if name]
-            except ValueError as exc:
-                raise self._error((*location, "template"), f"bad template: {exc}") from exc
-            unknown = [n for n in names if n not in known and not n.startswith("metadata.")]
-            if unknown:
-                raise self._error((*location, "template"), f"unknown case field(s) {unknown}")
+            self._check_template(source.template, (*location, "template"), known)
         return CompiledValue(source.sir, source.template, source.values, source.default)
+
+    def _check_template(self, template: str, location: Location, known: Sequence[str]) -> None:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        except ValueError as exc:
+            self._problem(location, f"bad template: {exc} (write a literal brace as {{{{ or }}}})")
+            return
+        for name in names:
+            if not name:
+                self._problem(location, "empty placeholder {} in the template: name a case field")
+            elif name not in known and not name.startswith("metadata."):
+                self._problem(location, f"unknown placeholder {{{name}}}{did_you_mean(name, known)}")
 
     def _field(self, name: str, field: FieldMap) -> CompiledField:
         location: Location = ("fields", name)
+        before = len(self._problems)
         source = self._value(field, location)
         inbound = field.direction in ("inbound", "both")
-        if inbound:
+        if inbound and len(self._problems) == before:  # (a wrong source says nothing about its way back)
             if source.sir not in schema.updatable_case_fields():
-                raise self._error(
+                self._problem(
                     (*location, "direction"),
                     f"only {', '.join(schema.updatable_case_fields())} can flow inbound (UpdateCase); "
                     "use direction: outbound",
                 )
-            if source.values is not None and len(set(source.values.values())) != len(source.values):
-                raise self._error((*location, "values"), "an inbound value table must map one-to-one")
+            elif source.values is not None and len(set(source.values.values())) != len(source.values):
+                self._problem((*location, "values"), "an inbound value table must map one-to-one")
         return CompiledField(
             name=name,
             source=source,
@@ -222,16 +254,14 @@ class Mapping:
         statuses = schema.enum("CaseStatus")
         for sir_status in self.spec.status.outbound:
             if sir_status not in statuses:
-                raise self._error(
-                    ("status", "outbound", sir_status), f"{sir_status!r} is not a SIR status ({statuses})"
-                )
+                self._problem(("status", "outbound", sir_status), _unknown_status(sir_status, statuses))
         settable = settable_statuses()
         for target_status, sir_status in self.spec.status.inbound.items():
             location = ("status", "inbound", target_status)
             if sir_status not in statuses:
-                raise self._error(location, f"{sir_status!r} is not a SIR status ({statuses})")
-            if sir_status not in settable:
-                raise self._error(
+                self._problem(location, _unknown_status(sir_status, statuses))
+            elif sir_status not in settable:
+                self._problem(
                     location,
                     f"{sir_status!r} is set only by AWS, never by a customer: map {target_status!r} to one "
                     f"of {', '.join(settable)}, or leave it out (outbound only)",
@@ -246,34 +276,53 @@ class Mapping:
         for source, targets in self.spec.status.paths.items():
             location: Location = ("status", "paths", source)
             if not source.strip():
-                raise self._error(location, "a status name cannot be empty")
+                self._problem(location, "a status name cannot be empty")
             keys.append(self._named(source, location))
             for index, target in enumerate(targets):
                 if not target.strip():
-                    raise self._error((*location, index), "a status name cannot be empty")
+                    self._problem((*location, index), "a status name cannot be empty")
                 lines.append((source, self._named(target, (*location, index))))
             edges[source] = tuple(dict.fromkeys(targets))
         return StatusPaths(edges, tuple(lines), tuple(keys), self.at(("status", "paths")))
 
     def _check_labels(self) -> None:
+        known = schema.case_fields()
+        labels: list[tuple[Location, str]] = [
+            (("ticket", "labels", index), label) for index, label in enumerate(self.spec.ticket.labels)
+        ]
+        labels += [(("labels", index, "label"), rule.label) for index, rule in enumerate(self.spec.labels)]
+        for location, label in labels:
+            if not label.strip() or any(character.isspace() for character in label):
+                self._problem(location, f"label {label!r}: labels cannot be empty or contain spaces")
         for index, rule in enumerate(self.spec.labels):
             for field in rule.when:
-                if field not in schema.case_fields() and not field.startswith("metadata."):
-                    raise self._error(("labels", index, "when", field), f"{field!r} is not a SIR case field")
-            if " " in rule.label:
-                raise self._error(("labels", index, "label"), "labels cannot contain spaces")
+                if field not in known and not field.startswith("metadata."):
+                    self._problem(
+                        ("labels", index, "when", field),
+                        f"unknown SIR case field {field!r}{did_you_mean(field, known)}",
+                    )
+        template = self.spec.closing.closure_code_label
+        if template is not None and "{closureCode}" not in template:
+            self._problem(
+                ("closing", "closure_code_label"),
+                f"{template!r} has no {{closureCode}}: every closure code would get the same label",
+            )
 
     def _check_header(self) -> None:
         template = self.spec.comments.header
+        location: Location = ("comments", "header")
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
         except ValueError as exc:
-            raise self._error(("comments", "header"), f"bad template: {exc}") from exc
-        unknown = names - {"origin", "author", "time"}
-        if unknown:
-            raise self._error(
-                ("comments", "header"), f"unknown field(s) {sorted(unknown)}; use origin, author, time"
-            )
+            self._problem(location, f"bad template: {exc} (write a literal brace as {{{{ or }}}})")
+            return
+        for name in names:
+            if name not in HEADER_FIELDS:
+                self._problem(
+                    location,
+                    f"unknown placeholder {{{name}}}{did_you_mean(name, HEADER_FIELDS)}; "
+                    f"use {', '.join(HEADER_FIELDS)}",
+                )
 
     # --- what the mapping names in the target, for checks against the live system ----------------------
 
@@ -395,6 +444,30 @@ class Mapping:
         return template.replace("{closureCode}", _slug(code))
 
 
+def _keys_at(location: Location) -> list[str]:
+    """The keys the model allows at ``location`` (a section, a field map), for a did-you-mean."""
+    shape: Any = MappingFile
+    for part in location:
+        if isinstance(shape, type) and issubclass(shape, BaseModel):
+            field = shape.model_fields.get(str(part))
+            if field is None:
+                return []
+            shape = field.annotation
+        else:  # dict[str, X] or list[X], with an optional None: the part is a key or an index
+            arguments = [a for a in typing.get_args(shape) if a is not type(None)]
+            shape = arguments[-1] if arguments else None
+        while typing.get_origin(shape) in (typing.Union, types.UnionType):
+            shape = next(a for a in typing.get_args(shape) if a is not type(None))
+    if isinstance(shape, type) and issubclass(shape, BaseModel):
+        return list(shape.model_fields)
+    return []
+
+
+def _unknown_status(status: str, statuses: Sequence[str]) -> str:
+    hint = did_you_mean(status, statuses)
+    return f"unknown SIR status {status!r}{hint or ' (SIR has ' + ', '.join(statuses) + ')'}"
+
+
 def _placeholders(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
@@ -418,8 +491,12 @@ def load_mapping(source: MappingSource, system: str | None = None) -> Mapping:
         problems = []
         for error in exc.errors():
             location = tuple(error["loc"])
-            problems.append((located.line_of(location), dotted(location), error["msg"]))
-        raise MappingError(path, problems) from exc
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":  # a misspelt key: name the one meant
+                key = str(location[-1])
+                message = f"unknown key {key!r}{did_you_mean(key, _keys_at(location[:-1]))}"
+            problems.append((located.line_of(location), dotted(location), message))
+        raise MappingError(path, sorted(problems, key=lambda problem: problem[0] or 0)) from exc
     if system is not None and spec.system != system:
         raise located.error(("system",), f"this mapping is for {spec.system!r}, not {system!r}")
     return Mapping(path, spec, located)
