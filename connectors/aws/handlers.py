@@ -57,6 +57,10 @@ def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cycle.heartbeat = lambda system, done, total: None
         lease.release()
     summary = dispatch.summary(report)
+    for line in report.problems:
+        log.error("%s", line)
+    for line in report.warnings:
+        log.warning("%s", line)
     log.info("scheduled run: %s", json.dumps(summary))
     if report.fatal:
         forget_application()  # the next run reads the secrets again and checks everything again
