@@ -124,6 +124,10 @@ def sync(
         bool,
         typer.Option("--wait", help="If another runner holds the lease, wait for it instead of exiting."),
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="text or json (one object per line; each cycle's counts as JSON)."),
+    ] = None,
     case: Annotated[
         list[str] | None,
         typer.Option(
@@ -149,8 +153,12 @@ def sync(
         _fail("give exactly one of --once or --every N")
     if case and not once:
         _fail("--case syncs the named cases once: use it with --once")
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            _fail(f"--log-format {log_format!r}: use text or json")
+        os.environ["SIRSYNC_LOG_FORMAT"] = log_format  # the option wins over the setting
     settings = _load_settings(config)
-    jobs.configure_logging(settings.log_level)
+    jobs.configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     stop = jobs.StopRequest()
     stop.install()
     echo_err = partial(typer.echo, err=True)

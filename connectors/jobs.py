@@ -5,20 +5,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
 
 import rich.console
 import rich.progress
 
-from connectors import preflight
+from connectors import logs, preflight
 from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
+from connectors.logs import LogFormat
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
 
@@ -190,7 +192,11 @@ def _cycles(
             log.debug("cycle %s failed", number, exc_info=True)
             report = Report()
             report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
-        out(f"cycle {number}: {report.line()} ({time.monotonic() - started:.1f}s)")
+        seconds = time.monotonic() - started
+        if settings.log_format == "json":
+            out(json.dumps({"cycle": number, **report.counts(), "seconds": round(seconds, 3)}))
+        else:
+            out(f"cycle {number}: {report.line()} ({seconds:.1f}s)")
         for warning in report.warnings:
             err(f"  warning: {warning}")
         for problem in report.problems:
@@ -238,8 +244,8 @@ def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
     return bool(held)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, form: LogFormat = "text", secrets: Iterable[str] = ()) -> None:
+    logs.configure(level, form, secrets)
     if level.upper() != "DEBUG":  # the client libraries' chatter is for debugging
         for name in ("botocore", "boto3", "urllib3", "jira"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -161,11 +161,28 @@ class Settings(BaseSettings):
     targets: Annotated[list[str], NoDecode] = ["jira"]
     state_path: Path = Path("sirsync.sqlite")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one object per line on stderr, and each cycle's counts as JSON."
+    )
     sir: SirSettings = SirSettings()
     jira: JiraSettings = JiraSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
     sync: SyncSettings = SyncSettings()
     aws: AwsSettings = AwsSettings()
+
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold (tokens, passwords), to mask wherever text is logged."""
+        found: list[str] = []
+        pending: list[BaseModel] = [self]
+        while pending:
+            model = pending.pop()
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if isinstance(value, SecretStr):
+                    found.append(value.get_secret_value())
+                elif isinstance(value, BaseModel):
+                    pending.append(value)
+        return [secret for secret in found if secret]
 
     @field_validator("targets", mode="before")
     @classmethod

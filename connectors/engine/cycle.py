@@ -53,6 +53,43 @@ SHARED_READS = 2048
 LOOKUP_BATCH = 50
 
 
+def _log_outcome(case_id: str, system: str, outcome: Outcome) -> None:
+    """One line for a case that was written to or failed (a case with nothing to do says nothing)."""
+    report = outcome.report
+    done = [
+        f"{word} {count}"
+        for word, count in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("comments", report.comments),
+            ("transitions", report.transitions),
+            ("conflicts", report.conflicts),
+        )
+        if count
+    ]
+    if not done and not outcome.failed:
+        return
+    extra = {"case_id": case_id, "target": system, "counts": report.counts()}
+    for stage, error in outcome.failed.items():
+        log.info(
+            "case %s (%s) %s failed: %s",
+            case_id,
+            system,
+            stage,
+            error,
+            extra={**extra, "action": "sync", "stage": stage, "outcome": "failed"},
+        )
+    if done:
+        action = "create" if report.created else "update"
+        log.info(
+            "case %s (%s): %s",
+            case_id,
+            system,
+            ", ".join(done),
+            extra={**extra, "action": action, "outcome": "synced"},
+        )
+
+
 def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
     """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket."""
     if failure.stage in ("", TICKET, TICKET_DELETED):
@@ -544,6 +581,7 @@ class Cycle:
             self._failed(case_id, system, outcome, already_quarantined=quarantined is not None)
         elif quarantined is None:
             self.state.clear_failure(case_id, system)
+        _log_outcome(case_id, system, outcome)
         return outcome.report
 
     def _run_case(

@@ -73,6 +73,20 @@ class Report:
         """Every system could be worked on (case errors aside): the loop need not back off."""
         return not self.unavailable and not self.fatal
 
+    def counts(self) -> dict[str, int]:
+        """What :meth:`line` says, for machines: the same names and numbers."""
+        return {
+            "cases": len(self.case_ids),
+            "tickets": self.tickets,
+            "created": self.created,
+            "updated": self.updated,
+            "comments": self.comments,
+            "transitions": self.transitions,
+            "conflicts": self.conflicts,
+            "errors": self.errors,
+            "quarantined": self.quarantined,
+        }
+
     def line(self) -> str:
         return (
             f"cases {len(self.case_ids)}, tickets {self.tickets}, created {self.created}, "
