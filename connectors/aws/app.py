@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from connectors import preflight
+from connectors import logs, preflight
 from connectors.aws import secrets
 from connectors.aws.queue import SETTING as QUEUE_SETTING
 from connectors.aws.queue import WorkQueue
@@ -63,7 +63,7 @@ class Application:
         problems_found = preflight.check_settings(settings)
         if problems_found:
             raise ConfigurationError(preflight.render(problems_found))
-        _log_level(settings.log_level)
+        _configure_logging(settings)
         try:
             runtime = build_runtime(settings)
         except (MappingError, StateError, FatalError) as exc:
@@ -115,12 +115,21 @@ def forget_application() -> None:
     secrets.forget_secrets()
 
 
-def _log_level(level: str) -> None:
-    """sirsync's own loggers at the configured level; the client libraries' chatter only at DEBUG.
-    Lambda's runtime has put its own handler on the root logger already."""
+def _configure_logging(settings: Settings) -> None:
+    """sirsync's loggers at the configured level, the client libraries' chatter only at DEBUG; and on
+    each handler Lambda's runtime has put on the root logger, the settings' secrets masked (the ones
+    read from AWS included) and, with ``SIRSYNC_LOG_FORMAT=json``, one JSON object a line."""
+    level = settings.log_level
     logging.getLogger("connectors").setLevel(level)
     for name in ("botocore", "boto3", "urllib3", "jira"):
         logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)
+    mask = logs.Masked(settings.secret_values())
+    for handler in logging.getLogger().handlers:
+        for earlier in [f for f in handler.filters if isinstance(f, logs.Masked)]:
+            handler.removeFilter(earlier)
+        handler.addFilter(mask)
+        if settings.log_format == "json":
+            handler.setFormatter(logs.JsonFormatter())
 
 
 def _validation(exc: ValidationError) -> str:

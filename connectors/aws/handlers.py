@@ -141,7 +141,7 @@ def _sync(app: Application, case_id: str) -> Report:
         log.error("%s", line)
     for line in report.warnings:
         log.warning("%s", line)
-    log.info("case %s: %s", case_id, report.line())
+    log.debug("case %s: %s", case_id, report.line())
     return report
 
 

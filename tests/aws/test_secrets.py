@@ -103,6 +103,8 @@ def test_a_secret_is_read_once_per_environment_and_never_logged(
     assert len(sandbox.jira.issues) == 1  # the token worked
     assert "botocore" in caplog.text  # the client libraries did log at DEBUG
     assert TOKEN not in caplog.text
+    logging.getLogger("connectors.aws").error("a careless line: %s", TOKEN)
+    assert "a careless line: ***" in caplog.text and TOKEN not in caplog.text  # masked, read from AWS
     # a new value reaches an environment only when it is built anew
     client.put_secret_value(SecretId="sirsync/jira-logged", SecretString=json.dumps({"token": "rotated"}))
     caplog.clear()  # the test's own client logged the new value
