@@ -176,6 +176,42 @@ def sync(
 
 
 @app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Sync a case as soon as Jira, ServiceNow or SIR says it changed, and poll as a safety net.
+
+    Listens on SIRSYNC_SERVE__HOST:SIRSYNC_SERVE__PORT for POST /webhooks/jira (a Jira webhook signed
+    with SIRSYNC_SERVE__JIRA_SECRET), POST /webhooks/servicenow (a business rule's REST message
+    carrying SIRSYNC_SERVE__SERVICENOW_SECRET in X-Sirsync-Token) and POST /events/sir (SIR's
+    EventBridge events through an API destination, with SIRSYNC_SERVE__SIR_SECRET as its API key in
+    X-Sirsync-Token); a route whose secret is not set is off. GET /healthz answers 200 (503 when the
+    state file cannot be read). Each request only names a case, which is then synced with every target
+    from fresh reads. A cycle runs every SIRSYNC_SERVE__POLL_SECONDS (900; 0: none) holding the runner
+    lease, as `sync --every` does.
+
+    Exit codes: 2 bad settings, mapping, state file or credentials, or a port in use; 3 another runner
+    holds the lease; SIGINT or SIGTERM finishes the syncs under way and exits 130 or 143.
+    """
+    from connectors import jobs
+    from connectors import serve as serving
+    from connectors.errors import FatalError
+    from connectors.mapping import MappingError
+    from connectors.state import StateError
+
+    settings = _load_settings(config)
+    jobs.configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    stop = jobs.StopRequest()
+    stop.install()
+    try:
+        code = serving.run_serve(settings, typer.echo, partial(typer.echo, err=True), stop)
+    except (MappingError, StateError, FatalError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:  # a second signal: stop at once; every write is safe to redo
+        typer.echo("sirsync: stopped at once by a second signal", err=True)
+        code = 128 + (stop.signum or signal.SIGINT)
+    raise typer.Exit(code)
+
+
+@app.command()
 def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with all of it, for scripts.")
@@ -262,6 +298,45 @@ def validate(
             _fail(f"config file {config} does not exist")
         os.environ["SIRSYNC_CONFIG"] = str(config)
     raise typer.Exit(check(files or [], typer.echo, partial(typer.echo, err=True)))
+
+
+@app.command()
+def plan(
+    case: Annotated[
+        list[str] | None, typer.Option("--case", help="Plan only this SIR case (repeatable).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every change, for scripts.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show what the next sync would do, writing nothing: per case, each ticket it would create, each
+    field it would change (before and after), each status it would move and each comment it would post,
+    on every side.
+
+    It reads every system and runs the sync as `sync --once` would, with each write caught before it
+    is sent; the state file is read from a copy and left as it is. Exit codes: 0 planned, 1 a case or
+    a system failed while planning (listed), 2 bad settings, mapping or credentials.
+    """
+    from connectors import jobs
+    from connectors.errors import FatalError
+    from connectors.mapping import MappingError
+    from connectors.plan import run_plan
+    from connectors.state import StateError
+
+    settings = _load_settings(config)
+    jobs.configure_logging("WARNING", settings.log_format, settings.secret_values())
+    try:
+        code = run_plan(
+            settings,
+            tuple(dict.fromkeys(case or ())),
+            typer.echo,
+            partial(typer.echo, err=True),
+            as_json=as_json,
+        )
+    except (MappingError, StateError, FatalError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()

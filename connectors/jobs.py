@@ -21,6 +21,7 @@ from connectors import logs, preflight
 from connectors.engine import Report
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.logs import LogFormat
+from connectors.metrics import METRICS
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
 
@@ -42,6 +43,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum = 0
+        self._code: int | None = None
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -52,8 +54,12 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
 
+    def halt(self, code: int) -> None:
+        """Stop as a signal would, for a reason of the run's own, exiting ``code``."""
+        self._code = code
+
     def is_set(self) -> bool:
-        return self.signum != 0
+        return self.signum != 0 or self._code is not None
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return early, True, once a signal came."""
@@ -67,7 +73,7 @@ class StopRequest:
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return 128 + self.signum if self.signum else self._code or 0
 
 
 @dataclass
@@ -135,13 +141,7 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
         # first cycle's list of cases is read meanwhile (reads only, dropped if a check fails)
         if not options.cases:
             runtime.cycle.read_ahead()
-        found = preflight.preflight(runtime.cycle, settings)
-        for warning in found:
-            if warning.kind == preflight.WARNING:
-                log.warning("%s; fix: %s", warning.line(), warning.fix)
-        problems = preflight.blocking(found, once=options.once)
-        if problems:  # nothing written yet; under --every, systems that do not answer are retried
-            err(preflight.render(problems))
+        if not checked_before_first_write(runtime, settings, err, once=options.once):
             return BAD_SETUP
         with Progress(enabled=options.progress) as progress:
 
@@ -151,7 +151,7 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
 
             runtime.cycle.heartbeat = heartbeat
             runtime.cycle.should_stop = stop.is_set
-            return _cycles(runtime, settings, options, out, err, stop, lease)
+            return run_cycles(runtime, settings, options, out, err, stop, lease)
     except LeaseLost as exc:
         err(f"sirsync: {exc}")
         return LEASE_HELD
@@ -160,7 +160,20 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
         runtime.close()
 
 
-def _cycles(
+def checked_before_first_write(runtime: Runtime, settings: Settings, err: Echo, *, once: bool) -> bool:
+    """Preflight every system, log its warnings; whether the run may go on (else the problems are shown).
+    Nothing is written yet; unless ``once``, systems that do not answer are left to be retried."""
+    found = preflight.preflight(runtime.cycle, settings)
+    for warning in found:
+        if warning.kind == preflight.WARNING:
+            log.warning("%s; fix: %s", warning.line(), warning.fix)
+    problems = preflight.blocking(found, once=once)
+    if problems:
+        err(preflight.render(problems))
+    return not problems
+
+
+def run_cycles(
     runtime: Runtime,
     settings: Settings,
     options: SyncOptions,
@@ -168,6 +181,7 @@ def _cycles(
     err: Echo,
     stop: StopRequest,
     lease: RunnerLease,
+    on_cycle: Callable[[Report], None] = lambda report: None,
 ) -> int:
     """Run cycles; under ``--every`` nothing but a configuration error, a lost lease or a signal ends
     the loop.
@@ -193,10 +207,12 @@ def _cycles(
             report = Report()
             report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
         seconds = time.monotonic() - started
+        METRICS.cycle(report, seconds)
         if settings.log_format == "json":
             out(json.dumps({"cycle": number, **report.counts(), "seconds": round(seconds, 3)}))
         else:
             out(f"cycle {number}: {report.line()} ({seconds:.1f}s)")
+        on_cycle(report)
         for warning in report.warnings:
             err(f"  warning: {warning}")
         for problem in report.problems:

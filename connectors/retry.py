@@ -25,6 +25,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential, wait_random
 
 from connectors.errors import RetriableError
+from connectors.metrics import METRICS
 
 T = TypeVar("T")
 
@@ -61,10 +62,12 @@ class RateLimit:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        system: str = "",
     ) -> None:
         if rate <= 0:
             raise ValueError("a rate limit needs a rate above 0")
         self.configured = rate
+        self.system = system  # for the metrics: the calls and throttles of each system are counted
         self.rate = rate
         self.burst = max(1.0, burst if burst is not None else rate)
         self._tokens = self.burst
@@ -86,6 +89,8 @@ class RateLimit:
                 paused = 0.0 if waited_out else self._paused_until - now
                 if paused <= 0 and self._tokens >= 1:
                     self._tokens -= 1
+                    if self.system:
+                        METRICS.add("sirsync_api_calls_total", system=self.system)
                     return waited
                 wait = max(paused, (1 - self._tokens) / self.rate, 0.001)
             self._sleep(wait)
@@ -93,6 +98,8 @@ class RateLimit:
 
     def throttled(self, retry_after: float | None) -> None:
         """The system refused a call for its rate: pause everyone, and slow down."""
+        if self.system:
+            METRICS.add("sirsync_api_throttled_total", system=self.system)
         with self._lock:
             now = self._clock()
             self._paused_until = max(self._paused_until, now + (retry_after if retry_after else 1.0))
@@ -113,14 +120,14 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     limit: RateLimit | None = None  # the system's, shared by every call to it
 
-    def limited(self, limit: RateLimit | float) -> RetryPolicy:
+    def limited(self, limit: RateLimit | float, system: str = "") -> RetryPolicy:
         """This policy, with every attempt waiting its turn at ``limit`` (a :class:`RateLimit`, or a rate
         to make one). A rate limit made here keeps time with this policy's sleep: where a test or a
         soak injects a sleep that does not really wait, the limit's pauses pass as fast."""
         if isinstance(limit, RateLimit):
             return replace(self, limit=limit)
         if self.sleep is time.sleep:
-            return replace(self, limit=RateLimit(limit))
+            return replace(self, limit=RateLimit(limit, system=system))
         slept = [0.0]
         injected = self.sleep
 
@@ -131,7 +138,7 @@ class RetryPolicy:
         def clock() -> float:
             return time.monotonic() + slept[0]
 
-        return replace(self, sleep=sleep, limit=RateLimit(limit, clock=clock, sleep=sleep))
+        return replace(self, sleep=sleep, limit=RateLimit(limit, clock=clock, sleep=sleep, system=system))
 
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome

@@ -62,7 +62,7 @@ def build_adapters(
     """SIR's adapter and one target per mapping; nothing is contacted yet, no state is opened. Each
     system's calls share one rate limit, set by its ``requests_per_second``."""
     policy = retry or RetryPolicy()
-    sir = SirAdapter.from_settings(settings.sir, policy.limited(settings.sir.requests_per_second))
+    sir = SirAdapter.from_settings(settings.sir, policy.limited(settings.sir.requests_per_second, "sir"))
     targets = [
         Target(_adapter(settings, system, mapping, policy), mapping) for system, mapping in mappings.items()
     ]
@@ -71,7 +71,7 @@ def build_adapters(
 
 def _adapter(settings: Settings, system: str, mapping: Mapping, policy: RetryPolicy) -> TargetAdapter:
     system_settings = settings.jira if system == "jira" else settings.servicenow
-    retry = policy.limited(system_settings.requests_per_second)
+    retry = policy.limited(system_settings.requests_per_second, system)
     if system == "jira":
         from connectors.jira.adapter import JiraAdapter
 

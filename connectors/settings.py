@@ -143,6 +143,34 @@ class SyncSettings(BaseModel):
     )
 
 
+class ServeSettings(BaseModel):
+    """``sirsync serve``: webhooks and events as hints, with polling as the safety net."""
+
+    host: str = Field("127.0.0.1", description="The address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="The port to listen on; 0 picks a free one.")
+    jira_secret: SecretStr | None = Field(
+        None, description="The Jira webhook's secret (X-Hub-Signature); unset, /webhooks/jira is off."
+    )
+    servicenow_secret: SecretStr | None = Field(
+        None, description="The token ServiceNow sends (X-Sirsync-Token); unset, /webhooks/servicenow is off."
+    )
+    sir_secret: SecretStr | None = Field(
+        None, description="The API key EventBridge sends (X-Sirsync-Token); unset, /events/sir is off."
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger requests are refused (413).")
+    workers: int = Field(4, ge=1, le=64, description="Threads that sync hinted cases.")
+    poll_seconds: float = Field(
+        900, ge=0, description="Seconds between safety-net cycles while serving; 0: no cycles."
+    )
+
+    @field_validator("poll_seconds")
+    @classmethod
+    def _cycles_or_none(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("a cycle at most every second: give 1 or more, or 0 for no cycles")
+        return value
+
+
 class AwsSettings(BaseModel):
     """What sirsync's AWS Lambda functions need besides a sync's settings (see docs/lambda.md)."""
 
@@ -168,6 +196,7 @@ class Settings(BaseSettings):
     jira: JiraSettings = JiraSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
     sync: SyncSettings = SyncSettings()
+    serve: ServeSettings = ServeSettings()
     aws: AwsSettings = AwsSettings()
 
     def secret_values(self) -> list[str]:

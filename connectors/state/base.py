@@ -223,5 +223,9 @@ class StateStore(ABC):
     @abstractmethod
     def actions(self, case_id: str | None = None, limit: int = 100) -> Iterator[Action]: ...
 
+    def check(self) -> None:
+        """Raise if the store cannot be read now (for a health check); by default, one small read."""
+        self.lease()
+
     @abstractmethod
     def close(self) -> None: ...

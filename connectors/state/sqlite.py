@@ -156,6 +156,7 @@ class SqliteStateStore(StateStore):
         if int(version) > SCHEMA_VERSION:
             self._db.close()
             raise StateError(f"the state file {self.path} was written by a newer sirsync (schema {version})")
+        self._identity = _identity(self.path)
 
     def backup_path(self, version: int) -> Path:
         """Where the file is copied, as it was, before it is migrated from schema ``version``."""
@@ -487,6 +488,22 @@ class SqliteStateStore(StateStore):
         for at, case, target, action, detail in reversed(rows):
             yield Action(at, case, target, action, json.loads(detail))
 
+    def check(self) -> None:
+        """Also that the file opened is still the one at the path: one deleted or replaced under a running
+        process (a volume gone, a restore) would take every write after it to nowhere."""
+        if _identity(self.path) != self._identity:
+            raise StateError(f"the state file {self.path} is gone or was replaced since sirsync opened it")
+        super().check()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode, None if there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

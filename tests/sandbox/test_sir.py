@@ -601,7 +601,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.put(json.loads(body))
+        event = json.loads(body)
+        event["_headers"] = {name.lower(): value for name, value in self.headers.items()}  # seen, not sent
+        self.received.put(event)
         self.send_response(204)
         self.end_headers()
 
@@ -631,12 +633,42 @@ def test_events_are_posted_to_the_configured_loopback_endpoint(
     sir.create_case_comment(caseId=case_id, body="hi")
     assert sandbox.sir.flush_events()
     posted = [received.get(timeout=5) for _ in range(2)]
+    assert "x-sirsync-token" not in posted[0]["_headers"]
     assert [(e["detail-type"], e["detail"]["caseId"]) for e in posted] == [
         ("Case Created", case_id),
         ("Case Comment Added", case_id),
     ]
     stats = requests.get(f"{sandbox.sir_url}/_sandbox/events", timeout=5).json()["delivery"]
     assert (stats["delivered"], stats["failed"]) == (2, 0)
+
+
+def test_events_carry_the_configured_headers_as_an_api_destination_adds_its_key(
+    sir: Any, sandbox: Sandbox, receiver: tuple[str, queue.Queue[dict[str, Any]]]
+) -> None:
+    url, received = receiver
+    config = requests.post(
+        f"{sandbox.sir_url}/_sandbox/config",
+        json={"event_endpoint": url, "event_headers": {"X-Sirsync-Token": "s3cret"}},
+        timeout=5,
+    )
+    assert config.json()["event_headers"] == {"X-Sirsync-Token": "***"}  # the value is not shown
+    make_case(sir)
+    assert sandbox.sir.flush_events()
+    event = received.get(timeout=5)
+    assert event["detail-type"] == "Case Created"
+    assert event["_headers"]["x-sirsync-token"] == "s3cret"
+    assert event["_headers"]["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [["X-Sirsync-Token"], {"Bad Name": "x"}, {"X-Key": "a\r\nInjected: 1"}, {"Content-Type": "text/plain"}],
+)
+def test_event_headers_that_are_not_headers_are_refused(sandbox: Sandbox, headers: Any) -> None:
+    response = requests.post(f"{sandbox.sir_url}/_sandbox/config", json={"event_headers": headers}, timeout=5)
+    assert response.status_code == 400, response.text
+    assert "event_headers" in response.json()["message"]
+    assert sandbox.sir.configure({})["event_headers"] == {}
 
 
 def test_event_endpoint_failures_are_counted_not_raised(sir: Any, sandbox: Sandbox) -> None:
@@ -797,6 +829,7 @@ def test_reset_forgets_cases_events_and_switches(sir: Any, sandbox: Sandbox) -> 
         "aws_cases_accept_status_updates": False,
         "closed_cases_accept_comments": False,
         "event_endpoint": None,
+        "event_headers": {},
         "denied_actions": {},
         "revoked": [],
     }

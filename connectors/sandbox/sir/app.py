@@ -35,7 +35,7 @@ from connectors.sandbox.sir.errors import (
     not_found,
     unknown_operation,
 )
-from connectors.sandbox.sir.events import EventBus, check_endpoint
+from connectors.sandbox.sir.events import EventBus, check_endpoint, check_headers
 from connectors.sandbox.sir.model import (
     Operation,
     operations,
@@ -136,11 +136,11 @@ class SirSandbox(SandboxApp):
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Switches for unverified behaviour: ``comment_bumps_case``, ``list_order``,
-        ``aws_cases_accept_status_updates``, ``closed_cases_accept_comments``, and ``event_endpoint``;
-        and for access: ``denied_actions`` (principal or ``*`` -> action names) and ``revoked`` (access
-        key ids)."""
+        ``aws_cases_accept_status_updates``, ``closed_cases_accept_comments``, ``event_endpoint`` and
+        ``event_headers`` (sent with each event POSTed there); and for access: ``denied_actions``
+        (principal or ``*`` -> action names) and ``revoked`` (access key ids)."""
         known = {f.name: f.type for f in fields(Settings)}
-        extra = ["event_endpoint", "denied_actions", "revoked"]
+        extra = ["event_endpoint", "event_headers", "denied_actions", "revoked"]
         unknown = sorted(set(settings) - set(known) - set(extra))
         if unknown:
             raise SandboxError(400, {"message": f"unknown settings {unknown}; known: {[*known, *extra]}"})
@@ -149,6 +149,8 @@ class SirSandbox(SandboxApp):
                 try:
                     if name == "event_endpoint":
                         self.bus.endpoint = check_endpoint(value) if value else None
+                    elif name == "event_headers":
+                        self.bus.headers = check_headers(value if value is not None else {})
                     elif name == "denied_actions":
                         with self.lock:
                             self.access.set_denied_actions(value, (op.name for op in operations()))
@@ -168,6 +170,7 @@ class SirSandbox(SandboxApp):
         return {
             **{name: getattr(self.settings, name) for name in known},
             "event_endpoint": self.bus.endpoint,
+            "event_headers": self.bus.masked_headers(),
             **self.access.as_json(),
         }
 

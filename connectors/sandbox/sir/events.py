@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import random
+import re
 import threading
 import urllib.request
 import uuid
@@ -25,6 +26,27 @@ DETAIL_TYPES = ("Case Created", "Case Updated", "Case Comment Added", "Case Comm
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+# set by the sender itself; an API destination's connection adds its authorization beside them
+_RESERVED_HEADERS = ("content-type", "content-length", "host", "connection", "transfer-encoding")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_headers(headers: Any) -> dict[str, str]:
+    """Headers sent with each POST, as an EventBridge connection adds its API key or basic auth."""
+    if not isinstance(headers, dict):
+        raise ValueError("event_headers must be an object of header names to values")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"event_headers: {name!r} is not a header name")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"event_headers: {name} is set by the sandbox itself")
+        if not isinstance(value, str) or any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError(
+                f"event_headers: the value of {name} must be a string without control characters"
+            )
+    return dict(headers)
+
+
 def check_endpoint(url: str) -> str:
     split = urlsplit(url)
     if split.scheme not in ("http", "https") or split.hostname not in LOOPBACK_HOSTS:
@@ -39,10 +61,11 @@ class EventBus:
         self.events: list[dict[str, Any]] = []
         self.subscribers: list[queue.Queue[dict[str, Any]]] = []
         self.endpoint: str | None = None
+        self.headers: dict[str, str] = {}
         self.delivered = 0
         self.failed = 0
         self._generation = 0
-        self._outbox: queue.Queue[tuple[int, str, dict[str, Any]]] = queue.Queue()
+        self._outbox: queue.Queue[tuple[int, str, dict[str, str], dict[str, Any]]] = queue.Queue()
         self._worker: threading.Thread | None = None
 
     def reset(self) -> None:
@@ -50,6 +73,7 @@ class EventBus:
         self.events = []
         self.subscribers = []
         self.endpoint = None
+        self.headers = {}
         self.delivered = 0
         self.failed = 0
         self._generation += 1  # whatever is still in the outbox belongs to the old state: dropped
@@ -76,7 +100,7 @@ class EventBus:
             subscriber.put(event)
         if self.endpoint:
             self._start_worker()
-            self._outbox.put((self._generation, self.endpoint, event))
+            self._outbox.put((self._generation, self.endpoint, dict(self.headers), event))
         return event
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -97,10 +121,10 @@ class EventBus:
 
     def _deliver_forever(self) -> None:
         while True:
-            generation, url, event = self._outbox.get()
+            generation, url, headers, event = self._outbox.get()
             try:
                 if generation == self._generation:
-                    self._post(url, event)
+                    self._post(url, headers, event)
                     self.delivered += 1
             except Exception:  # any failure of the receiver is only counted
                 self.failed += 1
@@ -108,12 +132,19 @@ class EventBus:
                 self._outbox.task_done()
 
     @staticmethod
-    def _post(url: str, event: dict[str, Any]) -> None:
+    def _post(url: str, headers: dict[str, str], event: dict[str, Any]) -> None:
         request = urllib.request.Request(
-            url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}, method="POST"
+            url,
+            data=json.dumps(event).encode(),
+            headers={**headers, "Content-Type": "application/json"},
+            method="POST",
         )
         with _OPENER.open(request, timeout=5) as response:
             response.read()
 
     def stats(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "delivered": self.delivered, "failed": self.failed}
+
+    def masked_headers(self) -> dict[str, str]:
+        """The headers' names; their values may be secrets, and are not shown."""
+        return {name: "***" for name in self.headers}

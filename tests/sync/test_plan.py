@@ -1,0 +1,123 @@
+"""`sirsync plan` as an admin runs it: it lists what the next sync would do, per case and field, and
+writes nothing anywhere (the systems' write counters and the state file stay as they were); the
+following `sync --once` then makes the changes it listed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import sirsync_environment
+from connectors.sandbox.runner import Sandbox
+from tests.sync.conftest import Harness
+
+SIR_WRITES = ("close-case", "create-comment", "update-case", "update-case-comment", "update-case-status")
+
+
+def writes(sandbox: Sandbox) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for route, count in sandbox.jira.stats()["calls"].items():
+        if route.split()[0] in ("POST", "PUT", "DELETE"):
+            counted[f"jira {route}"] += count
+    for route, count in sandbox.sir.stats()["calls"].items():
+        if route.split("/")[-1].split("{")[0].rstrip("/") in SIR_WRITES or "update-case-comment" in route:
+            counted[f"sir {route}"] += count
+    return counted
+
+
+def sirsync(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    env = sirsync_environment(harness.sandbox, Path(harness.settings.state_path))
+    return subprocess.run(
+        [sys.executable, "-m", "connectors.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def changed_cases(harness: Harness) -> tuple[str, str]:
+    """A synced case with news on both sides, and a new case with a comment."""
+    sir = harness.sandbox.sir
+    known = sir.aws_create_case(title="Keys used from abroad", description="two keys")
+    harness.cycle()
+    sir.aws_set_status(known, "Detection and Analysis")
+    sir.aws_update_case(known, {"title": "Keys used from abroad, rotated"})
+    harness.jira_responder.add_comment(harness.issue_for(known).key, "rotated both keys")
+    new = sir.aws_create_case(title="Unusual console login", description="from a new country")
+    sir.aws_add_comment(new, "the user says it was not them")
+    harness.sandbox.clock.advance(61)
+    return known, new
+
+
+def test_plan_lists_every_change_and_writes_nothing_then_sync_makes_them(harness: Harness) -> None:
+    known, new = changed_cases(harness)
+    state = Path(harness.settings.state_path)
+    before, state_before = writes(harness.sandbox), fingerprint(state)
+
+    shown = sirsync(harness, "plan")
+    planned = json.loads(sirsync(harness, "plan", "--json").stdout)
+
+    assert shown.returncode == 0, shown.stderr
+    assert writes(harness.sandbox) == before  # nothing sent to Jira or SIR
+    assert fingerprint(state) == state_before  # nor to the state file
+    text = shown.stdout
+    assert f"case {known}" in text and f"case {new}" in text
+    assert 'summary: "Keys used from abroad" -> "Keys used from abroad, rotated"' in text
+    assert "-> In Progress" in text and "rotated both keys" in text
+    assert 'summary: "" -> "Unusual console login"' in text and "the user says it was not them" in text
+
+    changes = {case["case_id"]: case["changes"] for case in planned["cases"]}
+    assert planned_kinds(changes[known]) >= {("Jira", "update"), ("Jira", "status"), ("SIR", "comment")}
+    assert planned_kinds(changes[new]) >= {("Jira", "create"), ("Jira", "comment")}
+
+    earlier = {case_id: len(history(harness, case_id)) for case_id in (known, new)}
+    synced = sirsync(harness, "sync", "--once")
+    assert synced.returncode == 0, synced.stderr
+    for case_id in (known, new):  # every action the sync took was planned
+        done = {ACTIONS[action["action"]] for action in history(harness, case_id)[earlier[case_id] :]}
+        assert done and done <= planned_kinds(changes[case_id]), (case_id, done, changes[case_id])
+    assert sirsync(harness, "plan").stdout.startswith("plan: nothing to do")
+
+
+ACTIONS = {
+    "created": ("Jira", "create"),
+    "fields": ("Jira", "update"),
+    "status_outbound": ("Jira", "status"),
+    "comment_outbound": ("Jira", "comment"),
+    "comment_inbound": ("SIR", "comment"),
+}
+
+
+def planned_kinds(changes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(change["system"], change["kind"]) for change in changes}
+
+
+def history(harness: Harness, case_id: str) -> list[dict[str, Any]]:
+    shown = json.loads(sirsync(harness, "history", case_id, "--json").stdout)
+    return [action for action in shown["actions"] if action["action"] in ACTIONS]
+
+
+def test_plan_for_one_case_lists_only_that_case(harness: Harness) -> None:
+    _, new = changed_cases(harness)
+    planned = json.loads(sirsync(harness, "plan", "--case", new, "--json").stdout)
+    assert [case["case_id"] for case in planned["cases"]] == [new]
+    assert planned["counts"]["created"] == 1
+
+
+def test_plan_of_a_wrong_setting_is_a_configuration_error(harness: Harness) -> None:
+    env = sirsync_environment(harness.sandbox, Path(harness.settings.state_path), SIRSYNC_JIRA__TOKEN="wrong")
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "plan"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "SIRSYNC_JIRA__TOKEN" in result.stderr
