@@ -157,6 +157,15 @@ class ServeSettings(BaseModel):
     sir_secret: SecretStr | None = Field(
         None, description="The API key EventBridge sends (X-Sirsync-Token); unset, /events/sir is off."
     )
+    jira_secret_id: str | None = Field(
+        None,
+        description="Where the Jira webhook's secret is kept when SIRSYNC_SERVE__JIRA_SECRET is not set (AWS "
+        "Lambda): a Secrets Manager secret id or ARN, or ssm:/parameter/name; read once per process.",
+    )
+    servicenow_secret_id: str | None = Field(
+        None, description="The same for SIRSYNC_SERVE__SERVICENOW_SECRET."
+    )
+    sir_secret_id: str | None = Field(None, description="The same for SIRSYNC_SERVE__SIR_SECRET.")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger requests are refused (413).")
     workers: int = Field(4, ge=1, le=64, description="Threads that sync hinted cases.")
     poll_seconds: float = Field(

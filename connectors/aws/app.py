@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
-from connectors import logs, preflight
+from connectors import logs, preflight, webhooks
 from connectors.aws import secrets
 from connectors.aws.queue import SETTING as QUEUE_SETTING
 from connectors.aws.queue import WorkQueue
@@ -24,9 +24,12 @@ from connectors.errors import FatalError
 from connectors.mapping import MappingError
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings, unknown_settings
-from connectors.state import StateError
+from connectors.sir.adapter import stable_identity
+from connectors.state import SqliteStateStore, StateError, StateStore
 
 log = logging.getLogger(__name__)
+
+JIRA = "jira"  # the system the integration's Jira account id is kept under in the state
 
 
 class ConfigurationError(Exception):
@@ -50,20 +53,10 @@ class Application:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Application:
         """Settings from ``SIRSYNC_*`` (and the secrets they name), checked offline, and the runtime."""
-        environ = os.environ if environ is None else environ
-        problems = unknown_settings(environ)
+        settings = _settings(os.environ if environ is None else environ, secrets.resolve)
+        problems = preflight.check_settings(settings)
         if problems:
-            raise ConfigurationError("; ".join(problems))
-        try:
-            settings = secrets.resolve(Settings())
-        except ValidationError as exc:
-            raise ConfigurationError(f"bad settings: {_validation(exc)}") from None
-        except secrets.SecretUnavailable as exc:
-            raise ConfigurationError(str(exc)) from None
-        problems_found = preflight.check_settings(settings)
-        if problems_found:
-            raise ConfigurationError(preflight.render(problems_found))
-        _configure_logging(settings)
+            raise ConfigurationError(preflight.render(problems))
         try:
             runtime = build_runtime(settings)
         except (MappingError, StateError, FatalError) as exc:
@@ -88,10 +81,80 @@ class Application:
             problems = preflight.blocking(found, once=False)
             if problems:
                 raise ConfigurationError(preflight.render(problems))
+            self._remember_jira_account()
             self._checked = True
+
+    def _remember_jira_account(self) -> None:
+        """Keep the integration's Jira account id in the state, where the webhook function, which may
+        not read the Jira token, finds it to tell the integration's own writes in Jira."""
+        from connectors.jira.adapter import JiraAdapter
+
+        for target in self.cycle.targets:
+            if isinstance(target.adapter, JiraAdapter):
+                account = target.adapter.account_id  # read by the checks just made
+                if self.runtime.state.principal(JIRA) != account:
+                    self.runtime.state.save_principal(JIRA, account)
+
+
+class WebhookApplication:
+    """The webhook function's part: the webhooks' secrets, the state store (which case a ticket is
+    linked to) and the work queue. It syncs nothing, so it reads no sync secret and builds no adapter:
+    its role may read only the webhooks' secrets, the state and the queue."""
+
+    def __init__(self, settings: Settings, state: StateStore, queue: WorkQueue) -> None:
+        self.settings = settings
+        self.state = state
+        self.queue = queue
+        self.receiver = webhooks.Receiver.from_settings(
+            settings.serve,
+            state,
+            is_own_principal=self._is_own_principal,
+            jira_account_id=lambda: state.principal(JIRA),
+            servicenow_user=settings.servicenow.user,
+        )
+
+    def _is_own_principal(self, principal: str) -> bool:
+        """Whether a SIR principal is the integration's (its role, whatever the session), as the
+        state knows it once the integration has written a comment in SIR."""
+        own = self.state.principal("sir")
+        return bool(own) and stable_identity(principal) == stable_identity(own or "")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> WebhookApplication:
+        settings = _settings(os.environ if environ is None else environ, secrets.resolve_webhooks)
+        url = settings.aws.queue_url
+        if not url:
+            raise ConfigurationError(f"{QUEUE_SETTING} is not set: the work queue's URL")
+        try:
+            state = open_state(settings)
+        except StateError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return cls(settings, state, WorkQueue(url))
+
+
+def open_state(settings: Settings) -> StateStore:
+    """The state store the settings name."""
+    return SqliteStateStore(settings.state_path)
+
+
+def _settings(environ: Mapping[str, str], resolve: Callable[[Settings], Settings]) -> Settings:
+    """Settings from ``SIRSYNC_*``, with the secrets ``resolve`` reads from AWS, and logging set up;
+    a :class:`ConfigurationError` for an unknown setting, a bad value or a secret not readable."""
+    problems = unknown_settings(environ)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    try:
+        settings = resolve(Settings())
+    except ValidationError as exc:
+        raise ConfigurationError(f"bad settings: {_validation(exc)}") from None
+    except secrets.SecretUnavailable as exc:
+        raise ConfigurationError(str(exc)) from None
+    _configure_logging(settings)
+    return settings
 
 
 _application: Application | None = None
+_webhook_application: WebhookApplication | None = None
 _application_lock = threading.Lock()
 
 
@@ -104,14 +167,25 @@ def application() -> Application:
         return _application
 
 
+def webhook_application() -> WebhookApplication:
+    """This execution environment's webhook application, built on first use."""
+    global _webhook_application
+    with _application_lock:
+        if _webhook_application is None:
+            _webhook_application = WebhookApplication.from_environment()
+        return _webhook_application
+
+
 def forget_application() -> None:
     """Build anew on next use, reading the secrets again (credentials were refused, or a test's
     environment changed)."""
-    global _application
+    global _application, _webhook_application
     with _application_lock:
         if _application is not None:
             _application.runtime.close()
-        _application = None
+        if _webhook_application is not None:
+            _webhook_application.state.close()
+        _application = _webhook_application = None
     secrets.forget_secrets()
 
 

@@ -2,6 +2,7 @@
 
 - :func:`scheduled`: one cycle's "what changed", each case found due put on the work queue.
 - :func:`worker`: an SQS batch of the work queue, each case named synced with every target.
+- :func:`webhook`: a Jira or ServiceNow webhook through a function URL, each case it hints at queued.
 
 Each execution environment builds its settings, secrets and runtime once (:mod:`connectors.aws.app`)
 and keeps them between invocations.
@@ -9,15 +10,26 @@ and keeps them between invocations.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.aws.app import Application, ConfigurationError, application, forget_application
+from connectors import webhooks
+from connectors.aws.app import (
+    Application,
+    ConfigurationError,
+    application,
+    forget_application,
+    webhook_application,
+)
 from connectors.aws.dispatch import QueueDispatch
+from connectors.aws.queue import WorkItem
 from connectors.engine import Report
+from connectors.errors import SyncError
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
 from connectors.sir import events
 
@@ -26,7 +38,7 @@ log = logging.getLogger(__name__)
 # a scheduled run stops queueing when less than this is left of the invocation's time (its cursors stay)
 MARGIN_MILLISECONDS = 20_000
 
-__all__ = ["ConfigurationError", "scheduled", "worker"]
+__all__ = ["ConfigurationError", "scheduled", "webhook", "worker"]
 
 
 def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -157,3 +169,41 @@ def _try_again(report: Report) -> bool:
 def _running_out(context: Any) -> bool:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return remaining is not None and remaining() < MARGIN_MILLISECONDS
+
+
+def webhook(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Jira or ServiceNow webhook (or a SIR event) through a Lambda function URL, payload format
+    2.0: read by :func:`connectors.webhooks.read` as ``sirsync serve`` reads it, each case it hints at
+    put on the work queue (answer 202); a refused request gets the refusal's status, nothing queued."""
+    app = webhook_application()
+    route = str(event.get("rawPath") or "/")
+    headers = {str(name): str(value) for name, value in (event.get("headers") or {}).items()}
+    try:
+        body = _body(event)
+        hints = webhooks.read(route, headers, body, app.receiver)
+    except webhooks.Refused as exc:
+        log.warning("webhook %s refused with %s: %s", route, exc.status, exc)
+        return _answer(exc.status, {"error": str(exc)})
+    items = {hint.case_id: WorkItem(hint.case_id, f"webhook: {hint.source} {hint.event}") for hint in hints}
+    if not items:  # a ticket not linked to a case, or the integration's own write
+        return _answer(202, {"queued": []})
+    try:
+        app.queue.send(list(items.values()))
+    except SyncError as exc:
+        log.error("webhook %s: the work queue did not take %s case(s): %s", route, len(items), exc)
+        return _answer(503, {"error": "the work queue cannot take the case now; send the webhook again"})
+    return _answer(202, {"queued": sorted(items)})
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(raw).encode("utf-8")
+    try:
+        return base64.b64decode(str(raw), validate=True)
+    except (binascii.Error, ValueError):
+        raise webhooks.Refused(400, "the body is marked base64 but is not") from None
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}

@@ -54,6 +54,11 @@ class SecretSetting:
 
 JIRA_TOKEN = SecretSetting("SIRSYNC_JIRA__TOKEN", "token")
 SERVICENOW_PASSWORD = SecretSetting("SIRSYNC_SERVICENOW__PASSWORD", "password")
+# the webhooks' shared secrets, by the name of their setting in ServeSettings
+WEBHOOK_SECRETS = {
+    name: SecretSetting(f"SIRSYNC_SERVE__{name.upper()}", "secret")
+    for name in ("jira_secret", "servicenow_secret", "sir_secret")
+}
 
 # the retry policy above is the only one
 _CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=10)
@@ -88,6 +93,18 @@ def resolve(settings: Settings) -> Settings:
         value = read_secret(servicenow.password_secret_id, SERVICENOW_PASSWORD)
         servicenow = servicenow.model_copy(update={"password": SecretStr(value)})
     return settings.model_copy(update={"jira": jira, "servicenow": servicenow})
+
+
+def resolve_webhooks(settings: Settings) -> Settings:
+    """``settings`` with each webhook secret (``SIRSYNC_SERVE__*_SECRET``) that is not set but named by
+    its ``*_SECRET_ID`` read from AWS."""
+    serve = settings.serve
+    update: dict[str, SecretStr] = {}
+    for name, wanted in WEBHOOK_SECRETS.items():
+        secret_id = getattr(serve, f"{name}_id")
+        if getattr(serve, name) is None and secret_id:
+            update[name] = SecretStr(read_secret(secret_id, wanted))
+    return settings.model_copy(update={"serve": serve.model_copy(update=update)})
 
 
 def _read(secret_id: str, wanted: SecretSetting, retry: RetryPolicy) -> str:
