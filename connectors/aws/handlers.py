@@ -129,10 +129,12 @@ def _read(app: Application, record: dict[str, Any]) -> Message:
             event = events.read_event(body)
         except ValueError as exc:
             return Message(message_id, unreadable=str(exc))
+        if event is None:  # a membership event: no case to sync
+            return Message(message_id)
         sir = app.cycle.sir
         if sir.principal is None:  # learned by another execution environment since this one started
             sir.principal = app.runtime.state.principal("sir")
-        if event.author and sir.is_own(event.author):
+        if any(sir.is_own(author) for author in event.authors):
             log.debug("message %s: %s by sirsync itself, skipped", message_id, event.detail_type)
             return Message(message_id)
         return Message(message_id, event.case_id)

@@ -190,3 +190,14 @@ def test_duplicate_messages_of_one_batch_sync_their_case_once(lambda_env: Queues
     assert (calls(sandbox) - before)["GET /v1/cases/{caseId}/get-case"] == 1  # synced once
     assert len(issues_of(sandbox, case_id)) == 1
     assert len(jira_comments(sandbox, case_id)) == 1
+
+
+def test_a_sir_event_of_no_case_is_consumed_without_a_sync(lambda_env: Queues, sandbox: Sandbox) -> None:
+    membership = {"source": "aws.security-ir", "detail-type": "Membership Updated", "detail": {}}
+    handlers.worker({"Records": []}, None)  # the environment's checks, made once
+    before = calls(sandbox)
+
+    answer = handlers.worker({"Records": [record(json.dumps(membership))]}, None)
+
+    assert answer == {"batchItemFailures": []}
+    assert calls(sandbox) == before
