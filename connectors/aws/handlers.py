@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
+import os
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +35,7 @@ from connectors.aws.queue import WorkItem
 from connectors.engine import Report
 from connectors.errors import SyncError
 from connectors.lease import LeaseHeld, LeaseLost, RunnerLease
+from connectors.metrics import METRICS
 from connectors.sir import events
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,29 @@ MARGIN_MILLISECONDS = 20_000
 
 __all__ = ["ConfigurationError", "scheduled", "webhook", "worker"]
 
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+NAMESPACE = "sirsync"  # of the CloudWatch metrics each invocation prints
 
+
+def _metrics(handler: Handler) -> Handler:
+    """Print what the invocation counted as one line of CloudWatch's embedded metric format
+    (dimension ``Function``): counters by how much they grew in it, gauges as they are."""
+
+    @functools.wraps(handler)
+    def invoked(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        before = METRICS.values()
+        try:
+            return handler(event, context)
+        finally:
+            figures = METRICS.since(before)
+            if figures.values():
+                name = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+                print(figures.embedded(NAMESPACE, {"Function": name or handler.__name__}), flush=True)
+
+    return invoked
+
+
+@_metrics
 def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Find the cases due, as a cycle does, and put each on the work queue; return what was done.
 
@@ -55,6 +82,7 @@ def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except LeaseHeld as exc:
         log.warning("scheduled run skipped: %s", exc)
         return {"skipped": str(exc)}
+    started = time.monotonic()
     try:
         cycle.read_ahead()  # SIR's list is read while the checks run, as the CLI does
         app.check()
@@ -68,6 +96,7 @@ def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cycle.close()
         cycle.heartbeat = lambda system, done, total: None
         lease.release()
+    METRICS.cycle(report, time.monotonic() - started)
     summary = dispatch.summary(report)
     for line in report.problems:
         log.error("%s", line)
@@ -89,6 +118,7 @@ class Message:
     unreadable: str = ""
 
 
+@_metrics
 def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Sync the case each message of an SQS batch names, with every target; the messages to try
     again (``batchItemFailures``): those whose case failed for a passing reason or was being synced
@@ -151,6 +181,7 @@ def _sync(app: Application, case_id: str) -> Report:
         log.exception("unexpected failure syncing case %s", case_id)
         report = Report()
         report.system_down(f"case {case_id}: unexpected {type(exc).__name__}: {exc}")
+    METRICS.synced(report)
     for line in report.problems:
         log.error("%s", line)
     for line in report.warnings:
@@ -173,6 +204,7 @@ def _running_out(context: Any) -> bool:
     return remaining is not None and remaining() < MARGIN_MILLISECONDS
 
 
+@_metrics
 def webhook(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A Jira or ServiceNow webhook (or a SIR event) through a Lambda function URL, payload format
     2.0: read by :func:`connectors.webhooks.read` as ``sirsync serve`` reads it, each case it hints at
@@ -186,6 +218,7 @@ def webhook(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except webhooks.Refused as exc:
         log.warning("webhook %s refused with %s: %s", route, exc.status, exc)
         return _answer(exc.status, {"error": str(exc)})
+    METRICS.add("sirsync_hints_total", len(hints), source=webhooks.ROUTES[route])
     items = {hint.case_id: WorkItem(hint.case_id, f"webhook: {hint.source} {hint.event}") for hint in hints}
     if not items:  # a ticket not linked to a case, or the integration's own write
         return _answer(202, {"queued": []})

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from connectors.aws import handlers
 from connectors.aws.app import application
 from connectors.sandbox.clients import jira_client
@@ -201,3 +203,28 @@ def test_a_sir_event_of_no_case_is_consumed_without_a_sync(lambda_env: Queues, s
 
     assert answer == {"batchItemFailures": []}
     assert calls(sandbox) == before
+
+
+def embedded_metrics(printed: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in printed.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_each_invocation_prints_what_it_did_as_cloudwatch_embedded_metrics(
+    lambda_env: Queues, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case_id = new_case(sandbox, "Counted", comments=1)
+    body = json.dumps({"case_id": case_id})
+    handlers.worker({"Records": []}, None)  # the environment's checks, made once
+    capsys.readouterr()
+
+    handlers.worker({"Records": [record(body)]}, None)
+    handlers.worker({"Records": [record(body)]}, None)
+
+    first, second = embedded_metrics(capsys.readouterr().out)
+    (directive,) = first["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "sirsync" and directive["Dimensions"] == [["Function"]]
+    assert first["Function"] == "worker"
+    assert first["sirsync_writes_total.created"] == 1 and first["sirsync_writes_total.comments"] == 1
+    assert first["sirsync_api_calls_total.sir"] >= 3
+    assert "sirsync_writes_total.created" not in second  # what each invocation did, not running totals
+    assert second["sirsync_api_calls_total.sir"] >= 1
