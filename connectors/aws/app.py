@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -51,9 +51,9 @@ class Application:
         return self.runtime.cycle
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Application:
+    def from_environment(cls) -> Application:
         """Settings from ``SIRSYNC_*`` (and the secrets they name), checked offline, and the runtime."""
-        settings = _settings(os.environ if environ is None else environ, secrets.resolve)
+        settings = _settings(secrets.resolve)
         problems = preflight.check_settings(settings)
         if problems:
             raise ConfigurationError(preflight.render(problems))
@@ -120,8 +120,8 @@ class WebhookApplication:
         return bool(own) and stable_identity(principal) == stable_identity(own or "")
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> WebhookApplication:
-        settings = _settings(os.environ if environ is None else environ, secrets.resolve_webhooks)
+    def from_environment(cls) -> WebhookApplication:
+        settings = _settings(secrets.resolve_webhooks)
         url = settings.aws.queue_url
         if not url:
             raise ConfigurationError(f"{QUEUE_SETTING} is not set: the work queue's URL")
@@ -137,10 +137,10 @@ def open_state(settings: Settings) -> StateStore:
     return SqliteStateStore(settings.state_path)
 
 
-def _settings(environ: Mapping[str, str], resolve: Callable[[Settings], Settings]) -> Settings:
+def _settings(resolve: Callable[[Settings], Settings]) -> Settings:
     """Settings from ``SIRSYNC_*``, with the secrets ``resolve`` reads from AWS, and logging set up;
     a :class:`ConfigurationError` for an unknown setting, a bad value or a secret not readable."""
-    problems = unknown_settings(environ)
+    problems = unknown_settings(os.environ)
     if problems:
         raise ConfigurationError("; ".join(problems))
     try:
