@@ -18,10 +18,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from connectors.aws.app import forget_application
+from connectors.aws.app import forget_application, open_state
 from connectors.sandbox.clients import sync_environment
 from connectors.sandbox.runner import Sandbox
-from connectors.state import SqliteStateStore
+from connectors.settings import Settings
+from connectors.state import StateStore
 
 MOTO_SERVICES = ("SQS", "SECRETS_MANAGER", "SSM")
 
@@ -98,8 +99,9 @@ def lambda_env(
     sqs.delete_queue(QueueUrl=dlq)
 
 
-def state_of(tmp_path: Path) -> SqliteStateStore:
-    return SqliteStateStore(tmp_path / "state.sqlite")
+def state_store() -> StateStore:
+    """The state store the functions' settings name, opened as another process would."""
+    return open_state(Settings())
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

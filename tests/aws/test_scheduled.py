@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from connectors.lease import RunnerLease
 from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.runner import Sandbox
-from tests.aws.conftest import EventSourceMapping, Queues, state_of
+from tests.aws.conftest import EventSourceMapping, Queues, state_store
 from tests.aws.test_worker import calls, issues_of, new_case
 
 
@@ -25,17 +24,15 @@ def queued(queues: Queues) -> dict[str, str]:
     return by_case
 
 
-def jira_cursor(tmp_path: Path) -> str | None:
-    state = state_of(tmp_path)
+def jira_cursor() -> str | None:
+    state = state_store()
     try:
         return state.cursor("jira", "jira")
     finally:
         state.close()
 
 
-def test_the_scheduled_run_queues_exactly_the_cases_due(
-    lambda_env: Queues, sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_the_scheduled_run_queues_exactly_the_cases_due(lambda_env: Queues, sandbox: Sandbox) -> None:
     cases = [new_case(sandbox, f"Due {n}", comments=1) for n in range(3)]
 
     summary = handlers.scheduled({}, None)
@@ -57,13 +54,13 @@ def test_the_scheduled_run_queues_exactly_the_cases_due(
 
 
 def test_the_ticket_cursor_moves_only_once_its_cases_are_on_the_queue(
-    lambda_env: Queues, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_url: str
+    lambda_env: Queues, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, moto_url: str
 ) -> None:
     case_id = new_case(sandbox, "Changed in Jira")
     lambda_env.send({"case_id": case_id})
     EventSourceMapping(lambda_env, handlers.worker).drain()
     handlers.scheduled({}, None)
-    before = jira_cursor(tmp_path)
+    before = jira_cursor()
     assert before is not None
     (issue,) = issues_of(sandbox, case_id)
     sandbox.clock.advance(120)
@@ -74,20 +71,20 @@ def test_the_ticket_cursor_moves_only_once_its_cases_are_on_the_queue(
     with pytest.raises(ConfigurationError, match="SIRSYNC_AWS__QUEUE_URL"):
         handlers.scheduled({}, None)
 
-    assert jira_cursor(tmp_path) == before  # the change it found is not on any queue
+    assert jira_cursor() == before  # the change it found is not on any queue
     monkeypatch.setenv("SIRSYNC_AWS__QUEUE_URL", lambda_env.url)
     forget_application()
     assert handlers.scheduled({}, None)["queued"] == 1
     assert queued(lambda_env) == {case_id: "jira: ticket changed"}
-    after = jira_cursor(tmp_path)
+    after = jira_cursor()
     assert after is not None and after > before
 
 
 def test_a_scheduled_run_finding_the_runner_lease_held_queues_nothing(
-    lambda_env: Queues, sandbox: Sandbox, tmp_path: Path
+    lambda_env: Queues, sandbox: Sandbox
 ) -> None:
     new_case(sandbox, "Waits for the runner")
-    state = state_of(tmp_path)
+    state = state_store()
     other = RunnerLease(state, 300, holder="a-sync-every-elsewhere")
     other.host = "another-host"
     other.acquire()

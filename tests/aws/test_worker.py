@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.state import Lease, case_lease
-from tests.aws.conftest import EventSourceMapping, Queues, state_of
+from tests.aws.conftest import EventSourceMapping, Queues, state_store
 
 
 def new_case(sandbox: Sandbox, title: str, comments: int = 0) -> str:
@@ -141,11 +140,11 @@ def state_of_app() -> Any:
 
 
 def test_poison_messages_end_in_the_dead_letter_queue_without_holding_up_their_batch(
-    lambda_env: Queues, sandbox: Sandbox, tmp_path: Path
+    lambda_env: Queues, sandbox: Sandbox
 ) -> None:
     good = new_case(sandbox, "Syncs at once")
     stuck = new_case(sandbox, "Always held by another worker")
-    state = state_of(tmp_path)
+    state = state_store()
     far = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     other = Lease("a-stuck-worker", "another-host", 1, far)
     state.acquire_lease(other, datetime.now(UTC).isoformat(), name=case_lease(stuck, "jira"))
