@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint deploy/container/Dockerfile
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 demo: $(STAMP)
 	$(BIN)/sirsync demo
