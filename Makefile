@@ -27,9 +27,10 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/sirsync sandbox
 
-# The reliability proofs in full (CI runs them reduced): 50 cases killed 30+ times, 200 cycles under faults.
+# The reliability proofs in full (CI runs them reduced): 50 cases killed 30+ times, 200 cycles under faults,
+# with the state in SQLite and then in DynamoDB (moto's server on loopback).
 soak: $(STAMP)
-	$(BIN)/python -m tests.reliability.soak --full
+	$(BIN)/python -m tests.reliability.soak --full --state both
 
 # sirsync against the naive strategy on the sandbox, one table (BENCHMARKS.md); not part of `make test`.
 # A shorter run: make bench BENCH_ARGS="--quick"

@@ -17,19 +17,22 @@ from connectors.jobs import BAD_SETUP, CASE_ERRORS, OK, QUARANTINED, Echo
 from connectors.mapping import MappingError
 from connectors.retry import RetryPolicy
 from connectors.settings import KNOWN_TARGETS, Settings
-from connectors.state import CREATING, LINKED, SKIPPED, Failure, Link, SqliteStateStore, StateStore
+from connectors.state import (
+    CREATING,
+    LINKED,
+    SKIPPED,
+    Failure,
+    Link,
+    StateStore,
+    describe_state,
+    open_state,
+    state_exists,
+)
 
 _STATE_WORDS = {LINKED: "linked", CREATING: "being created", SKIPPED: "skipped"}
 
 # a person waits at the terminal: a target that does not answer is given up on sooner than in a cycle
 _LOOKUP_RETRY = RetryPolicy(attempts=3, deadline_seconds=15)
-
-
-def _state_exists(settings: Settings) -> bool:
-    try:
-        return settings.state_path.exists()
-    except OSError:  # not even reachable: opening it says why
-        return True
 
 
 # status
@@ -41,13 +44,13 @@ def show_status(settings: Settings, out: Echo, *, as_json: bool = False, exit_co
     With ``exit_code`` the answer is also the code: 4 when a case of a configured target is
     quarantined, 1 when one is failing but not quarantined, else 0, as ``sync`` would exit.
     """
-    if not _state_exists(settings):
+    if not state_exists(settings):
         if as_json:
             out(json.dumps(_empty_snapshot(settings), indent=2))
         else:
             out(f"No state yet at {settings.state_path}: nothing has been synced with these settings.")
         return OK
-    state = SqliteStateStore(settings.state_path, writable=False)
+    state = open_state(settings, writable=False)
     try:
         snapshot = _snapshot(settings, state)
     finally:
@@ -66,7 +69,7 @@ def show_status(settings: Settings, out: Echo, *, as_json: bool = False, exit_co
 
 def _empty_snapshot(settings: Settings) -> dict[str, Any]:
     return {
-        "state_path": str(settings.state_path),
+        "state_path": describe_state(settings),
         "exists": False,
         "targets": {target: {"linked": 0, "being_created": 0, "skipped": 0} for target in settings.targets},
         "cursors": {target: None for target in settings.targets},
@@ -92,7 +95,7 @@ def _snapshot(settings: Settings, state: StateStore) -> dict[str, Any]:
     lease = state.lease()
     now = datetime.now(UTC).isoformat()
     return {
-        "state_path": str(settings.state_path),
+        "state_path": describe_state(settings),
         "exists": True,
         "targets": counts,
         "cursors": {target: state.cursor(target, target) for target in settings.targets},
@@ -216,7 +219,7 @@ def retry(
     if recreate and (case_id is None or target is None):
         err("sirsync: --recreate needs a case id and --target")
         return BAD_SETUP
-    if not _state_exists(settings):
+    if not state_exists(settings):
         if case_id is None:
             out(f"nothing is quarantined: no state yet at {settings.state_path}")
             return OK
@@ -224,7 +227,7 @@ def retry(
         return CASE_ERRORS
     if recreate and case_id is not None and target is not None:
         return _recreate(settings, case_id, target, out, err)
-    state = SqliteStateStore(settings.state_path)
+    state = open_state(settings)
     try:
         if case_id is None:
             return _release_all(state, target, out)

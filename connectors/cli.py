@@ -486,6 +486,45 @@ def mappings_schema(
     typer.echo(f"wrote {output}")
 
 
+state_app = typer.Typer(
+    name="state",
+    help="The state store (SIRSYNC_STATE_BACKEND): create it before the first sync, or check it.",
+    no_args_is_help=True,
+)
+app.add_typer(state_app)
+
+
+@state_app.command("init")
+def state_init(config: ConfigOption = None) -> None:
+    """Create the state store the settings name, or check the one there is; safe to run again.
+
+    DynamoDB: creates the table SIRSYNC_DYNAMODB__TABLE (keys, indexes, on-demand billing), turns on
+    TTL for the action log and waits until the table is active; a table already there is checked
+    against that schema. SQLite: creates the state file SIRSYNC_STATE_PATH.
+
+    Exit codes: 0 ready (created, or already there and as sirsync needs it); 2 bad settings, a store
+    that cannot be reached or is refused, or a table whose schema differs (each difference named).
+    """
+    from connectors.state import StateError, describe_state
+    from connectors.state.init import init_state
+
+    settings = _load_settings(config)
+    try:
+        outcome = init_state(settings, typer.echo)
+    except StateError as exc:
+        _fail(str(exc))
+    for note in outcome.notes:
+        typer.echo(f"note: {note}")
+    if outcome.differences:
+        for difference in outcome.differences:
+            typer.echo(f"  differs: {difference}", err=True)
+        _fail(
+            f"the {describe_state(settings)} exists but does not match the schema sirsync needs (above); "
+            "point SIRSYNC_DYNAMODB__TABLE at a new name for `sirsync state init` to create, or recreate "
+            "this table"
+        )
+
+
 def main() -> None:
     app()
 

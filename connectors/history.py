@@ -15,7 +15,7 @@ from typing import Any
 
 from connectors.jobs import OK, Echo
 from connectors.settings import Settings
-from connectors.state import Action, SqliteStateStore
+from connectors.state import Action, describe_state, open_state, state_exists
 
 LIMIT = 100_000  # actions shown at most: far more than a case collects
 
@@ -36,7 +36,7 @@ def show_history(settings: Settings, case_id: str, out: Echo, *, as_json: bool =
         out(json.dumps({"case_id": case_id, "actions": [_record(action) for action in actions]}, indent=2))
         return OK
     if not actions:
-        out(f"No actions recorded for case {case_id} in {settings.state_path}.")
+        out(f"No actions recorded for case {case_id} in {describe_state(settings)}.")
         return OK
     out(f"case {case_id}: {len(actions)} action(s), oldest first")
     width = max(len(action.target) for action in actions)
@@ -47,20 +47,13 @@ def show_history(settings: Settings, case_id: str, out: Echo, *, as_json: bool =
 
 
 def _read(settings: Settings, case_id: str) -> list[Action]:
-    if not _exists(settings):
+    if not state_exists(settings):
         return []
-    state = SqliteStateStore(settings.state_path, writable=False)
+    state = open_state(settings, writable=False)
     try:
         return sorted(state.actions(case_id, limit=LIMIT), key=lambda action: action.at)
     finally:
         state.close()
-
-
-def _exists(settings: Settings) -> bool:
-    try:
-        return settings.state_path.exists()
-    except OSError:  # not even reachable: opening it says why
-        return True
 
 
 def _where(action: Action) -> str:

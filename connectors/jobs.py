@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from connectors.logs import LogFormat
 from connectors.metrics import METRICS
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings
+from connectors.state import STORE_FAILURES
 
 # exit codes, documented in the README; a signal ends a run with 128 + its number (130, 143)
 OK, CASE_ERRORS, BAD_SETUP, LEASE_HELD, QUARANTINED = 0, 1, 2, 3, 4
@@ -156,7 +156,10 @@ def run_sync(settings: Settings, options: SyncOptions, out: Echo, err: Echo, sto
         err(f"sirsync: {exc}")
         return LEASE_HELD
     finally:
-        lease.release()
+        try:
+            lease.release()
+        except STORE_FAILURES as exc:  # the store is failing: the lease lapses by itself
+            err(f"sirsync: could not give the lease back, it lapses by itself: {exc}")
         runtime.close()
 
 
@@ -202,7 +205,7 @@ def run_cycles(
             report = _sync_cases(runtime, options.cases) if options.cases else runtime.cycle.run()
         except LeaseLost:
             raise
-        except (sqlite3.Error, OSError) as exc:  # the state file failed mid-run (disk full, I/O)
+        except STORE_FAILURES as exc:  # the state store failed mid-run (disk full, I/O, a table gone)
             log.debug("cycle %s failed", number, exc_info=True)
             report = Report()
             report.system_down(f"the state store failed: {type(exc).__name__}: {exc}")
@@ -250,7 +253,10 @@ def _sync_cases(runtime: Runtime, case_ids: tuple[str, ...]) -> Report:
 
 def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
     """List the quarantined cases, one line each with the command that helps; whether there are any."""
-    held = [f for f in runtime.state.failures(quarantined_only=True) if f.target in settings.targets]
+    try:
+        held = [f for f in runtime.state.failures(quarantined_only=True) if f.target in settings.targets]
+    except STORE_FAILURES:  # the store failed: already reported as the cycle's error
+        return False
     for failure in held:
         flowing = "; its comments keep flowing" if failure.comments_flow else ""
         err(

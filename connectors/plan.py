@@ -28,6 +28,7 @@ from connectors.engine.report import Report
 from connectors.model import Case, Comment, Investigation, Ticket
 from connectors.settings import Settings
 from connectors.source import CasePage, CaseSource
+from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore, StateStore, open_state
 from connectors.target import TargetAdapter, TicketChange
 
 if TYPE_CHECKING:
@@ -396,6 +397,37 @@ def state_copy(path: Path, directory: Path) -> Path:
     return copy
 
 
+def copy_state(source: StateStore, into: StateStore, targets: Sequence[str]) -> None:
+    """Everything a sync reads of the state, copied through the store's interface: for a store that
+    cannot be copied as a file (DynamoDB). The action log is not copied; a sync does not read it."""
+    principal = source.principal("sir")
+    if principal:
+        into.save_principal("sir", principal)
+    for target in targets:
+        cursor = source.cursor(target, target)
+        if cursor:
+            into.save_cursor(target, target, cursor)
+        for link in source.links(target, (LINKED, CREATING, SKIPPED)):
+            with into.transaction():
+                into.save_link(link)
+                for name, baseline in source.baselines(link.case_id, target).items():
+                    into.save_baseline(link.case_id, target, name, baseline)
+                for comment in source.comment_links(link.case_id, target):
+                    into.save_comment_link(comment)
+                for action, finished in source.agent_actions(link.case_id, target).items():
+                    into.save_agent_action(link.case_id, target, action, finished=finished)
+    for failure in source.failures():
+        for _ in range(failure.count):  # counted again, quarantined where it is
+            into.record_failure(
+                failure.case_id,
+                failure.target,
+                failure.last_error,
+                quarantine_after=failure.count if failure.quarantined else failure.count + 1,
+                stage=failure.stage,
+                retriable=failure.retriable,
+            )
+
+
 def temporary_directory() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="sirsync-plan-")
 
@@ -440,8 +472,19 @@ def run_plan(
         return BAD_SETUP
     plan = Plan()
     with temporary_directory() as directory:
-        copy = state_copy(settings.state_path, Path(directory))
-        runtime = build_runtime(settings.model_copy(update={"state_path": copy}))
+        if settings.state_backend == "sqlite":
+            copy = state_copy(settings.state_path, Path(directory))
+        else:
+            copy = Path(directory) / "plan.sqlite"
+            source = open_state(settings, writable=False)
+            into = SqliteStateStore(copy)
+            try:
+                copy_state(source, into, settings.targets)
+            finally:
+                source.close()
+                into.close()
+        local = settings.model_copy(update={"state_path": copy, "state_backend": "sqlite"})
+        runtime = build_runtime(local)
         try:
             problems = preflight.blocking(preflight.preflight(runtime.cycle, settings), once=True)
             if problems:

@@ -11,7 +11,7 @@ from connectors.mapping import Mapping, load_mapping
 from connectors.retry import RetryPolicy
 from connectors.settings import KNOWN_TARGETS, Settings
 from connectors.sir.adapter import SirAdapter
-from connectors.state import SqliteStateStore, StateStore
+from connectors.state import StateStore, open_state
 from connectors.target import TargetAdapter
 
 
@@ -31,7 +31,7 @@ def build_runtime(
     """``now`` replaces the wall clock and ``retry`` the default retry policy (tests and soaks run
     against the sandbox's settable clock, and may wait less between retries)."""
     mappings = load_mappings(settings)
-    state = SqliteStateStore(settings.state_path)
+    state = open_state(settings)
     try:
         sir, targets = build_adapters(settings, mappings, retry)
         clock = now or (lambda: datetime.now(UTC))

@@ -107,6 +107,17 @@ class ServiceNowSettings(BaseModel):
         return shipped_mapping(name)
 
 
+class DynamoDbSettings(BaseModel):
+    """Where the state lives when ``state_backend`` is ``dynamodb`` (``sirsync state init`` creates it)."""
+
+    table: str = Field("sirsync", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    region: str | None = Field(None, description="Default: the SIR region (SIRSYNC_SIR__REGION).")
+    endpoint_url: str | None = Field(None, description="Only for DynamoDB Local, tests or a VPC endpoint.")
+    action_log_days: int = Field(
+        90, ge=1, description="How long the action log keeps an entry (DynamoDB's TTL removes it after)."
+    )
+
+
 class SyncSettings(BaseModel):
     """How a cycle looks for changes; the defaults suit a job run every minute."""
 
@@ -196,6 +207,9 @@ class Settings(BaseSettings):
     )
 
     targets: Annotated[list[str], NoDecode] = ["jira"]
+    state_backend: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite", description="sqlite: one file (SIRSYNC_STATE_PATH); dynamodb: one table shared by workers."
+    )
     state_path: Path = Path("sirsync.sqlite")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     log_format: Literal["text", "json"] = Field(
@@ -221,6 +235,12 @@ class Settings(BaseSettings):
                 elif isinstance(value, BaseModel):
                     pending.append(value)
         return [secret for secret in found if secret]
+
+    dynamodb: DynamoDbSettings = DynamoDbSettings()
+
+    @property
+    def dynamodb_region(self) -> str:
+        return self.dynamodb.region or self.sir.region
 
     @field_validator("targets", mode="before")
     @classmethod

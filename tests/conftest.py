@@ -55,3 +55,12 @@ def snow(sandbox: Sandbox) -> pysnow.Client:
 @pytest.fixture
 def snow_responder(sandbox: Sandbox) -> pysnow.Client:
     return servicenow_client(sandbox, RESPONDER)
+
+
+@pytest.fixture(scope="session")
+def dynamo_endpoint() -> Iterator[str]:
+    """moto's DynamoDB on loopback for the session; each test makes tables of its own."""
+    from tests.dynamo import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint

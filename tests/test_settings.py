@@ -151,3 +151,30 @@ def test_an_invalid_value_names_the_variable_to_fix_not_a_traceback(tmp_path: Pa
 
 def test_the_log_level_is_read_in_any_case() -> None:
     assert Settings(log_level="debug").log_level == "DEBUG"
+
+
+def test_the_state_backend_is_sqlite_unless_set_and_dynamodb_takes_the_sir_region_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [name for name in os.environ if name.upper().startswith("SIRSYNC_")]:
+        monkeypatch.delenv(name)
+    assert Settings().state_backend == "sqlite"
+    monkeypatch.setenv("SIRSYNC_STATE_BACKEND", "dynamodb")
+    monkeypatch.setenv("SIRSYNC_SIR__REGION", "eu-west-1")
+    settings = Settings()
+    assert (settings.state_backend, settings.dynamodb.table, settings.dynamodb_region) == (
+        "dynamodb",
+        "sirsync",
+        "eu-west-1",
+    )
+    monkeypatch.setenv("SIRSYNC_DYNAMODB__REGION", "eu-central-1")
+    monkeypatch.setenv("SIRSYNC_DYNAMODB__TABLE", "sirsync-prod")
+    settings = Settings()
+    assert (settings.dynamodb.table, settings.dynamodb_region) == ("sirsync-prod", "eu-central-1")
+
+
+def test_an_unknown_state_backend_names_the_variable(tmp_path: Path) -> None:
+    result = sirsync("state", "init", SIRSYNC_STATE_BACKEND="postgres")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("sirsync: SIRSYNC_STATE_BACKEND (or state_backend in the config file): ")
+    assert "'sqlite' or 'dynamodb'" in result.stderr

@@ -40,6 +40,7 @@ from connectors.state import (
     STAGES,
     Baseline,
     Link,
+    StateError,
     StateStore,
 )
 from connectors.state import STATUS as STATUS_STAGE
@@ -344,7 +345,7 @@ class CaseSync:
         """Run one stage; its failure is recorded and does not stop the others."""
         try:
             return step()
-        except FatalError:
+        except (FatalError, StateError):  # the state store failing stops the cycle, not just this stage
             raise
         except PermissionDenied as exc:
             if exc.action in OPTIONAL_ACTIONS:

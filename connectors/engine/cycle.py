@@ -38,6 +38,7 @@ from connectors.state import (
     TICKET_DELETED,
     Failure,
     Link,
+    StateError,
     StateStore,
     case_lease,
 )
@@ -602,7 +603,7 @@ class Cycle:
                 if seen is None:
                     return Outcome(Report())  # nothing new: not counted as a case synced
             outcome = sync.run(case_id, stages, lookup=lookup, seen=seen)
-        except FatalError:
+        except (FatalError, StateError):  # the state store failing stops the cycle, not just this case
             raise
         except SyncError as exc:
             outcome = Outcome(Report.of_case(case_id), {TICKET: exc})

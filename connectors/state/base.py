@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.errors import CaseError
+
 # Link states
 CREATING = "creating"  # a create was intended and may have happened: look before creating again
 LINKED = "linked"
@@ -23,6 +25,26 @@ SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync firs
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
 STAGES = (TICKET, FIELDS, STATUS, COMMENTS, AGENT)
 TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
+
+
+class StateError(Exception):
+    """The state store cannot be used; the message says why and what to do (a setting, a command)."""
+
+
+class IntentConflict(CaseError):
+    """A create intent was refused because the link is no longer what the worker read: another worker
+    linked the case meanwhile. The case is retried next cycle; no second ticket is created."""
+
+
+#: the link states a create intent (``CREATING``) may replace; never a ``LINKED`` link
+INTENT_REPLACES = (CREATING, SKIPPED)
+
+
+def intent_conflict(current: Link) -> IntentConflict:
+    return IntentConflict(
+        f"case {current.case_id} ({current.target}) was linked to {current.ticket_key or current.ticket_id} "
+        "by another worker meanwhile; not creating a second ticket"
+    )
 
 
 @dataclass
@@ -132,7 +154,9 @@ class StateStore(ABC):
     def link_for_ticket(self, target: str, ticket_id: str) -> Link | None: ...
 
     @abstractmethod
-    def save_link(self, link: Link) -> None: ...
+    def save_link(self, link: Link) -> None:
+        """Write the link. A ``CREATING`` link (a create intent) is written only where there is no link
+        or one in :data:`INTENT_REPLACES`; otherwise :class:`IntentConflict`, and nothing changes."""
 
     # baselines
     @abstractmethod
@@ -226,6 +250,10 @@ class StateStore(ABC):
     def check(self) -> None:
         """Raise if the store cannot be read now (for a health check); by default, one small read."""
         self.lease()
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema the store holds (upgraded on open when it was older)."""
 
     @abstractmethod
     def close(self) -> None: ...

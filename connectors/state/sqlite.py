@@ -16,6 +16,8 @@ from typing import Any
 
 from connectors.state import diagnosis
 from connectors.state.base import (
+    CREATING,
+    INTENT_REPLACES,
     LINKED,
     RUNNER_LEASE,
     Action,
@@ -24,7 +26,9 @@ from connectors.state.base import (
     Failure,
     Lease,
     Link,
+    StateError,
     StateStore,
+    intent_conflict,
 )
 
 SCHEMA_VERSION = 3
@@ -119,10 +123,6 @@ class _Rows(list[Any]):
 
     def fetchall(self) -> list[Any]:
         return list(self)
-
-
-class StateError(Exception):
-    """The state file cannot be used; the message says why and what to do."""
 
 
 class SqliteStateStore(StateStore):
@@ -282,6 +282,16 @@ class SqliteStateStore(StateStore):
         return Link(*row) if row else None
 
     def save_link(self, link: Link) -> None:
+        if link.state != CREATING:
+            self._write_link(link)
+            return
+        with self.transaction():  # a create intent: only where no linked ticket is
+            current = self.link(link.case_id, link.target)
+            if current is not None and current.state not in INTENT_REPLACES:
+                raise intent_conflict(current)
+            self._write_link(link)
+
+    def _write_link(self, link: Link) -> None:
         self._execute(
             f"INSERT OR REPLACE INTO links ({self._LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -494,6 +504,10 @@ class SqliteStateStore(StateStore):
         if _identity(self.path) != self._identity:
             raise StateError(f"the state file {self.path} is gone or was replaced since sirsync opened it")
         super().check()
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._version() or 0)
 
     def close(self) -> None:
         with self._lock:

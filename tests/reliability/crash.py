@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.sandbox.runner import Sandbox
+from tests.reliability.backends import SQLITE, StateBackend
 from tests.reliability.scenario import SYNC_COMMAND, Editor, Ledger, Responder, sync_environment
 from tests.reliability.verify import Findings, Snapshot, canonical, check, differences, snapshot
 from tests.sync.conftest import write_counts
@@ -41,6 +42,7 @@ class CrashPlan:
     kills: int = 6
     seed: int = 1
     latency_ms: int = 3
+    state: StateBackend = SQLITE
 
     @property
     def kills_per_phase(self) -> tuple[int, int]:
@@ -75,7 +77,7 @@ class CrashResult:
     def figures(self) -> str:
         found = self.findings
         return (
-            f"crash consistency (seed {self.plan.seed}): cases {self.plan.cases}, "
+            f"crash consistency ({self.plan.state.kind}, seed {self.plan.seed}): cases {self.plan.cases}, "
             f"comments written by people {self.comments}, kills {self.kills} "
             f"({self.kills_while_writing} while writing), runs {self.runs}, "
             f"duplicates found {len(found.duplicates)}, items lost {len(found.lost)}, "
@@ -109,11 +111,11 @@ class Kill:
 
 
 class SyncRunner:
-    """Starts ``sirsync sync --once`` processes on one state file, killing some of them."""
+    """Starts ``sirsync sync --once`` processes on one state (a file, or a table), killing some of them."""
 
     def __init__(self, sandbox: Sandbox, state: Path, result: CrashResult, rng: random.Random | None) -> None:
         self.sandbox = sandbox
-        self.env = sync_environment(sandbox, state)
+        self.env = {**sync_environment(sandbox, state), **result.plan.state.fresh(state)}
         self.result = result
         self.rng = rng
 

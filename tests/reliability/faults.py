@@ -28,6 +28,7 @@ from connectors.sandbox.base import FAULT_KINDS
 from connectors.sandbox.clients import sync_settings
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings
+from tests.reliability.backends import SQLITE, StateBackend
 from tests.reliability.scenario import (
     PROOF_SYNC_SETTINGS,
     SERVICENOW_TABLE,
@@ -54,6 +55,7 @@ class SoakPlan:
     new_case_chance: float = 0.1
     time_scale: float = 100.0
     quiet_limit: int = 10
+    state: StateBackend = SQLITE
 
     def faults(self, cycle: int, system: int) -> dict[str, object]:
         """The fault plan of one system for one cycle: every kind, a seed of its own."""
@@ -102,9 +104,9 @@ class SoakResult:
         aborted = sum(self.aborted.values())
         found = self.findings
         return (
-            f"fault soak (seed {self.plan.seed}): cycles {self.cycles} under faults + {self.quiet_cycles} "
-            f"without ({'quiet' if self.converged else 'NOT quiet'}), cases {self.cases}, comments written "
-            f"by people {self.comments}\n"
+            f"fault soak ({self.plan.state.kind}, seed {self.plan.seed}): cycles {self.cycles} under faults "
+            f"+ {self.quiet_cycles} without ({'quiet' if self.converged else 'NOT quiet'}), "
+            f"cases {self.cases}, comments written by people {self.comments}\n"
             f"  faults injected {sum(kinds.values())} ({per_kind}; {per_system})\n"
             f"  edits between cycles: {edits}\n"
             f"  case errors under faults {self.case_errors}, conflicts {self.conflicts}, cycles aborted "
@@ -133,7 +135,7 @@ class Soak:
         self.sandbox = sandbox
         self.plan = plan
         self.progress = progress
-        self.settings = soak_settings(sandbox, workdir / "soak.sqlite")
+        self.settings = plan.state.settings(soak_settings(sandbox, workdir / "soak.sqlite"))
         self.retry = RetryPolicy(sleep=lambda seconds: time.sleep(seconds / plan.time_scale))
         self.result = SoakResult(plan)
         self.ledger = Ledger()

@@ -1,8 +1,9 @@
 """Both reliability proofs from the command line: ``python -m tests.reliability.soak [--full]``.
 
 Without ``--full`` it runs the reduced forms CI runs; ``make soak`` runs ``--full``: 50 cases killed at
-least 30 times, and 200 cycles under faults. It prints the figures at the end and exits 1 if either
-proof failed, with the seed to repeat it.
+least 30 times, and 200 cycles under faults. Each runs with the state in SQLite and then in DynamoDB
+(moto's server on loopback), unless ``--state`` names one. It prints the figures at the end and exits 1
+if a proof failed, with the seed to repeat it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from connectors.sandbox.runner import Sandbox
+from tests.dynamo import moto_server
+from tests.reliability.backends import BACKENDS, SQLITE, StateBackend
 from tests.reliability.crash import CrashPlan, prove_crash_consistency
 from tests.reliability.faults import SoakPlan, prove_fault_soak
 
@@ -29,7 +35,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", type=int, help="crash consistency: cases (overrides the form)")
     parser.add_argument("--kills", type=int, help="crash consistency: SIGKILLs (overrides the form)")
     parser.add_argument("--cycles", type=int, help="fault soak: cycles under faults (overrides the form)")
+    parser.add_argument(
+        "--state",
+        choices=(*BACKENDS, "both"),
+        default="both",
+        help="where sirsync keeps its state: SQLite, DynamoDB (moto's server on loopback), or each in turn",
+    )
     return parser.parse_args(argv)
+
+
+@contextmanager
+def _backends(choice: str) -> Iterator[list[StateBackend]]:
+    """The state backends to prove, with a DynamoDB server running while it is needed."""
+    with ExitStack() as stack:
+        backends = [SQLITE] if choice in ("sqlite", "both") else []
+        if choice in ("dynamodb", "both"):
+            backends.append(StateBackend("dynamodb", stack.enter_context(moto_server())))
+        yield backends
 
 
 def _say(line: str) -> None:
@@ -48,21 +70,30 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     figures: list[str] = []
     failed = False
-    with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="sirsync-soak-") as workdir:
-        if args.only in (None, "crash"):
-            _say(f"crash consistency: {crash_plan.cases} cases, {crash_plan.kills} kills, seed {args.seed}")
-            crash = prove_crash_consistency(sandbox, Path(workdir), crash_plan)
-            figures.append(crash.figures())
-            if not crash.ok:
-                failed = True
-                _say(crash.report())
-        if args.only in (None, "faults"):
-            _say(f"fault soak: {soak_plan.cycles} cycles, rate {soak_plan.rate}, seed {args.seed}")
-            soak = prove_fault_soak(sandbox, Path(workdir), soak_plan, progress=_say)
-            figures.append(soak.figures())
-            if not soak.ok:
-                failed = True
-                _say(soak.report())
+    with (
+        Sandbox() as sandbox,
+        tempfile.TemporaryDirectory(prefix="sirsync-soak-") as workdir,
+        _backends(args.state) as backends,
+    ):
+        for backend in backends:
+            where = Path(workdir) / backend.kind
+            where.mkdir()
+            if args.only in (None, "crash"):
+                crashes = replace(crash_plan, state=backend)
+                _say(f"crash consistency ({backend.kind}): {crashes.cases} cases, {crashes.kills} kills")
+                crash = prove_crash_consistency(sandbox, where, crashes)
+                figures.append(crash.figures())
+                if not crash.ok:
+                    failed = True
+                    _say(crash.report())
+            if args.only in (None, "faults"):
+                faults = replace(soak_plan, state=backend)
+                _say(f"fault soak ({backend.kind}): {faults.cycles} cycles, rate {faults.rate}")
+                soak = prove_fault_soak(sandbox, where, faults, progress=_say)
+                figures.append(soak.figures())
+                if not soak.ok:
+                    failed = True
+                    _say(soak.report())
     print("\n".join(figures))
     verdict = "FAILED" if failed else "passed"
     print(f"reliability proofs {verdict} (seed {args.seed}, {time.monotonic() - started:.0f} s)")

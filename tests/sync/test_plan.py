@@ -121,3 +121,39 @@ def test_plan_of_a_wrong_setting_is_a_configuration_error(harness: Harness) -> N
         [sys.executable, "-m", "connectors.cli", "plan"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "SIRSYNC_JIRA__TOKEN" in result.stderr
+
+
+def test_plan_and_history_read_a_dynamodb_state_and_leave_it_as_it_was(
+    sandbox: Sandbox, tmp_path: Path, dynamo_endpoint: str
+) -> None:
+    from tests.dynamo import create_table, dynamo_environment
+
+    env = sirsync_environment(
+        sandbox,
+        tmp_path / "unused.sqlite",
+        **dynamo_environment(dynamo_endpoint, create_table(dynamo_endpoint)),
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "connectors.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    case_id = sandbox.sir.aws_create_case(title="In DynamoDB", description="shared state")
+    assert run("sync", "--once").returncode == 0
+    sandbox.sir.aws_update_case(case_id, {"title": "In DynamoDB, renamed"})
+    before = writes(sandbox)
+
+    planned = run("plan", "--json")
+
+    assert planned.returncode == 0, planned.stderr
+    (case,) = json.loads(planned.stdout)["cases"]
+    assert case["case_id"] == case_id and [c["kind"] for c in case["changes"]] == ["update"]
+    assert case["changes"][0]["fields"]["summary"] == {
+        "before": "In DynamoDB",
+        "after": "In DynamoDB, renamed",
+    }
+    assert writes(sandbox) == before
+    assert not (tmp_path / "unused.sqlite").exists()  # nothing fell back to a file
+    assert run("sync", "--once").returncode == 0
+    shown = json.loads(run("history", case_id, "--json").stdout)
+    assert [action["action"] for action in shown["actions"]] == ["created", "fields"]
