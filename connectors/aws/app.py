@@ -25,7 +25,7 @@ from connectors.mapping import MappingError
 from connectors.runtime import Runtime, build_runtime
 from connectors.settings import Settings, unknown_settings
 from connectors.sir.adapter import stable_identity
-from connectors.state import SqliteStateStore, StateError, StateStore
+from connectors.state import StateError, StateStore, open_state
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +126,10 @@ class WebhookApplication:
         if not url:
             raise ConfigurationError(f"{QUEUE_SETTING} is not set: the work queue's URL")
         try:
-            state = open_state(settings)
+            state = open_state(settings, writable=False)  # it reads links and principals only
         except StateError as exc:
             raise ConfigurationError(str(exc)) from None
         return cls(settings, state, WorkQueue(url))
-
-
-def open_state(settings: Settings) -> StateStore:
-    """The state store the settings name."""
-    return SqliteStateStore(settings.state_path)
 
 
 def _settings(resolve: Callable[[Settings], Settings]) -> Settings:

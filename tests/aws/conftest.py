@@ -18,11 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from connectors.aws.app import forget_application, open_state
+from connectors.aws.app import forget_application
 from connectors.sandbox.clients import sync_environment
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings
-from connectors.state import StateStore
+from connectors.state import StateStore, open_state
+from connectors.state.dynamodb import DynamoStateStore
+from tests.dynamo import create_table, dynamo_environment
 
 MOTO_SERVICES = ("SQS", "SECRETS_MANAGER", "SSM")
 
@@ -67,20 +69,26 @@ class Queues:
         )
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "dynamodb"])
 def lambda_env(
     monkeypatch: pytest.MonkeyPatch,
     sandbox: Sandbox,
     tmp_path: Path,
     moto_url: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Queues]:
     """The environment a deployed function has (SIRSYNC_*, AWS's), a fresh work queue with a
-    dead-letter queue after two receives, and no application built yet."""
+    dead-letter queue after two receives, and no application built yet; the state in a SQLite file,
+    and in a DynamoDB table of its own as a deployment has it."""
     for name in list(os.environ):
         if name.upper().startswith("SIRSYNC_") or name.startswith("AWS_"):
             monkeypatch.delenv(name)
     for name, value in sync_environment(sandbox, tmp_path / "state.sqlite").items():
         monkeypatch.setenv(name, value)
+    if request.param == "dynamodb":
+        for name, value in dynamo_environment(moto_url, create_table(moto_url)).items():
+            monkeypatch.setenv(name, value)
+        assert isinstance(state_store(), DynamoStateStore)
     for service in MOTO_SERVICES:
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto_url)
     sqs = boto3.client("sqs", endpoint_url=moto_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import boto3
@@ -34,7 +35,7 @@ def token_in_aws(lambda_env: Queues, monkeypatch: pytest.MonkeyPatch) -> Queues:
 def test_the_jira_token_comes_from_secrets_manager(
     token_in_aws: Queues, moto_url: str, monkeypatch: pytest.MonkeyPatch, stored: str
 ) -> None:
-    name = f"sirsync/jira-{len(stored)}"
+    name = f"sirsync/jira-{uuid.uuid4().hex[:8]}"
     arn = secretsmanager(moto_url).create_secret(Name=name, SecretString=stored)["ARN"]
     monkeypatch.setenv("SIRSYNC_JIRA__TOKEN_SECRET_ID", arn)
 
@@ -75,9 +76,10 @@ def test_a_missing_secret_names_the_setting_and_the_secret_id(
 
 
 def test_a_json_secret_without_the_key_says_which_key(moto_url: str, token_in_aws: Queues) -> None:
-    secretsmanager(moto_url).create_secret(Name="sirsync/wrong-key", SecretString='{"password": "x"}')
+    name = f"sirsync/wrong-key-{uuid.uuid4().hex[:8]}"
+    secretsmanager(moto_url).create_secret(Name=name, SecretString='{"password": "x"}')
     with pytest.raises(Exception, match="without a text value under the key 'token'"):
-        read_secret("sirsync/wrong-key", JIRA_TOKEN)
+        read_secret(name, JIRA_TOKEN)
 
 
 def test_a_secret_is_read_once_per_environment_and_never_logged(
@@ -88,8 +90,9 @@ def test_a_secret_is_read_once_per_environment_and_never_logged(
     sandbox: Sandbox,
 ) -> None:
     client = secretsmanager(moto_url)
-    client.create_secret(Name="sirsync/jira-logged", SecretString=json.dumps({"token": TOKEN}))
-    monkeypatch.setenv("SIRSYNC_JIRA__TOKEN_SECRET_ID", "sirsync/jira-logged")
+    secret = f"sirsync/jira-logged-{uuid.uuid4().hex[:8]}"
+    client.create_secret(Name=secret, SecretString=json.dumps({"token": TOKEN}))
+    monkeypatch.setenv("SIRSYNC_JIRA__TOKEN_SECRET_ID", secret)
     monkeypatch.setenv("SIRSYNC_LOG_LEVEL", "DEBUG")
     caplog.set_level(logging.DEBUG)
     for name in ("botocore", "urllib3", "jira", "connectors"):
@@ -106,7 +109,7 @@ def test_a_secret_is_read_once_per_environment_and_never_logged(
     logging.getLogger("connectors.aws").error("a careless line: %s", TOKEN)
     assert "a careless line: ***" in caplog.text and TOKEN not in caplog.text  # masked, read from AWS
     # a new value reaches an environment only when it is built anew
-    client.put_secret_value(SecretId="sirsync/jira-logged", SecretString=json.dumps({"token": "rotated"}))
+    client.put_secret_value(SecretId=secret, SecretString=json.dumps({"token": "rotated"}))
     caplog.clear()  # the test's own client logged the new value
     handlers.worker({"Records": []}, None)
     token = application().settings.jira.token
