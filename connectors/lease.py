@@ -38,9 +38,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def host_id() -> str:
+    """The machine a lease's holder runs on, as far as its processes can see one another: on AWS
+    Lambda each execution environment is one (named by its log stream), whatever host name several
+    of them may share, so that a lease held in another is never taken for one whose process died."""
+    environment = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    return f"{socket.gethostname()}/{environment}" if environment else socket.gethostname()
+
+
 def holder_id() -> str:
     """Who holds a lease: this host and process, and a random part for a process id used again."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{host_id()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class RunnerLease:
@@ -57,7 +65,7 @@ class RunnerLease:
         self.seconds = seconds
         self.now = now
         self.name = name
-        self.host = socket.gethostname()
+        self.host = host_id()
         self.holder = holder or holder_id()
         self._renewed: datetime | None = None
 

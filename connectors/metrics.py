@@ -77,13 +77,33 @@ class Metrics:
         """A cycle's figures, from its report."""
         self.add("sirsync_cycles_total")
         self.set("sirsync_cycle_seconds", round(seconds, 3))
+        self.synced(report)
+        self.set("sirsync_quarantined_cases", report.quarantined)
+        if report.healthy:
+            self.healthy_at = self._clock()
+
+    def synced(self, report: Report) -> None:
+        """What syncing some cases did (a cycle, or cases synced on their own): writes, conflicts, errors."""
         for kind in ("created", "updated", "comments", "transitions"):
             self.add("sirsync_writes_total", getattr(report, kind), kind=kind)
         self.add("sirsync_conflicts_total", report.conflicts)
         self.add("sirsync_errors_total", report.errors)
-        self.set("sirsync_quarantined_cases", report.quarantined)
-        if report.healthy:
-            self.healthy_at = self._clock()
+
+    def since(self, before: Mapping[tuple[str, Labels], float]) -> Metrics:
+        """The figures since ``before`` (an earlier :meth:`values`): counters by how much they grew,
+        gauges as they are now; what one Lambda invocation reports, its process living on."""
+        delta = Metrics(self._clock)
+        delta.healthy_at = self.healthy_at
+        for (name, labels), value in self.values().items():
+            if name == "sirsync_lag_seconds":
+                continue  # computed from healthy_at
+            if DEFINITIONS[name].kind == "counter":
+                grown = value - before.get((name, labels), 0)
+                if grown:
+                    delta.add(name, grown, **dict(labels))
+            else:
+                delta.set(name, value, **dict(labels))
+        return delta
 
     def values(self) -> dict[tuple[str, Labels], float]:
         with self._lock:

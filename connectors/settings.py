@@ -51,6 +51,11 @@ class JiraSettings(BaseModel):
     url: str | None = None
     user: str | None = None
     token: SecretStr | None = None
+    token_secret_id: str | None = Field(
+        None,
+        description="Where the token is kept when SIRSYNC_JIRA__TOKEN is not set (on AWS Lambda): a Secrets "
+        "Manager secret id or ARN, or ssm:/parameter/name (a SecureString); read once per process.",
+    )
     project: str = "SEC"
     timezone: str | None = Field(
         None,
@@ -77,6 +82,11 @@ class ServiceNowSettings(BaseModel):
     url: str | None = None
     user: str | None = None
     password: SecretStr | None = None
+    password_secret_id: str | None = Field(
+        None,
+        description="Where the password is kept when SIRSYNC_SERVICENOW__PASSWORD is not set (on AWS "
+        "Lambda): a Secrets Manager secret id or ARN, or ssm:/parameter/name; read once per process.",
+    )
     table: Literal["incident", "sn_si_incident"] = "incident"
     mapping: Path | None = Field(
         None, description="An admin's own mapping file; default: the shipped one for the table."
@@ -158,6 +168,15 @@ class ServeSettings(BaseModel):
     sir_secret: SecretStr | None = Field(
         None, description="The API key EventBridge sends (X-Sirsync-Token); unset, /events/sir is off."
     )
+    jira_secret_id: str | None = Field(
+        None,
+        description="Where the Jira webhook's secret is kept when SIRSYNC_SERVE__JIRA_SECRET is not set (AWS "
+        "Lambda): a Secrets Manager secret id or ARN, or ssm:/parameter/name; read once per process.",
+    )
+    servicenow_secret_id: str | None = Field(
+        None, description="The same for SIRSYNC_SERVE__SERVICENOW_SECRET."
+    )
+    sir_secret_id: str | None = Field(None, description="The same for SIRSYNC_SERVE__SIR_SECRET.")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger requests are refused (413).")
     workers: int = Field(4, ge=1, le=64, description="Threads that sync hinted cases.")
     poll_seconds: float = Field(
@@ -170,6 +189,14 @@ class ServeSettings(BaseModel):
         if 0 < value < 1:
             raise ValueError("a cycle at most every second: give 1 or more, or 0 for no cycles")
         return value
+
+
+class AwsSettings(BaseModel):
+    """What sirsync's AWS Lambda functions need besides a sync's settings (see docs/lambda.md)."""
+
+    queue_url: str | None = Field(
+        None, description="The SQS work queue the scheduled function and the webhook put cases on."
+    )
 
 
 class Settings(BaseSettings):
@@ -193,6 +220,7 @@ class Settings(BaseSettings):
     servicenow: ServiceNowSettings = ServiceNowSettings()
     sync: SyncSettings = SyncSettings()
     serve: ServeSettings = ServeSettings()
+    aws: AwsSettings = AwsSettings()
 
     def secret_values(self) -> list[str]:
         """Every secret the settings hold (tokens, passwords), to mask wherever text is logged."""

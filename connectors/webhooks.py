@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from connectors.metrics import METRICS
+from connectors.sir import events as sir_events
 from connectors.state import StateStore
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ SECRET_SETTINGS = {
 SIGNATURE_HEADER = "X-Hub-Signature"
 TOKEN_HEADER = "X-Sirsync-Token"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-SIR_EVENT_SOURCE = "aws.security-ir"
 CASE_LABEL = "sirsync-case-"  # the Jira cross-reference label
-# a SIR case id: 10 to 32 characters, ten digits first (botocore's model: \d{10,32}.*)
-_CASE_ID = re.compile(r"\d{10}[0-9A-Za-z_-]{0,22}", re.ASCII)
 
 
 class Refused(Exception):
@@ -256,7 +253,7 @@ def _text(value: Any) -> str:
 
 
 def _case_id(value: str) -> str | None:
-    return value if _CASE_ID.fullmatch(value) else None
+    return value if sir_events.is_case_id(value) else None
 
 
 def _linked(receiver: Receiver, target: str, ticket_id: str) -> str | None:
@@ -319,22 +316,12 @@ def _servicenow(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
 
 def _sir(payload: dict[str, Any], receiver: Receiver) -> list[Hint]:
     """An EventBridge event from SIR, as an API destination delivers it: the event itself."""
-    source = payload.get("source")
-    if source != SIR_EVENT_SOURCE:
-        raise Refused(400, f"source is not {SIR_EVENT_SOURCE}: not a SIR event")
-    event = _text(payload.get("detail-type"))
-    detail = payload.get("detail")
-    if not event or not isinstance(detail, dict):
-        raise Refused(400, "detail-type or detail is missing: not an EventBridge event")
-    if "caseId" not in detail:
-        if event.startswith("Case "):
-            raise Refused(400, "detail.caseId is missing")
+    try:
+        event = sir_events.read_event(payload)
+    except ValueError as exc:
+        raise Refused(400, str(exc)) from None
+    if event is None:
         return []  # a membership event: no case to sync
-    case_id = _case_id(_text(detail.get("caseId")))
-    if case_id is None:
-        raise Refused(400, "detail.caseId is not a SIR case id")
-    for key in ("updatedBy", "createdBy"):
-        principal = _text(detail.get(key))
-        if principal and receiver.is_own_principal(principal):
-            return receiver.own_write(SIR, event)
-    return [Hint(case_id, SIR, event)]
+    if any(receiver.is_own_principal(author) for author in event.authors):
+        return receiver.own_write(SIR, event.detail_type)
+    return [Hint(event.case_id, SIR, event.detail_type)]

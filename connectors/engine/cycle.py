@@ -104,14 +104,23 @@ class Target:
     mapping: Mapping
 
 
+# Why a case is due (:attr:`Work.reason`)
+TICKET_CHANGED = "ticket changed"  # the target's change search found its ticket changed
+FAILING = "failing"  # it failed before: read again by id until it syncs
+NEW = "new"  # SIR lists a case without a link for the target
+SIR_CHANGED = "changed in SIR"  # SIR lists it with another update time than the one last synced
+GLANCE = "glance"  # the comment rotation, or an unfinished agent action: only a look at SIR first
+
+
 @dataclass(frozen=True)
 class Work:
     """One case handed to a worker: with the cross-reference lookup made for it, or the stages to
-    glance at instead of a full sync."""
+    glance at instead of a full sync; and why it is due."""
 
     case_id: str
     lookup: Lookup | None = None
     glance: frozenset[str] = frozenset()
+    reason: str = ""
 
 
 class Listing:
@@ -208,9 +217,17 @@ class DueCases:
     all cases is read: first those the ticket search and earlier failures name, then each case SIR
     shows changed (or new), a page at a time, then the glances (the comment rotation's, and cases with
     unfinished agent actions). Cases without a link go out in batches, their cross-references searched
-    together."""
+    together, unless ``look_up`` is off (whoever syncs them later looks for itself)."""
 
-    def __init__(self, cycle: Cycle, target: Target, listing: Listing, first: set[str]) -> None:
+    def __init__(
+        self,
+        cycle: Cycle,
+        target: Target,
+        listing: Listing,
+        first: dict[str, str],
+        *,
+        look_up: bool = True,
+    ) -> None:
         self.cycle = cycle
         self.target = target
         self.system = target.adapter.system
@@ -219,9 +236,10 @@ class DueCases:
             link.case_id: link for link in cycle.state.links(self.system, (LINKED, CREATING, SKIPPED))
         }
         self.issued = set(first)
-        self.ready: deque[Work] = deque(Work(case_id) for case_id in sorted(first))
+        self.ready: deque[Work] = deque(Work(case_id, reason=first[case_id]) for case_id in sorted(first))
         self.unlinked: list[str] = []
-        self.batch = max(1, min(LOOKUP_BATCH, cycle.settings.workers))
+        self.look_up = look_up
+        self.batch = max(1, min(LOOKUP_BATCH, cycle.settings.workers)) if look_up else 1
         self.open_cases: set[str] = set()
         self._pages = listing.pages()
         self._glanced = False
@@ -273,13 +291,13 @@ class DueCases:
             return
         self.issued.add(case_id)
         if case_id in self.known:
-            self.ready.append(Work(case_id))
+            self.ready.append(Work(case_id, reason=SIR_CHANGED))
         else:
             self.unlinked.append(case_id)
 
     def _look_up(self) -> None:
-        lookup = self._search(self.unlinked)
-        self.ready.extend(Work(case_id, lookup=lookup) for case_id in self.unlinked)
+        lookup = self._search(self.unlinked) if self.look_up else None
+        self.ready.extend(Work(case_id, lookup=lookup, reason=NEW) for case_id in self.unlinked)
         self.unlinked = []
 
     def _due(self, summary: CaseSummary, link: Link | None) -> bool:
@@ -333,7 +351,14 @@ class DueCases:
         unfinished = self.cycle.state.cases_with_unfinished_agent_actions(self.system)
         for case_id in unfinished & {link.case_id for link in linked}:
             glances[case_id] = glances.get(case_id, frozenset()) | {AGENT}
-        return [Work(case_id, glance=glances[case_id]) for case_id in sorted(set(glances) - self.issued)]
+        fresh = sorted(set(glances) - self.issued)
+        return [Work(case_id, glance=glances[case_id], reason=GLANCE) for case_id in fresh]
+
+
+# What a cycle does with the cases due with one target: ``(target, work, quarantined, report)`` ->
+# whether every case due was handed on, so that the target's search cursor may move. The cycle's own
+# (:meth:`Cycle.sync_due`) syncs them on its pool of workers; a queue may take them instead.
+Dispatch = Callable[[Target, DueCases, dict[str, Failure], Report], bool]
 
 
 class Cycle:
@@ -364,9 +389,13 @@ class Cycle:
         if sir.principal is None:
             sir.principal = state.principal("sir")
 
-    def run(self) -> Report:
+    def run(self, dispatch: Dispatch | None = None) -> Report:
         """One cycle. A system that keeps failing (after its retries) is skipped for this cycle with
-        one error, and the others go on; only the lease being lost stops a cycle half-way."""
+        one error, and the others go on; only the lease being lost stops a cycle half-way.
+
+        ``dispatch`` takes the cases found due instead of this cycle's workers (a work queue): the
+        cycle then only finds them, and moves each target's cursor once ``dispatch`` says that all of
+        them were handed on."""
         report = Report()
         self.features = Features()
         self.sir_reads = Bounded(SHARED_READS if len(self.targets) > 1 else 1)
@@ -386,7 +415,7 @@ class Cycle:
                     report.left += [later.adapter.system for later in self.targets[index:]]
                     break
                 try:
-                    report.add(self._run_target(target, listing))
+                    report.add(self._run_target(target, listing, dispatch))
                 except FatalError as exc:
                     report.refused(f"{target.adapter.display_name}: {exc}")
                 if listing.error is not None:
@@ -479,6 +508,40 @@ class Cycle:
                 self._tell_other_targets(case_id, system)
         return report
 
+    def claim(self, case_id: str, system: str) -> RunnerLease:
+        """The lease a worker holds on a case while it works on it with one target (not taken yet)."""
+        return RunnerLease(
+            self.state,
+            self.settings.lease_seconds,
+            self.now,
+            name=case_lease(case_id, system),
+            # this thread of this process: two threads syncing the same case at once (events, a queue's
+            # batch) are two holders, as two processes are
+            holder=f"{self.holder}:{threading.get_ident()}",
+        )
+
+    def glance_finds_news(self, work: Work, target: Target) -> bool:
+        """Whether a glance (:attr:`Work.glance`) at the case's SIR side finds something to sync, with
+        the case's lease held; a case another worker holds, or that cannot be read now, is due (its
+        sync will tell). Nothing new is recorded as checked, as in a cycle."""
+        claim = self.claim(work.case_id, target.adapter.system)
+        try:
+            claim.acquire()
+        except LeaseHeld:
+            return True
+        try:
+            sync = self.case_sync(target)
+            seen = sync.glance(work.case_id, comments=COMMENTS in work.glance, agent=AGENT in work.glance)
+        except FatalError:
+            raise
+        except SyncError as exc:
+            system = target.adapter.system
+            log.info("case %s (%s): a glance failed, so it is due: %s", work.case_id, system, exc)
+            return True
+        finally:
+            claim.release()
+        return seen is not None
+
     def sync_case(
         self,
         case_id: str,
@@ -504,15 +567,7 @@ class Cycle:
         stages = STAGES if quarantined is None else _stages_while_quarantined(quarantined)
         if not stages:
             return Report()
-        claim = RunnerLease(
-            self.state,
-            self.settings.lease_seconds,
-            self.now,
-            name=case_lease(case_id, system),
-            # this thread of this process: two threads syncing the same case at once (events, a queue's
-            # batch) are two holders, as two processes are
-            holder=f"{self.holder}:{threading.get_ident()}",
-        )
+        claim = self.claim(case_id, system)
         try:
             claim.acquire()
         except LeaseHeld as exc:
@@ -577,6 +632,7 @@ class Cycle:
             report.error(f"case {case_id} ({system}) {name}: {failed}{hint if failed is error else ''}")
         message = f"{error}{hint}"
         report.passing += int(retriable)
+        report.lasting += int(not retriable)
         self.state.record(case_id, system, "error", stage=stage, message=message)
         failure = self.state.record_failure(
             case_id, system, message, quarantine_after=threshold, stage=stage, retriable=retriable
@@ -589,7 +645,7 @@ class Cycle:
                 f"once the cause is fixed, `{failure.retry_command}` releases it"
             )
 
-    def _run_target(self, target: Target, listing: Listing) -> Report:
+    def _run_target(self, target: Target, listing: Listing, dispatch: Dispatch | None = None) -> Report:
         system = target.adapter.system
         report = Report()
         try:
@@ -604,15 +660,17 @@ class Cycle:
         held = {case_id: f for case_id, f in failures.items() if f.quarantined}
         report.quarantined = len(held)
         # a failing case is read again by id until it syncs, instead of holding the search cursor back
-        first = set(changed) | {case_id for case_id, f in failures.items() if not f.quarantined}
-        work = DueCases(self, target, listing, first)
-        if not self._sync_all(target, work, held, report) or listing.error is not None:
+        first = {case_id: FAILING for case_id, f in failures.items() if not f.quarantined}
+        first.update(dict.fromkeys(changed, TICKET_CHANGED))
+        work = DueCases(self, target, listing, first, look_up=dispatch is None)
+        handed_on = (dispatch or self.sync_due)(target, work, held, report)
+        if not handed_on or listing.error is not None:
             return report  # the cursor stays: the cases left, or what the search found, come again
         if cursor is not None:
             self.state.save_cursor(system, system, cursor.isoformat())
         return report
 
-    def _sync_all(self, target: Target, work: DueCases, held: dict[str, Failure], report: Report) -> bool:
+    def sync_due(self, target: Target, work: DueCases, held: dict[str, Failure], report: Report) -> bool:
         """Sync the cases ``work`` hands out with ``target`` on a pool of workers, each case on one
         worker, its stages in order. ``work`` is drawn only when a worker is free, so that no more cases
         are under way than there are workers, the list of all cases is read as the syncs need it, and a

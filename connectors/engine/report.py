@@ -14,6 +14,7 @@ class Report:
     conflicts: int = 0
     errors: int = 0
     passing: int = 0  # cases that failed only for passing reasons (5xx, timeouts)
+    lasting: int = 0  # cases that failed for a reason of their own (a refused value, a deleted ticket)
     tickets: int = 0  # (case, target) pairs synced: a case with a ticket in two targets counts twice
     case_ids: set[str] = field(default_factory=set)  # the cases synced, whatever the targets
     quarantined: int = 0  # quarantined cases: held back, or set aside by this cycle
