@@ -106,7 +106,7 @@ class PlannedTarget(TargetAdapter):
         self.GATES = real.GATES
         self._lock = threading.Lock()
         self._tickets: dict[str, Ticket] = {}  # by key: created, or changed by a planned write
-        self._created: dict[str, Ticket] = {}  # by case id
+        self._created: dict[str, str] = {}  # case id -> the key of the ticket created for it
         self._comments: dict[str, list[Comment]] = {}  # by ticket key: posted or edited
 
     # what is not a write goes to the real adapter
@@ -133,17 +133,24 @@ class PlannedTarget(TargetAdapter):
 
     # reads, through the overlay
     def find_ticket(self, case_id: str) -> Ticket | None:
-        return self._created.get(case_id) or self._overlaid(self.real.find_ticket(case_id))
+        key = self._created.get(case_id)
+        return self._tickets[key] if key else self._overlaid(self.real.find_ticket(case_id))
 
     def find_tickets(self, case_ids: Collection[str]) -> dict[str, Ticket]:
         asked = [case_id for case_id in case_ids if case_id not in self._created]
         found = {case_id: self._overlaid(ticket) for case_id, ticket in self.real.find_tickets(asked).items()}
-        found.update({case_id: self._created[case_id] for case_id in case_ids if case_id in self._created})
+        found.update(
+            {
+                case_id: self._tickets[self._created[case_id]]
+                for case_id in case_ids
+                if case_id in self._created
+            }
+        )
         return {case_id: ticket for case_id, ticket in found.items() if ticket is not None}
 
     def get_ticket(self, key: str) -> Ticket:
         with self._lock:
-            created = next((t for t in self._created.values() if t.key == key), None)
+            created = self._tickets[key] if key in self._created.values() else None
             posted = tuple(self._comments.get(key, ()))
         if created is not None:  # never sent: read back as it would be, with what was posted to it
             return replace(created, comments=posted)
@@ -168,7 +175,7 @@ class PlannedTarget(TargetAdapter):
     def comments(self, ticket: Ticket) -> Sequence[Comment]:
         with self._lock:
             extra = list(self._comments.get(ticket.key, ()))
-            created = ticket.key in {t.key for t in self._created.values()}
+            created = ticket.key in self._created.values()
         return extra if created else _merged(self.real.comments(ticket), extra)
 
     # writes: recorded, and applied to the overlay
@@ -200,7 +207,7 @@ class PlannedTarget(TargetAdapter):
         )
         with self._lock:
             self._tickets[ticket.key] = ticket
-            self._created[case_id] = ticket
+            self._created[case_id] = ticket.key
         return ticket
 
     def update_ticket(
@@ -263,9 +270,6 @@ class PlannedTarget(TargetAdapter):
                 labels=tuple(sorted((set(current.labels) | set(add)) - set(remove))),
                 updated=_now(),
             )
-            created = next((case for case, t in self._created.items() if t.key == ticket.key), None)
-            if created is not None:
-                self._created[created] = self._tickets[ticket.key]
 
     def add_comment(self, ticket: Ticket, body: str, *, internal: bool = False) -> str:
         number = self.plan.number()
