@@ -68,6 +68,39 @@ RESPONDER = Identity(
 IDENTITIES = (INTEGRATION, RESPONDER)
 
 
+@dataclass(frozen=True)
+class Person:
+    """Someone the systems' directories know (a Jira account, a ServiceNow ``sys_user``) without
+    credentials of their own: the people a case's watchers name."""
+
+    email: str
+    display_name: str
+    jira_account_id: str
+    servicenow_user: str
+    #: the Jira profile keeps the address private: Jira answers without ``emailAddress`` (searching by
+    #: the address still finds the account, as Jira Cloud does)
+    hides_email: bool = False
+
+
+# The demo's case names secops@example.com as a watcher; private@example.com hides its address in Jira.
+# nobody has an account for, say, new-hire@example.com: such a watcher has no Jira account.
+DIRECTORY = (
+    Person("secops@example.com", "SecOps Team", "5b10ac8d82e05b22cc7d4f01", "secops.team"),
+    Person("analyst@example.com", "Alex Analyst", "5b10ac8d82e05b22cc7d4f02", "alex.analyst"),
+    Person("private@example.com", "Pat Private", "5b10ac8d82e05b22cc7d4f03", "pat.private", hides_email=True),
+)
+
+
+def person_of(identity: Identity) -> Person:
+    return Person(
+        identity.jira_user, identity.jira_display_name, identity.jira_account_id, identity.servicenow_user
+    )
+
+
+#: everyone with an account in Jira and in ServiceNow: the identities, then the directory's people
+PEOPLE = (*(person_of(identity) for identity in IDENTITIES), *DIRECTORY)
+
+
 def aws_principal_for(access_key_id: str) -> str:
     """The principal ARN the SIR sandbox records for a caller, as the real service does."""
     for identity in IDENTITIES:

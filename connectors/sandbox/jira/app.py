@@ -21,6 +21,7 @@ from connectors.sandbox.jira.properties import PropertyHandlers
 from connectors.sandbox.jira.records import Issue
 from connectors.sandbox.jira.render import issue_json
 from connectors.sandbox.jira.search import SearchRequest, matching, search_page
+from connectors.sandbox.jira.watchers import WatcherHandlers
 from connectors.sandbox.jira.workflow import Workflow
 
 SEARCH_GONE = (
@@ -30,7 +31,7 @@ SEARCH_GONE = (
 NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
 
 
-class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHandlers):
+class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHandlers, WatcherHandlers):
     """Jira Cloud (REST v2) with one project, ``SEC``, a configurable workflow and a lagging search.
 
     Switches (``POST /_sandbox/config`` or :meth:`configure`): ``workflow`` (see
@@ -266,6 +267,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             ("GET", f"{API}/comment/{{comment}}/properties/{{key}}", self.get_comment_property),
             ("PUT", f"{API}/comment/{{comment}}/properties/{{key}}", self.put_comment_property),
             ("DELETE", f"{API}/comment/{{comment}}/properties/{{key}}", self.delete_comment_property),
+            ("GET", f"{API}/issue/{{issue}}/watchers", self.get_watchers),
+            ("POST", f"{API}/issue/{{issue}}/watchers", self.add_watcher),
+            ("DELETE", f"{API}/issue/{{issue}}/watchers", self.remove_watcher),
             ("GET", f"{API}/issue/{{issue}}/properties", self.list_properties),
             ("GET", f"{API}/issue/{{issue}}/properties/{{key}}", self.get_property),
             ("PUT", f"{API}/issue/{{issue}}/properties/{{key}}", self.put_property),

@@ -105,6 +105,7 @@ class IssueHandlers(JiraCore):
         self._next_number += 1
         self._issues[issue.id] = issue
         issue.properties.update(properties)
+        issue.watchers.append(caller.jira_account_id)  # Jira's default Autowatch: the creator watches
         for body in comment_bodies:
             self._new_comment(issue, caller, body)
         self._written(issue, caller, [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox.base import Handler, Request, Response
-from connectors.sandbox.identities import IDENTITIES
 from connectors.sandbox.jira.catalog import (
     CUSTOM_BY_ID,
     FIELD_NAMES,
@@ -29,6 +28,7 @@ from connectors.sandbox.jira.catalog import (
 )
 from connectors.sandbox.jira.records import EDITABLE_ALL
 from connectors.sandbox.jira.render import split_list
+from connectors.sandbox.jira.watchers import person_json, search_people
 
 if TYPE_CHECKING:
     from connectors.sandbox.jira.app import JiraSandbox
@@ -166,23 +166,13 @@ def routes(app: JiraSandbox) -> list[tuple[str, str, Handler]]:
         return Response(200, {"fields": {name: screen_field(name) for name in editable}})
 
     def user_search(request: Request) -> Response:
-        """Users whose email, name or display name starts with ``query`` (at most ``maxResults``)."""
-        query = (request.arg("query") or "").strip().casefold()
+        """Accounts whose email, name or display name starts with ``query`` (at most ``maxResults``);
+        an address the profile hides is searched but not shown."""
+        query = (request.arg("query") or "").strip()
         account = request.arg("accountId")
         if not query and not account:
             raise jira_error(400, ["The query parameter 'query' or 'accountId' is required."])
-        found = [
-            user_json(identity, app.base_url)
-            for identity in IDENTITIES
-            if (account and identity.jira_account_id == account)
-            or (
-                query
-                and (
-                    identity.jira_user.casefold().startswith(query)
-                    or identity.jira_display_name.casefold().startswith(query)
-                )
-            )
-        ]
+        found = [person_json(person, app.base_url) for person in search_people(query, account)]
         return Response(200, found[: int(request.arg("maxResults") or 50)])
 
     def projects(request: Request) -> Response:

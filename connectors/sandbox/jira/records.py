@@ -83,6 +83,7 @@ class Issue:
     attachments: list[Attachment] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     changelog: list[dict[str, Any]] = field(default_factory=list)
+    watchers: list[str] = field(default_factory=list)  # account ids, in the order they started watching
 
     def snapshot(self) -> Issue:
         return copy.deepcopy(self)

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.sandbox.base import SandboxError
 from connectors.sandbox.servicenow import schema
-from connectors.sandbox.servicenow.schema import CHOICE, JOURNAL, REFERENCE, Table
+from connectors.sandbox.servicenow.schema import CHOICE, GLIDE_LIST, JOURNAL, REFERENCE, Table
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -185,6 +185,8 @@ class Store:
             value = _as_text(raw)
             if spec.kind == REFERENCE:
                 value = self._resolve_reference(spec.reference, value)
+            elif spec.kind == GLIDE_LIST:
+                value = self._glide_list(spec.reference, value)
             elif spec.kind == CHOICE and value and value not in spec.choices and strict:
                 raise business_rule_abort(
                     table, f"Invalid {spec.label} value '{value}'", "Validate choice values"
@@ -207,6 +209,12 @@ class Store:
             if value in (row.get("name"), row.get("user_name")):
                 return row["sys_id"]
         return value  # a dangling sys_id is stored as it is
+
+    def _glide_list(self, target: str, value: str) -> str:
+        """A list field's entries as stored: each a sys_id (a user name resolved to one), or the text as
+        given (a list of users takes email addresses of people with no account); repeats dropped."""
+        entries = [self._resolve_reference(target, entry.strip()) for entry in value.split(",")]
+        return ",".join(dict.fromkeys(entry for entry in entries if entry))
 
     def _derive(
         self, table: Table, old: dict[str, str], new: dict[str, str], user: str, stamp: str

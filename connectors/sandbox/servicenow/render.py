@@ -17,7 +17,7 @@ from typing import Any
 from connectors.sandbox.base import Request
 from connectors.sandbox.servicenow import schema
 from connectors.sandbox.servicenow.records import Store
-from connectors.sandbox.servicenow.schema import CHOICE, JOURNAL, REFERENCE, Field, Table
+from connectors.sandbox.servicenow.schema import CHOICE, GLIDE_LIST, JOURNAL, REFERENCE, Field, Table
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -76,6 +76,10 @@ def _display(store: Store, table: Table, spec: Field, raw: str) -> str:
     if spec.kind == REFERENCE:
         target = store.tables.get(spec.reference, {}).get(raw)
         return target.get(schema.DISPLAY_FIELD.get(spec.reference, "sys_id"), raw) if target else raw
+    if spec.kind == GLIDE_LIST and raw:
+        rows = store.tables.get(spec.reference, {})
+        shown = [rows[entry]["name"] if entry in rows else entry for entry in raw.split(",")]
+        return ", ".join(shown)
     if spec.name == "sys_class_name":
         return schema.TABLES[raw].label if raw in schema.TABLES else raw
     return raw

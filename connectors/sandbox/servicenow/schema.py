@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from connectors.sandbox.identities import INTEGRATION, RESPONDER
+from connectors.sandbox.identities import DIRECTORY, INTEGRATION, RESPONDER
 
-STRING, CHOICE, REFERENCE, JOURNAL, DATETIME, INTEGER, BOOLEAN = (
+STRING, CHOICE, REFERENCE, JOURNAL, DATETIME, INTEGER, BOOLEAN, GLIDE_LIST = (
     "string",
     "choice",
     "reference",
@@ -19,6 +19,7 @@ STRING, CHOICE, REFERENCE, JOURNAL, DATETIME, INTEGER, BOOLEAN = (
     "datetime",
     "integer",
     "boolean",
+    "glide_list",  # comma-separated sys_ids of the referenced table; a list of users also takes addresses
 )
 
 
@@ -208,6 +209,7 @@ def _task_fields(state_choices: dict[str, str], default_state: str) -> list[Fiel
         Field("contact_type", "Channel", CHOICE, max_length=40, choices=CONTACT_TYPES),
         Field("comments", "Additional comments", JOURNAL),
         Field("work_notes", "Work notes", JOURNAL),
+        Field("watch_list", "Watch list", GLIDE_LIST, max_length=4000, reference="sys_user"),
     ]
 
 
@@ -366,5 +368,6 @@ USERS = [
         "name": RESPONDER.jira_display_name,
         "email": RESPONDER.jira_user,
     },
+    *({"user_name": p.servicenow_user, "name": p.display_name, "email": p.email} for p in DIRECTORY),
 ]
 GROUPS = [{"name": "Security Incident Response"}, {"name": "Service Desk"}]
