@@ -75,6 +75,25 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class Watcher:
+    """Someone who follows a case or a ticket, known across systems by their email address.
+
+    ``account`` is the system's own name for them (a Jira accountId, a ServiceNow ``sys_user`` sys_id),
+    empty where the system names people by address. A watcher whose address the system does not show
+    (a private Jira profile) has an empty ``email``."""
+
+    email: str
+    name: str = ""
+    account: str = ""
+    job_title: str = ""
+
+    @property
+    def key(self) -> str:
+        """What tells one person from another: the address, case aside."""
+        return self.email.strip().casefold()
+
+
+@dataclass(frozen=True)
 class Investigation:
     """One action of SIR's investigative agent: evidence gathered, an investigation, a summary."""
 
@@ -110,6 +129,9 @@ class Ticket:
     #: the ticket's comments, where they were read with it in full; None: read them with
     #: :meth:`~connectors.target.TargetAdapter.comments`
     comments: tuple[Comment, ...] | None = None
+    #: the system's own references to the ticket's watchers, where they come with the ticket
+    #: (ServiceNow's watch_list); None: read them with :meth:`~connectors.target.TargetAdapter.watchers`
+    watcher_refs: tuple[str, ...] | None = None
     #: as a create answered, not read back: its id, key and cross-reference are known, its status,
     #: fields and update time are not
     partial: bool = False

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.engine.report import Report
-from connectors.model import Case, Comment, Investigation, Ticket
+from connectors.model import Case, Comment, Investigation, Ticket, Watcher
 from connectors.settings import Settings
 from connectors.source import CasePage, CaseSource
 from connectors.state import (
@@ -116,6 +116,7 @@ class PlannedTarget(TargetAdapter):
         self._tickets: dict[str, Ticket] = {}  # by key: created, or changed by a planned write
         self._created: dict[str, str] = {}  # case id -> the key of the ticket created for it
         self._comments: dict[str, list[Comment]] = {}  # by ticket key: posted or edited
+        self._watchers: dict[str, list[Watcher]] = {}  # by ticket key: as planned writes left them
 
     # what is not a write goes to the real adapter
     def preflight(self, mapping: TargetMapping) -> list[Problem]:
@@ -186,7 +187,30 @@ class PlannedTarget(TargetAdapter):
             created = ticket.key in self._created.values()
         return extra if created else _merged(self.real.comments(ticket), extra)
 
+    def watchers(self, ticket: Ticket) -> Sequence[Watcher]:
+        with self._lock:
+            planned = self._watchers.get(ticket.key)
+            created = ticket.key in self._created.values()
+        if planned is not None:
+            return list(planned)
+        return [] if created else self.real.watchers(ticket)
+
     # writes: recorded, and applied to the overlay
+    def change_watchers(
+        self, ticket: Ticket, add: Collection[Watcher], remove: Collection[Watcher]
+    ) -> list[Watcher]:
+        """Planned as added, every one: whether the system has an account for an address is known only
+        by the write (Jira looks it up first; the lookup is a read, but the plan does not make it)."""
+        changes = [f"+{w.email}" for w in add] + [f"-{w.email or w.name or w.account}" for w in remove]
+        self.plan.add(
+            Change(self._case(ticket), self.display_name, "watchers", f"{ticket.key}: {' '.join(changes)}")
+        )
+        gone = {w.account or w.key for w in remove}
+        current = [w for w in self.watchers(ticket) if (w.account or w.key) not in gone]
+        with self._lock:
+            self._watchers[ticket.key] = [*current, *add]
+        return list(add)
+
     def _case(self, ticket: Ticket) -> str:
         return ticket.case_id or self.case_of(self.system, ticket.id) or "?"
 
@@ -366,6 +390,23 @@ class PlannedSource(CaseSource):
         edited = Comment(comment_id, body, self.principal or "sirsync", _now(), _now(), own=True)
         with self._lock:
             self._comments.setdefault(case_id, []).append(edited)
+
+    def watchers(self, case: Case) -> list[Watcher]:
+        return self.real.watchers(case)
+
+    def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
+        before = self.get_case(case_id)
+        changes = [f"+{w.email}" for w in add] + [f"-{w.email}" for w in remove]
+        self.plan.add(Change(case_id, SIR, "watchers", f"case {case_id}: {' '.join(changes)}"))
+        gone = {w.key for w in remove}
+        kept = [
+            raw
+            for raw in before.fields.get("watchers") or []
+            if str(raw.get("email", "")).casefold() not in gone
+        ]
+        added = [{"email": w.email, **({"name": w.name} if w.name else {})} for w in add]
+        with self._lock:
+            self._cases.setdefault(case_id, {})["watchers"] = kept + added
 
     def update_case(self, case_id: str, fields: dict[str, str]) -> None:
         before = self.get_case(case_id)

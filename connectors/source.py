@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from connectors.model import Case, Comment, Investigation
+from connectors.model import Case, Comment, Investigation, Watcher
 
 if TYPE_CHECKING:
     from connectors.preflight import Problem
@@ -55,6 +55,8 @@ class CaseSource(ABC):
     principal: str | None = None
     #: the most a comment may hold
     comment_limit: int = 12000
+    #: the most watchers a case may have
+    watcher_limit: int = 30
 
     @abstractmethod
     def preflight(self) -> list[Problem]:
@@ -84,6 +86,10 @@ class CaseSource(ABC):
     @abstractmethod
     def investigations(self, case_id: str) -> list[Investigation]: ...
 
+    @abstractmethod
+    def watchers(self, case: Case) -> list[Watcher]:
+        """The case's watchers, as read with the case."""
+
     # writes: each safe to repeat (an idempotency token, or a value set again)
 
     @abstractmethod
@@ -95,6 +101,10 @@ class CaseSource(ABC):
 
     @abstractmethod
     def update_case(self, case_id: str, fields: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
+        """Add and remove watchers in one write (safe to repeat: a watcher set again is no change)."""
 
     @abstractmethod
     def move_to_status(

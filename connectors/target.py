@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from connectors.model import Comment, Ticket
+from connectors.model import Comment, Ticket, Watcher
 from connectors.text import truncate
 
 if TYPE_CHECKING:
@@ -138,6 +138,19 @@ class TargetAdapter(ABC):
     @abstractmethod
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
         """Replace a comment's text; a system whose comments cannot be edited posts the new text."""
+
+    @abstractmethod
+    def watchers(self, ticket: Ticket) -> Sequence[Watcher]:
+        """The people watching the ticket, the integration's own account left out; one whose address
+        the system does not show has an empty ``email`` (and its ``account``)."""
+
+    @abstractmethod
+    def change_watchers(
+        self, ticket: Ticket, add: Collection[Watcher], remove: Collection[Watcher]
+    ) -> list[Watcher]:
+        """Add people by address and remove watchers as :meth:`watchers` gave them, safe to repeat;
+        return those of ``add`` that were added, each with its ``account`` (one the system has no
+        account for is left out)."""
 
     @abstractmethod
     def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:

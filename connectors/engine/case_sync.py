@@ -26,9 +26,10 @@ from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
 from connectors.engine.status import StatusSync
+from connectors.engine.watchers import WatcherSync
 from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
-from connectors.model import Case, Comment, Investigation, Ticket
+from connectors.model import Case, Comment, Investigation, Ticket, Watcher
 from connectors.settings import SyncSettings
 from connectors.source import OPTIONAL_ACTIONS, CaseSource
 from connectors.state import (
@@ -38,6 +39,7 @@ from connectors.state import (
     FIELDS,
     LINKED,
     STAGES,
+    WATCHERS,
     Baseline,
     Link,
     StateError,
@@ -115,6 +117,8 @@ class View:
     sir_comments: Sequence[Comment] | None = None
     comments_read_at: str = ""  # when sir_comments were read, for the comment rotation
     target_comments: Sequence[Comment] | None = None
+    # the ticket's watchers where they do not come with it (Jira): read once a sync, then as written
+    target_watchers: Sequence[Watcher] | None = None
 
 
 @dataclass
@@ -149,6 +153,7 @@ class CaseSync:
         self.comments = CommentSync(sir, target, mapping, state)
         self.status = StatusSync(sir, target, mapping, state, self.decide)
         self.investigations = InvestigationSync(sir, target, mapping, state)
+        self.watchers = WatcherSync(sir, target, mapping, state)
 
     @property
     def system(self) -> str:
@@ -312,6 +317,20 @@ class CaseSync:
                 view.sir_comments = self.sir.comments(case_id)
             return view.sir_comments
 
+        def target_watchers() -> Sequence[Watcher]:
+            if ticket.watcher_refs is not None:  # they came with the ticket, as read now
+                return self.target.watchers(ticket)
+            if ticket.partial:  # just created: nobody watches it yet but the integration
+                return view.target_watchers or ()
+            if view.target_watchers is None:
+                view.target_watchers = self.target.watchers(ticket)
+            return view.target_watchers
+
+        def sync_watchers() -> bool:
+            outcome = self.watchers.run(case, ticket, target_watchers(), report)
+            view.target_watchers = outcome.watchers
+            return outcome.wrote
+
         steps: list[tuple[str, Callable[[], bool]]] = []
         if not ticket.partial:  # its fields were set by the create; its status is not known yet
             steps += [
@@ -331,6 +350,8 @@ class CaseSync:
                 ),
             )
         )
+        if self.watchers.enabled:
+            steps.append((WATCHERS, sync_watchers))
         if actions is not None:
             steps.append(
                 (AGENT, lambda: self.investigations.run(case_id, ticket, actions, target_comments(), report))

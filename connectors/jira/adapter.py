@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -36,7 +37,7 @@ from connectors.jira.fields import (
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
-from connectors.model import Comment, Ticket
+from connectors.model import Comment, Ticket, Watcher
 from connectors.preflight import (
     CONFIG,
     WARNING,
@@ -549,6 +550,13 @@ class JiraAdapter(TargetAdapter):
 
     def _account_of(self, email: str) -> str:
         """The accountId of the Jira user with this email (user fields are set by accountId)."""
+        known = self._find_account(email)
+        if known is None:
+            raise CaseError(f"Jira has no user with the email {email.strip()!r} (that sirsync can see)")
+        return known
+
+    def _find_account(self, email: str) -> str | None:
+        """The accountId of the Jira user with this email, None if there is none sirsync can see."""
         wanted = email.strip().casefold()
         known = self._accounts.get(wanted)
         if known is None:
@@ -560,7 +568,7 @@ class JiraAdapter(TargetAdapter):
             hidden = [u for u in users if not u.get("emailAddress")]
             match = exact or (hidden if len(users) == 1 else [])
             if not match:
-                raise CaseError(f"Jira has no user with the email {email.strip()!r} (that sirsync can see)")
+                return None
             known = str(match[0]["accountId"])
             self._accounts[wanted] = known
             self._emails[known] = wanted
@@ -843,6 +851,51 @@ class JiraAdapter(TargetAdapter):
                 "investigations.visibility to public"
             )
         return {"body": body, "properties": [{"key": INTERNAL_PROPERTY, "value": {"internal": True}}]}
+
+    # --- watchers -----------------------------------------------------------------------------------
+
+    def watchers(self, ticket: Ticket) -> Sequence[Watcher]:
+        """GET the issue's watchers; the integration's own account (Jira makes the creator of an issue
+        a watcher) is left out. A private profile's address is known only where sirsync added it."""
+        answer = self._get(f"issue/{ticket.key}/watchers")
+        listed = answer.get("watchers") if isinstance(answer, dict) else None
+        found = []
+        for user in listed if isinstance(listed, list) else []:
+            account = str(user.get("accountId") or "") if isinstance(user, dict) else ""
+            if not account or account == self.account_id:
+                continue
+            email = str(user.get("emailAddress") or self._emails.get(account) or "")
+            found.append(Watcher(email, str(user.get("displayName") or ""), account))
+        return found
+
+    def change_watchers(
+        self, ticket: Ticket, add: Collection[Watcher], remove: Collection[Watcher]
+    ) -> list[Watcher]:
+        """A DELETE per watcher removed and a POST per one added (by accountId, found by address): each
+        is safe to repeat. An address with no account that Jira shows is left out of the answer."""
+        path = f"issue/{ticket.key}/watchers"
+
+        def send(method: str, account: str) -> None:
+            if method == "DELETE":
+                self._jira._session.delete(self._url(path), params={"accountId": account})
+            else:
+                self._jira._session.post(self._url(path), data=json.dumps(account))
+
+        for watcher in remove:
+            if watcher.account:
+                self._call(f"DELETE {path}", functools.partial(send, "DELETE", watcher.account))
+        added = []
+        for watcher in add:
+            account = watcher.account or self._find_account(watcher.email)
+            if account is None:
+                continue
+            try:
+                self._call(f"POST {path}", functools.partial(send, "POST", account))
+            except NotFoundError:  # the account is gone since it was found (the issue was just read)
+                self._accounts.pop(watcher.key, None)
+                continue
+            added.append(Watcher(watcher.email, watcher.name, account, watcher.job_title))
+        return added
 
     # --- change search -------------------------------------------------------------------------------
 

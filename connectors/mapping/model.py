@@ -124,6 +124,15 @@ class InvestigationSettings(_Strict):
     """As comments.visibility, for the agent's comments."""
 
 
+class WatcherSettings(_Strict):
+    """Who watches: the case's watchers and the ticket's, kept the same set by email address."""
+
+    enabled: bool = True
+    """Mirror watchers at all."""
+    direction: Direction = "outbound"
+    """Which way watchers flow: outbound (SIR -> ticket), inbound (ticket -> SIR) or both."""
+
+
 class MappingFile(_Strict):
     """A sirsync mapping file: how SIR cases and one target's tickets correspond."""
 
@@ -139,3 +148,4 @@ class MappingFile(_Strict):
     pending_action: PendingAction = PendingAction()
     comments: CommentSettings = CommentSettings()
     investigations: InvestigationSettings = InvestigationSettings()
+    watchers: WatcherSettings = WatcherSettings()

@@ -23,7 +23,7 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.mapping.compiled import StatusPaths
-from connectors.model import Comment, Ticket
+from connectors.model import Comment, Ticket, Watcher
 from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
@@ -53,6 +53,9 @@ JOURNAL_FIX = (
     f"give SIRSYNC_SERVICENOW__USER a role that the read ACLs on {JOURNAL_TABLE} allow (or add a read ACL "
     f"on {JOURNAL_TABLE} for its role)"
 )
+WATCH_LIST = "watch_list"  # a list of sys_user sys_ids, and addresses of people without an account
+USER_TABLE = "sys_user"
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 RECENT = 20  # records preflight looks at for a journal that sys_journal_field hides
 
 
@@ -352,6 +355,7 @@ class ServiceNowAdapter(TargetAdapter):
         "hold_reason",
         "comments",
         "work_notes",
+        WATCH_LIST,
     )
 
     def _ticket(self, raw: Mapping[str, Any]) -> Ticket:
@@ -363,10 +367,11 @@ class ServiceNowAdapter(TargetAdapter):
             key=values.get("number", sys_id),
             status=values.get("state", ""),
             updated=values.get("sys_updated_on", ""),
-            fields={k: v for k, v in values.items() if k not in ("comments", "work_notes")},
+            fields={k: v for k, v in values.items() if k not in ("comments", "work_notes", WATCH_LIST)},
             case_id=values.get("correlation_id") or None,
             version=_version(values),
             url=self._record_url(sys_id),
+            watcher_refs=_entries(values[WATCH_LIST]) if WATCH_LIST in raw else None,
         )
 
     def _record_url(self, sys_id: str) -> str:
@@ -587,6 +592,53 @@ class ServiceNowAdapter(TargetAdapter):
         """Journal entries cannot be edited: the edited text is appended as a new entry."""
         self.add_comment(ticket, f"[edited] {body}", internal=internal)
 
+    # --- watchers -----------------------------------------------------------------------------------
+
+    def watchers(self, ticket: Ticket) -> Sequence[Watcher]:
+        """The watch list, read with the record: its users' addresses (one ``sys_user`` query), and the
+        addresses it holds for people without an account."""
+        if ticket.watcher_refs is None:
+            if ticket.partial:
+                return []
+            raise CaseError(
+                f"ServiceNow {self.table} {ticket.key}: the {WATCH_LIST} field cannot be read; give "
+                f"SIRSYNC_SERVICENOW__USER read access to it, or set watchers.enabled: false in the mapping"
+            )
+        users = self._users(f"sys_idIN{','.join(ref for ref in ticket.watcher_refs if _SYS_ID.match(ref))}")
+        found = []
+        for ref in ticket.watcher_refs:
+            user = users.get(ref)
+            if user is not None:
+                if user.get("user_name") != self.user:  # the integration itself is nobody's watcher
+                    found.append(Watcher(user.get("email", ""), user.get("name", ""), ref))
+            elif "@" in ref:
+                found.append(Watcher(ref))
+        return found
+
+    def _users(self, query: str) -> dict[str, dict[str, str]]:
+        """``sys_user`` rows by sys_id (none asked for an empty ``...IN``)."""
+        if query.endswith("IN") or query.endswith("="):
+            return {}
+        fields = ("sys_id", "email", "name", "user_name")
+        rows = self._query(USER_TABLE, query, fields)
+        return {_value(row.get("sys_id")): {name: _value(row.get(name)) for name in fields} for row in rows}
+
+    def change_watchers(
+        self, ticket: Ticket, add: Collection[Watcher], remove: Collection[Watcher]
+    ) -> list[Watcher]:
+        """One PATCH of the whole watch list: a person with an account by its sys_id, anyone else by
+        address, as ServiceNow allows; so no one is missing here."""
+        gone = {w.account for w in remove if w.account} | {w.key for w in remove if not w.account}
+        kept = [ref for ref in ticket.watcher_refs or () if ref not in gone and ref.casefold() not in gone]
+        added = []
+        for watcher in add:
+            users = self._users(f"email={watcher.email.strip()}") if watcher.email.strip() else {}
+            account = next(iter(sorted(users)), "")
+            added.append(Watcher(watcher.email, watcher.name, account, watcher.job_title))
+        refs = list(dict.fromkeys([*kept, *(w.account or w.email.strip() for w in added)]))
+        self._write("PATCH", ticket.id, {WATCH_LIST: ",".join(refs)})
+        return added
+
     # --- change search -------------------------------------------------------------------------------
 
     def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:
@@ -644,6 +696,11 @@ def _total_count(headers: Mapping[str, str]) -> int | None:
     """The rows a Table API list matches, from ``X-Total-Count`` (None where it is missing)."""
     value = headers.get("X-Total-Count", "")
     return int(value) if value.isdigit() else None
+
+
+def _entries(glide_list: str) -> tuple[str, ...]:
+    """A list field's entries (sys_ids, or addresses), in order."""
+    return tuple(entry.strip() for entry in glide_list.split(",") if entry.strip())
 
 
 def _version(record: Mapping[str, Any]) -> str:

@@ -30,7 +30,7 @@ from connectors.errors import (
     SyncError,
     throttled_or_failed,
 )
-from connectors.model import Case, Comment, Investigation
+from connectors.model import Case, Comment, Investigation, Watcher
 from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, one_line, tagged
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
@@ -55,6 +55,7 @@ STATUS_EDGES: dict[str, tuple[str, ...]] = {
 # A case id no case has (SIR's are ten digits): the target of the permission probes, so that no probe
 # can write to a case.
 PROBE_CASE = "0" * 32
+WATCHER_TEXT_LIMIT = 50  # a watcher's name and job title
 # The parameters each probed action is called with, besides caseId; reads are probed first.
 _PROBES: dict[str, dict[str, Any]] = {
     "GetCase": {},
@@ -126,6 +127,7 @@ def _iso(value: Any) -> Any:
 class SirAdapter(CaseSource):
     system = "sir"
     comment_limit = max_length("CreateCaseComment", "body") or 12000
+    watcher_limit = max_length("CreateCase", "watchers") or 30
 
     def __init__(self, client: Any, retry: RetryPolicy | None = None, principal: str | None = None) -> None:
         self._client = client
@@ -388,6 +390,23 @@ class SirAdapter(CaseSource):
         params: dict[str, Any] = {"caseId": case_id, **fields}
         self._call("update_case", **params)
 
+    def watchers(self, case: Case) -> list[Watcher]:
+        listed = case.fields.get("watchers") or []
+        return [
+            Watcher(str(raw["email"]), str(raw.get("name") or ""), job_title=str(raw.get("jobTitle") or ""))
+            for raw in listed
+            if isinstance(raw, dict) and raw.get("email")
+        ]
+
+    def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
+        """One UpdateCase; adding a watcher the case has, or removing one it lacks, changes nothing."""
+        params: dict[str, Any] = {"caseId": case_id}
+        if add:
+            params["watchersToAdd"] = [_watcher(watcher) for watcher in add]
+        if remove:
+            params["watchersToDelete"] = [_watcher(watcher) for watcher in remove]
+        self._call("update_case", **params)
+
     def move_to_status(
         self, case: Case, wanted: str, before_step: Callable[[str], None] = lambda status: None
     ) -> int:
@@ -412,6 +431,17 @@ class SirAdapter(CaseSource):
             before_step(step)
             self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
         return len(path)
+
+
+def _watcher(watcher: Watcher) -> dict[str, str]:
+    """A watcher as UpdateCase takes it: the address, and a name and job title of at most 50 characters
+    where there are any."""
+    entry = {"email": watcher.email.strip()}
+    if watcher.name.strip():
+        entry["name"] = watcher.name.strip()[:WATCHER_TEXT_LIMIT]
+    if watcher.job_title.strip():
+        entry["jobTitle"] = watcher.job_title.strip()[:WATCHER_TEXT_LIMIT]
+    return entry
 
 
 def _snake(operation: str) -> str:

@@ -1,0 +1,199 @@
+"""Mirroring watchers: the case's and the ticket's, kept the same set of people, known by email address.
+
+The comparison is three-way, as for fields: each side's set now against the set it had when the two last
+agreed (the baseline ``@watchers``, sorted lower-cased addresses joined by commas). An addition or a
+removal on one side is made on the other where the mapping's direction lets it flow; where both sides
+changed, the additions of both are made and a removal on either side stands. What cannot be made is
+reported once (noted in the state, so that later cycles are silent) and left out: an address the ticket
+system has no account for, a ticket watcher whose address the system keeps private, watchers beyond what
+a case may have. Without a baseline (a new link) both sides count as additions: nobody is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from connectors.engine.report import Report
+from connectors.mapping import Mapping
+from connectors.model import Case, Ticket, Watcher
+from connectors.source import CaseSource
+from connectors.state import WATCHER_NOTES, Baseline, StateStore
+from connectors.target import TargetAdapter
+
+BASELINE = "@watchers"
+# note keys: the address sirsync added an account by (a private profile hides it when read back), and
+# what was reported already
+ACCOUNT, MISSING, HIDDEN, OVER_LIMIT = "account:", "missing:", "hidden:", "limit:"
+
+
+def _joined(keys: set[str]) -> str:
+    return ",".join(sorted(keys))
+
+
+def _split(text: str) -> set[str]:
+    return {key for key in text.split(",") if key}
+
+
+@dataclass(frozen=True)
+class WatcherOutcome:
+    wrote: bool
+    #: the ticket's watchers after this stage's writes (as :meth:`TargetAdapter.watchers` gives them)
+    watchers: list[Watcher]
+
+
+class WatcherSync:
+    def __init__(self, sir: CaseSource, target: TargetAdapter, mapping: Mapping, state: StateStore) -> None:
+        self.sir = sir
+        self.target = target
+        self.mapping = mapping
+        self.state = state
+
+    @property
+    def enabled(self) -> bool:
+        return self.mapping.spec.watchers.enabled
+
+    def run(self, case: Case, ticket: Ticket, on_ticket: Sequence[Watcher], report: Report) -> WatcherOutcome:
+        """Compare, write what must change on each side, record the new baseline."""
+        case_id, system = case.case_id, self.target.system
+        direction = self.mapping.spec.watchers.direction
+        outbound, inbound = direction in ("outbound", "both"), direction in ("inbound", "both")
+        notes = self.state.notes(case_id, system, WATCHER_NOTES)
+        noted: dict[str, str | None] = {}
+
+        in_sir = {watcher.key: watcher for watcher in self.sir.watchers(case)}
+        in_ticket: dict[str, Watcher] = {}
+        hidden: list[Watcher] = []
+        for watcher in on_ticket:
+            email = watcher.email or notes.get(ACCOUNT + watcher.account, "")
+            if email:
+                known = replace(watcher, email=email)
+                in_ticket[known.key] = known
+            else:
+                hidden.append(watcher)
+        if inbound:
+            self._report_hidden(case_id, ticket, hidden, notes, noted, report)
+
+        base = self.state.baselines(case_id, system).get(BASELINE)
+        sir_before, ticket_before = (_split(base.sir), _split(base.target)) if base else (set(), set())
+        removed = (sir_before - set(in_sir) if outbound else set()) | (
+            ticket_before - set(in_ticket) if inbound else set()
+        )
+        added = (set(in_sir) - sir_before if outbound else set()) | (
+            set(in_ticket) - ticket_before if inbound else set()
+        )
+        added -= removed
+
+        to_ticket = [in_sir[key] for key in sorted(added - set(in_ticket))] if outbound else []
+        off_ticket = [in_ticket[key] for key in sorted(removed & set(in_ticket))] if outbound else []
+        into_sir = inbound and not case.closed  # a closed case takes no more changes
+        to_sir = [in_ticket[key] for key in sorted(added - set(in_sir))] if into_sir else []
+        off_sir = [in_sir[key] for key in sorted(removed & set(in_sir))] if into_sir else []
+        to_sir = self._within_limit(case_id, to_sir, len(in_sir) - len(off_sir), notes, noted, report)
+
+        wrote = False
+        now_on_ticket = list(on_ticket)
+        ticket_keys, sir_keys = set(in_ticket), set(in_sir)
+        if to_ticket or off_ticket:
+            made = self.target.change_watchers(ticket, to_ticket, off_ticket)
+            gone = {watcher.account or watcher.key for watcher in off_ticket}
+            now_on_ticket = [w for w in on_ticket if (w.account or w.key) not in gone] + made
+            ticket_keys = (ticket_keys - {w.key for w in off_ticket}) | {w.key for w in made}
+            for watcher in made:
+                noted[ACCOUNT + watcher.account] = watcher.email.strip()
+                noted[MISSING + watcher.key] = None
+            for watcher in off_ticket:
+                noted[ACCOUNT + watcher.account] = None
+            missing = [w for w in to_ticket if w.key not in {m.key for m in made}]
+            self._report_missing(case_id, missing, notes, noted, report)
+            if made or off_ticket:
+                report.updated += 1
+                report.ticket_writes += 1
+                wrote = True
+        if to_sir or off_sir:
+            self.sir.change_watchers(case_id, to_sir, off_sir)
+            sir_keys = (sir_keys - {w.key for w in off_sir}) | {w.key for w in to_sir}
+            report.updated += 1
+            report.sir_writes += 1
+            wrote = True
+
+        settled = Baseline(_joined(sir_keys), _joined(ticket_keys))
+        with self.state.transaction():
+            if settled != base:
+                self.state.save_baseline(case_id, system, BASELINE, settled)
+            for key, value in noted.items():
+                if key.endswith(":") or notes.get(key) == value:
+                    continue
+                self.state.save_note(case_id, system, WATCHER_NOTES, key, value)
+            if wrote:
+                self.state.record(
+                    case_id,
+                    system,
+                    "watchers",
+                    outbound_added=[w.key for w in to_ticket if w.key in ticket_keys],
+                    outbound_removed=[w.key for w in off_ticket],
+                    inbound_added=[w.key for w in to_sir],
+                    inbound_removed=[w.key for w in off_sir],
+                )
+        return WatcherOutcome(wrote, now_on_ticket)
+
+    def _within_limit(
+        self,
+        case_id: str,
+        adding: list[Watcher],
+        staying: int,
+        notes: dict[str, str],
+        noted: dict[str, str | None],
+        report: Report,
+    ) -> list[Watcher]:
+        """The additions a case has room for; the rest refused, reported once."""
+        room = max(0, self.sir.watcher_limit - staying)
+        refused = adding[room:]
+        fresh = [w for w in refused if OVER_LIMIT + w.key not in notes]
+        if fresh:
+            report.warnings.append(
+                f"case {case_id}: SIR takes at most {self.sir.watcher_limit} watchers on a case, so "
+                f"{', '.join(w.email for w in fresh)} (watching {self.target.display_name}) "
+                f"{'was' if len(fresh) == 1 else 'were'} not added to it; remove watchers from the case "
+                "to make room, then add them in SIR"
+            )
+            noted.update({OVER_LIMIT + w.key: "reported" for w in fresh})
+        return adding[:room]
+
+    def _report_missing(
+        self,
+        case_id: str,
+        missing: list[Watcher],
+        notes: dict[str, str],
+        noted: dict[str, str | None],
+        report: Report,
+    ) -> None:
+        for watcher in missing:
+            noted[MISSING + watcher.key] = "reported"
+            if MISSING + watcher.key in notes:
+                continue
+            report.warnings.append(
+                f"case {case_id}: watcher {watcher.email} has no {self.target.display_name} account that "
+                f"the integration user can see, so it does not watch the ticket; create the account (or "
+                "let the integration user browse it), then remove and add the watcher in SIR"
+            )
+
+    def _report_hidden(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        hidden: list[Watcher],
+        notes: dict[str, str],
+        noted: dict[str, str | None],
+        report: Report,
+    ) -> None:
+        for watcher in hidden:
+            key = HIDDEN + watcher.account
+            if key in notes:
+                continue
+            noted[key] = "reported"
+            report.warnings.append(
+                f"case {case_id}: {watcher.name or watcher.account} watches {ticket.key} but keeps the "
+                f"email address private in {self.target.display_name}, so they are not added to the SIR "
+                "case; add them as a watcher in SIR, or make the address visible in their profile"
+            )

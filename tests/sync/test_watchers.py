@@ -1,0 +1,248 @@
+"""Watchers mirrored between a SIR case and its Jira issue or ServiceNow record, as responders see them:
+the same people on both sides, by email address, added and removed either way as the mapping's
+direction allows; an address with no account, or a watcher whose address is private, reported once."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.mappings import shipped
+from connectors.sandbox.identities import DIRECTORY, INTEGRATION, RESPONDER, Person
+from tests.sync.conftest import Harness, make_settings, write_counts
+from tests.sync.drivers import JiraDriver, ServiceNowDriver
+
+SECOPS, ANALYST, PRIVATE = DIRECTORY
+NO_ACCOUNT = "new-hire@example.com"  # nobody has an account for it
+
+
+def watcher(email: str, name: str = "") -> dict[str, str]:
+    return {"email": email, **({"name": name} if name else {})}
+
+
+def sir_watchers(harness: Harness, case_id: str) -> set[str]:
+    return {w["email"].lower() for w in harness.sir.get_case(caseId=case_id)["watchers"]}
+
+
+def harness_with_direction(harness: Harness, tmp_path: Path, system: str, direction: str) -> Harness:
+    """The harness again, over a copy of the shipped mapping whose watchers flow only ``direction``."""
+    target = harness.settings.jira if system == "jira" else harness.settings.servicenow
+    name = "jira.yaml" if system == "jira" else "servicenow.yaml"
+    text = (
+        shipped(name)
+        .read_text(encoding="utf-8")
+        .replace("direction: both         #", f"direction: {direction} #")
+    )
+    assert f"direction: {direction} #" in text
+    mapping = tmp_path / name
+    mapping.write_text(text, encoding="utf-8")
+    settings = make_settings(harness.sandbox, tmp_path, targets=(system,))
+    changed = target.model_copy(update={"mapping": mapping})
+    settings = settings.model_copy(update={system: changed, "targets": [system]})
+    harness.runtime.close()
+    return Harness(harness.sandbox, settings)
+
+
+class WatcherContract:
+    """Inherit with ``system`` and a ``driver`` fixture giving watchers(case) and add/remove."""
+
+    targets: tuple[str, ...]
+    system: str
+
+    @abstractmethod
+    def ticket_watchers(self, driver: Any, case_id: str) -> set[str]:
+        """The ticket's watchers' addresses, lower-cased (the integration's own left out)."""
+
+    @abstractmethod
+    def watch(self, driver: Any, case_id: str, person: Person) -> None: ...
+
+    @abstractmethod
+    def unwatch(self, driver: Any, case_id: str, person: Person) -> None: ...
+
+    def test_sir_watchers_reach_the_ticket_and_a_removal_follows(self, harness: Harness, driver: Any) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email, "SecOps"), watcher(ANALYST.email)])
+        harness.converge()
+        assert self.ticket_watchers(driver, case_id) == {SECOPS.email, ANALYST.email}
+
+        harness.sir_responder.update_case(caseId=case_id, watchersToDelete=[watcher(ANALYST.email)])
+        harness.converge()
+        assert self.ticket_watchers(driver, case_id) == {SECOPS.email}
+        assert sir_watchers(harness, case_id) == {SECOPS.email}
+
+    def test_a_ticket_watcher_reaches_sir_and_leaving_the_ticket_leaves_the_case(
+        self, harness: Harness, driver: Any
+    ) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+        harness.converge()
+        self.watch(driver, case_id, ANALYST)
+        harness.sandbox.sir.aws_update_case(
+            case_id, {"title": "Suspicious login, looked at"}
+        )  # a reason to sync
+        harness.converge()
+        assert sir_watchers(harness, case_id) == {SECOPS.email, ANALYST.email}
+        names = {w["email"]: w.get("name") for w in harness.sir.get_case(caseId=case_id)["watchers"]}
+        assert names[ANALYST.email] == ANALYST.display_name
+
+        self.unwatch(driver, case_id, SECOPS)
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, handed over"})
+        harness.converge()
+        assert sir_watchers(harness, case_id) == {ANALYST.email}
+        assert self.ticket_watchers(driver, case_id) == {ANALYST.email}
+
+    def test_idle_cycles_write_no_watchers(self, harness: Harness, driver: Any) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email), watcher(NO_ACCOUNT)])
+        harness.converge()
+        self.watch(driver, case_id, ANALYST)
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        harness.converge()
+        before = write_counts(harness.sandbox)
+        for _ in range(3):
+            report = harness.cycle()
+            assert report.writes == 0 and report.errors == 0 and not report.warnings, report.line()
+        assert write_counts(harness.sandbox) == before
+
+    def test_with_direction_outbound_a_ticket_watcher_stays_out_of_sir(
+        self, harness: Harness, driver: Any, tmp_path: Path
+    ) -> None:
+        harness = harness_with_direction(harness, tmp_path, self.system, "outbound")
+        try:
+            case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+            harness.converge()
+            self.watch(driver, case_id, ANALYST)
+            harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+            harness.converge()
+            assert sir_watchers(harness, case_id) == {SECOPS.email}
+            assert self.ticket_watchers(driver, case_id) == {SECOPS.email, ANALYST.email}
+        finally:
+            harness.runtime.close()
+
+
+class TestJiraWatchers(WatcherContract):
+    targets = ("jira",)
+    system = "jira"
+
+    @pytest.fixture
+    def driver(self, harness: Harness) -> JiraDriver:
+        return JiraDriver(harness)
+
+    def ticket_watchers(self, driver: JiraDriver, case_id: str) -> set[str]:
+        listed = driver.jira.watchers(driver._key(case_id)).raw["watchers"]
+        return {
+            str(user.get("emailAddress") or user["accountId"]).lower()
+            for user in listed
+            if user["accountId"] != INTEGRATION.jira_account_id
+        }
+
+    def watch(self, driver: JiraDriver, case_id: str, person: Person) -> None:
+        driver.jira.add_watcher(driver._key(case_id), person.email)  # found by address
+
+    def unwatch(self, driver: JiraDriver, case_id: str, person: Person) -> None:
+        driver.jira.remove_watcher(driver._key(case_id), person.email)
+
+    def test_an_address_with_no_jira_account_is_reported_once_and_left_out(
+        self, harness: Harness, driver: JiraDriver
+    ) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email), watcher(NO_ACCOUNT)])
+        first = harness.cycle()
+        assert [w for w in first.warnings if NO_ACCOUNT in w and case_id in w], first.warnings
+        assert "create the account" in " ".join(first.warnings)
+        for _ in range(3):
+            harness.sandbox.sir.aws_update_case(case_id, {"title": f"Suspicious login {_}"})
+            later = harness.cycle()
+            assert later.errors == 0 and not later.warnings, later.warnings
+        assert self.ticket_watchers(driver, case_id) == {SECOPS.email}
+        assert sir_watchers(harness, case_id) == {SECOPS.email, NO_ACCOUNT}  # nobody removed it
+
+    def test_a_watcher_with_a_private_address_is_reported_once_and_kept_where_it_is(
+        self, harness: Harness, driver: JiraDriver
+    ) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+        harness.converge()
+        self.watch(driver, case_id, PRIVATE)
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        first = harness.cycle()
+        assert [w for w in first.warnings if PRIVATE.display_name in w and "private" in w], first.warnings
+        for number in range(3):
+            harness.sandbox.sir.aws_update_case(case_id, {"title": f"Suspicious login {number}"})
+            later = harness.cycle()
+            assert later.errors == 0 and not later.warnings, later.warnings
+        assert sir_watchers(harness, case_id) == {SECOPS.email}
+        assert PRIVATE.jira_account_id in self.ticket_watchers(driver, case_id)
+
+    def test_a_sir_watcher_whose_jira_address_is_private_is_added_and_not_taken_for_a_stranger(
+        self, harness: Harness, driver: JiraDriver
+    ) -> None:
+        case_id = harness.create_case(watchers=[watcher(PRIVATE.email)])
+        harness.converge()
+        harness.restart()  # what the adapter learned of the address is gone; the state remembers it
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        reports = harness.converge()
+        assert not [w for report in reports for w in report.warnings], reports
+        assert PRIVATE.jira_account_id in self.ticket_watchers(driver, case_id)
+        assert sir_watchers(harness, case_id) == {PRIVATE.email}
+
+    def test_the_integrations_own_watch_never_reaches_sir(self, harness: Harness, driver: JiraDriver) -> None:
+        case_id = harness.create_case()
+        harness.converge()
+        (key,) = driver.keys(case_id)
+        accounts = {user["accountId"] for user in driver.jira.watchers(key).raw["watchers"]}
+        assert INTEGRATION.jira_account_id in accounts  # Jira made the creator a watcher
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        harness.converge()
+        assert sir_watchers(harness, case_id) == set()
+
+    def test_a_new_issue_is_not_asked_for_its_watchers(self, harness: Harness) -> None:
+        harness.create_case(watchers=[watcher(SECOPS.email)])
+        harness.cycle()
+        calls = harness.sandbox.jira.stats()["calls"]
+        assert calls.get("GET /rest/api/2/issue/{issue}/watchers", 0) == 0, calls
+        assert calls.get("POST /rest/api/2/issue/{issue}/watchers") == 1, calls
+
+
+class TestServiceNowWatchers(WatcherContract):
+    targets = ("servicenow",)
+    system = "servicenow"
+
+    @pytest.fixture
+    def driver(self, harness: Harness) -> ServiceNowDriver:
+        return ServiceNowDriver(harness)
+
+    def ticket_watchers(self, driver: ServiceNowDriver, case_id: str) -> set[str]:
+        users = {row["sys_id"]: row["email"] for row in driver.sandbox.servicenow.records("sys_user")}
+        entries = [e for e in driver.record(case_id)["watch_list"].split(",") if e]
+        return {users.get(entry, entry).lower() for entry in entries}
+
+    def watch(self, driver: ServiceNowDriver, case_id: str, person: Person) -> None:
+        entries = [e for e in driver.record(case_id)["watch_list"].split(",") if e]
+        driver.patch(case_id, {"watch_list": ",".join([*entries, person.servicenow_user])})
+
+    def unwatch(self, driver: ServiceNowDriver, case_id: str, person: Person) -> None:
+        users = {row["user_name"]: row["sys_id"] for row in driver.sandbox.servicenow.records("sys_user")}
+        entries = [e for e in driver.record(case_id)["watch_list"].split(",") if e]
+        driver.patch(
+            case_id, {"watch_list": ",".join(e for e in entries if e != users[person.servicenow_user])}
+        )
+
+    def test_an_address_with_no_account_joins_the_watch_list_as_an_address(
+        self, harness: Harness, driver: ServiceNowDriver
+    ) -> None:
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email), watcher(NO_ACCOUNT)])
+        reports = harness.converge()
+        assert not [w for report in reports for w in report.warnings]
+        entries = driver.record(case_id)["watch_list"].split(",")
+        secops = next(
+            r["sys_id"] for r in driver.sandbox.servicenow.records("sys_user") if r["email"] == SECOPS.email
+        )
+        assert sorted(entries) == sorted([secops, NO_ACCOUNT])
+
+    def test_a_responder_added_by_address_reaches_sir(
+        self, harness: Harness, driver: ServiceNowDriver
+    ) -> None:
+        case_id = harness.create_case()
+        harness.converge()
+        driver.patch(case_id, {"watch_list": f"{RESPONDER.jira_user},{NO_ACCOUNT}"})
+        harness.converge()
+        assert sir_watchers(harness, case_id) == {RESPONDER.jira_user, NO_ACCOUNT}
