@@ -67,6 +67,8 @@ def sir_actions(mappings: Iterable[TargetMapping]) -> list[str]:
             needed |= {"CreateCaseComment", "UpdateCaseComment"}
         if any(field.direction != "outbound" for field in spec.fields.values()):
             needed.add("UpdateCase")
+        if spec.watchers.enabled and spec.watchers.direction != "outbound":
+            needed.add("UpdateCase")
         if spec.status.inbound:
             needed.add("UpdateCaseStatus")
         if spec.closing.close_case_when_ticket_closes:

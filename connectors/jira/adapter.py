@@ -876,10 +876,20 @@ class JiraAdapter(TargetAdapter):
         path = f"issue/{ticket.key}/watchers"
 
         def send(method: str, account: str) -> None:
-            if method == "DELETE":
-                self._jira._session.delete(self._url(path), params={"accountId": account})
-            else:
-                self._jira._session.post(self._url(path), data=json.dumps(account))
+            try:
+                if method == "DELETE":
+                    self._jira._session.delete(self._url(path), params={"accountId": account})
+                else:
+                    self._jira._session.post(self._url(path), data=json.dumps(account))
+            except JIRAError as exc:
+                if exc.status_code != 403:
+                    raise
+                # a permission of its own: this stage fails, the rest of the sync goes on
+                raise CaseError(
+                    f"Jira {method} {path}: HTTP 403 -- the Jira user may not change who watches issues: "
+                    f"grant it Manage Watchers in project {self.project}, or set watchers.enabled: false "
+                    "in the mapping"
+                ) from exc
 
         for watcher in remove:
             if watcher.account:

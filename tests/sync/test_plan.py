@@ -157,3 +157,30 @@ def test_plan_and_history_read_a_dynamodb_state_and_leave_it_as_it_was(
     assert run("sync", "--once").returncode == 0
     shown = json.loads(run("history", case_id, "--json").stdout)
     assert [action["action"] for action in shown["actions"]] == ["created", "fields"]
+
+
+def test_plan_lists_watchers_to_add_and_remove_on_both_sides_and_changes_none(harness: Harness) -> None:
+    case_id = harness.create_case("Watched closely", watchers=[{"email": "secops@example.com"}])
+    harness.cycle()
+    harness.jira_responder.add_watcher(harness.issue_for(case_id).key, "analyst@example.com")
+    harness.sir_responder.update_case(
+        caseId=case_id,
+        watchersToAdd=[{"email": "private@example.com"}],
+        watchersToDelete=[{"email": "secops@example.com"}],
+    )
+    harness.sandbox.clock.advance(61)
+    state = Path(harness.settings.state_path)
+    before, state_before = writes(harness.sandbox), fingerprint(state)
+
+    planned = json.loads(sirsync(harness, "plan", "--json").stdout)
+
+    assert writes(harness.sandbox) == before and fingerprint(state) == state_before
+    (case,) = planned["cases"]
+    shown = {(change["system"], change["kind"]): change["what"] for change in case["changes"]}
+    assert "+private@example.com" in shown[("Jira", "watchers")]
+    assert "-secops@example.com" in shown[("Jira", "watchers")]
+    assert "+analyst@example.com" in shown[("SIR", "watchers")]
+    assert sirsync(harness, "sync", "--once").returncode == 0
+    in_sir = {w["email"] for w in harness.sir.get_case(caseId=case_id)["watchers"]}
+    assert in_sir == {"private@example.com", "analyst@example.com"}
+    assert sirsync(harness, "plan").stdout.startswith("plan: nothing to do")
