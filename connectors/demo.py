@@ -210,6 +210,28 @@ def _investigation_view(jira: JIRA, console: Console) -> None:
     console.print(f"  description: {summary.strip()}")
 
 
+def _watchers_view(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
+    """Who watches the key-use case on each side: the case's watcher, by email address, everywhere."""
+    found = jira.enhanced_search_issues('summary ~ "access key"', fields="labels", maxResults=1)
+    if not found:
+        return
+    issue = found[0]
+    case_id = next(label.removeprefix("sirsync-case-") for label in issue.fields.labels if "case-" in label)
+    in_sir = [w["email"] for w in sir_client(sandbox, INTEGRATION).get_case(caseId=case_id)["watchers"]]
+    in_jira = [
+        str(user.get("emailAddress") or user["displayName"])
+        for user in jira.watchers(issue.key).raw["watchers"]
+        if user["accountId"] != INTEGRATION.jira_account_id
+    ]
+    record = next(r for r in sandbox.servicenow.records("incident") if r["correlation_id"] == case_id)
+    users = {user["sys_id"]: user["email"] for user in sandbox.servicenow.records("sys_user")}
+    in_servicenow = [users.get(entry, entry) for entry in record["watch_list"].split(",") if entry]
+    console.rule(f"Watchers of SIR case {case_id}")
+    console.print(f"  SIR: {', '.join(in_sir)}")
+    console.print(f"  {issue.key}: {', '.join(in_jira)}")
+    console.print(f"  {record['number']}: {', '.join(in_servicenow)}")
+
+
 def run_demo() -> None:
     console = Console()
     # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
@@ -238,6 +260,7 @@ def run_demo() -> None:
             console.print(_servicenow_table(sandbox, "ServiceNow after"))
             _comment_thread(sandbox, jira, console, "crypto")
             _investigation_view(jira, console)
+            _watchers_view(sandbox, jira, console)
             _comment_thread(sandbox, jira, console, "Compromised")
             idle = runtime.cycle.run()
             console.print(f"[bold]idle cycle:[/bold] {idle.line()}")

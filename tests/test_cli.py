@@ -128,6 +128,8 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
     assert "Demo complete" in result.stdout
     assert "idle cycle: cases 0, tickets 0, created 0, updated 0, comments 0, transitions 0" in result.stdout
     assert "first sync: cycle 1: cases 3, tickets 6, created 6" in result.stdout
+    watchers = result.stdout[result.stdout.index("Watchers of SIR case") :]
+    assert [line.split(": ")[-1] for line in watchers.splitlines()[1:4]] == ["secops@example.com"] * 3
     assert "Compromised IAM access key used from" in result.stdout  # the responder's rename reached SIR
     assert "INC0010003" in result.stdout
     assert "Finance confirmed no fraudulent spend" in result.stdout

@@ -123,6 +123,7 @@ def test_only_the_actions_the_mapping_needs_are_probed(sandbox: Sandbox, tmp_pat
         ("aws_supported_note: true", "aws_supported_note: false"),
         ("  feedback: true", "  feedback: false"),
         ("    direction: both\n", "    direction: outbound\n"),
+        ("  direction: both         #", "  direction: outbound     #"),  # watchers
     ):
         text = text.replace(old, new)
     text = text[: text.index("  inbound:\n")] + text[text.index("  conflict: sir_wins") :]
