@@ -155,6 +155,12 @@ class TestJiraWatchers(WatcherContract):
             assert later.errors == 0 and not later.warnings, later.warnings
         assert self.ticket_watchers(driver, case_id) == {SECOPS.email}
         assert sir_watchers(harness, case_id) == {SECOPS.email, NO_ACCOUNT}  # nobody removed it
+        # taken off the case and put back: the state remembers it was reported
+        harness.sir_responder.update_case(caseId=case_id, watchersToDelete=[watcher(NO_ACCOUNT)])
+        assert not harness.cycle().warnings
+        harness.sir_responder.update_case(caseId=case_id, watchersToAdd=[watcher(NO_ACCOUNT)])
+        again = harness.cycle()
+        assert again.errors == 0 and not again.warnings, again.warnings
 
     def test_a_watcher_with_a_private_address_is_reported_once_and_kept_where_it_is(
         self, harness: Harness, driver: JiraDriver
@@ -238,6 +244,24 @@ class TestServiceNowWatchers(WatcherContract):
         )
         assert sorted(entries) == sorted([secops, NO_ACCOUNT])
 
+    def test_a_case_takes_at_most_30_watchers_and_says_once_who_was_left_out(
+        self, harness: Harness, driver: ServiceNowDriver
+    ) -> None:
+        crowd = [watcher(f"person{number:02d}@example.com") for number in range(29)]
+        case_id = harness.create_case(watchers=crowd)
+        harness.converge()
+        entries = driver.record(case_id)["watch_list"]
+        driver.patch(case_id, {"watch_list": f"{entries},{SECOPS.servicenow_user},{ANALYST.servicenow_user}"})
+        first = harness.cycle()
+        (warning,) = first.warnings
+        assert case_id in warning and "at most 30" in warning and SECOPS.email in warning
+        assert sir_watchers(harness, case_id) == {w["email"] for w in crowd} | {ANALYST.email}
+        for number in range(2):
+            harness.sandbox.sir.aws_update_case(case_id, {"title": f"Crowded {number}"})
+            later = harness.cycle()
+            assert later.errors == 0 and not later.warnings, later.warnings
+        assert len(sir_watchers(harness, case_id)) == 30
+
     def test_a_responder_added_by_address_reaches_sir(
         self, harness: Harness, driver: ServiceNowDriver
     ) -> None:
@@ -246,3 +270,45 @@ class TestServiceNowWatchers(WatcherContract):
         driver.patch(case_id, {"watch_list": f"{RESPONDER.jira_user},{NO_ACCOUNT}"})
         harness.converge()
         assert sir_watchers(harness, case_id) == {RESPONDER.jira_user, NO_ACCOUNT}
+
+
+def test_both_sides_changed_adds_both_additions_and_keeps_each_removal(harness: Harness) -> None:
+    driver = JiraDriver(harness)
+    case_id = harness.create_case(watchers=[watcher(SECOPS.email), watcher(RESPONDER.jira_user)])
+    harness.converge()
+    key = driver._key(case_id)
+    harness.sir_responder.update_case(
+        caseId=case_id, watchersToAdd=[watcher(PRIVATE.email)], watchersToDelete=[watcher(SECOPS.email)]
+    )
+    driver.jira.add_watcher(key, ANALYST.email)
+    driver.jira.remove_watcher(key, RESPONDER.jira_user)
+    reports = harness.converge()
+    assert sum(report.updated for report in reports) == 2  # one write to each side
+    assert sir_watchers(harness, case_id) == {PRIVATE.email, ANALYST.email}
+    accounts = {u["accountId"] for u in driver.jira.watchers(key).raw["watchers"]}
+    assert accounts == {INTEGRATION.jira_account_id, PRIVATE.jira_account_id, ANALYST.jira_account_id}
+
+
+class TestBothTargets:
+    targets = ("jira", "servicenow")
+
+    def test_a_jira_watcher_reaches_servicenow_through_sir_and_a_removal_there_comes_back(
+        self, harness: Harness
+    ) -> None:
+        jira, servicenow = JiraDriver(harness), ServiceNowDriver(harness)
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+        harness.converge()
+        jira.jira.add_watcher(jira._key(case_id), ANALYST.email)
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        harness.converge()
+        users = {row["sys_id"]: row["email"] for row in harness.sandbox.servicenow.records("sys_user")}
+        listed = {users[e] for e in servicenow.record(case_id)["watch_list"].split(",")}
+        assert listed == {SECOPS.email, ANALYST.email}
+
+        secops = next(sys_id for sys_id, email in users.items() if email == SECOPS.email)
+        remaining = [e for e in servicenow.record(case_id)["watch_list"].split(",") if e != secops]
+        servicenow.patch(case_id, {"watch_list": ",".join(remaining)})
+        harness.converge()
+        assert sir_watchers(harness, case_id) == {ANALYST.email}
+        emails = {u.get("emailAddress") for u in jira.jira.watchers(jira._key(case_id)).raw["watchers"]}
+        assert SECOPS.email not in emails and ANALYST.email in emails
