@@ -75,6 +75,16 @@ def test_a_watcher_post_takes_the_account_id_as_a_json_string_and_refuses_strang
     assert requests.delete(url, auth=AUTH, timeout=10).status_code == 400
 
 
+def test_without_manage_watchers_a_user_may_watch_only_themselves(sandbox: Sandbox, jira: JIRA) -> None:
+    sandbox.jira.configure({"watchers_unmanaged_by": [INTEGRATION.jira_user]})
+    issue = new_issue(jira)
+    with pytest.raises(JIRAError) as refused:
+        jira.add_watcher(issue.key, ANALYST.email)
+    assert refused.value.status_code == 403
+    jira.remove_watcher(issue.key, INTEGRATION.jira_user)  # its own watch: allowed
+    assert watchers_of(sandbox, issue.key)["watchCount"] == 0
+
+
 def test_user_search_finds_a_private_address_without_showing_it(jira: JIRA, sandbox: Sandbox) -> None:
     (found,) = jira.search_users(query=PRIVATE.email)
     assert found.accountId == PRIVATE.jira_account_id and found.displayName == PRIVATE.display_name

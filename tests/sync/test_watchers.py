@@ -200,6 +200,21 @@ class TestJiraWatchers(WatcherContract):
         harness.converge()
         assert sir_watchers(harness, case_id) == set()
 
+    def test_without_manage_watchers_the_stage_fails_naming_the_permission_and_comments_still_flow(
+        self, harness: Harness, driver: JiraDriver
+    ) -> None:
+        harness.sandbox.jira.configure({"watchers_unmanaged_by": [INTEGRATION.jira_user]})
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+        harness.sir_responder.create_case_comment(caseId=case_id, body="Seen in CloudTrail")
+        report = harness.cycle()
+        assert report.errors == 1 and report.comments == 1, report.line()
+        (problem,) = report.problems
+        assert "watchers" in problem and "Manage Watchers" in problem and "watchers.enabled" in problem
+        assert self.ticket_watchers(driver, case_id) == set()
+        harness.sandbox.jira.configure({"watchers_unmanaged_by": []})
+        harness.converge()
+        assert self.ticket_watchers(driver, case_id) == {SECOPS.email}
+
     def test_a_new_issue_is_not_asked_for_its_watchers(self, harness: Harness) -> None:
         harness.create_case(watchers=[watcher(SECOPS.email)])
         harness.cycle()

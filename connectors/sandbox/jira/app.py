@@ -45,7 +45,9 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
     profile time zone in which that user's JQL dates are read and returned times rendered; default
     America/Los_Angeles for every user; a ``null`` zone restores the default), ``project_type``
     (SEC's ``projectTypeKey``: ``software`` by default, ``service_desk`` for a Jira Service Management
-    project whose comments the ``sd.public.comment`` property makes internal, or ``business``).
+    project whose comments the ``sd.public.comment`` property makes internal, or ``business``), and
+    ``watchers_unmanaged_by`` (user emails without the Manage Watchers permission: they may add and remove
+    only themselves as watchers; default none).
     """
 
     name = "jira"
@@ -62,6 +64,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers",
             "time_zones",
             "project_type",
+            "watchers_unmanaged_by",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -76,6 +79,10 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.property_write_bumps_updated = bool(settings["property_write_bumps_updated"])
                 if "revoked" in settings:
                     self.revoked = _emails(settings["revoked"], "revoked")
+                if "watchers_unmanaged_by" in settings:
+                    self.watchers_unmanaged_by = _emails(
+                        settings["watchers_unmanaged_by"], "watchers_unmanaged_by"
+                    )
                 if "workflow_readers" in settings:
                     self.workflow_readers = _emails(settings["workflow_readers"], "workflow_readers")
                 if "time_zones" in settings:
@@ -100,6 +107,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers": list(self.workflow_readers),
             "time_zones": {identity.jira_user: self.time_zone(identity) for identity in IDENTITIES},
             "project_type": self.project_type,
+            "watchers_unmanaged_by": list(self.watchers_unmanaged_by),
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------

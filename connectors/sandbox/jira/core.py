@@ -31,6 +31,9 @@ class JiraCore(SandboxApp):
         self.search_max_results_ids = 5000
         self.search_max_results_fields = 100
         self.revoked: list[str] = []  # emails whose API tokens are refused, as if revoked
+        self.watchers_unmanaged_by: list[
+            str
+        ] = []  # emails without Manage Watchers: they watch only themselves
         self.workflow_readers: list[str] = []  # emails with Administer Jira: they may read workflows
         self.time_zones: dict[str, str] = {}  # profile time zones set by email, over the identities' own
         # SEC's projectTypeKey: software (Jira Software), service_desk (Jira Service Management), business

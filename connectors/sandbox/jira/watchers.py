@@ -17,6 +17,7 @@ from connectors.sandbox.jira.core import API, JiraCore
 from connectors.sandbox.jira.records import Issue
 
 USER_NOT_FOUND = "The user does not exist."
+NO_MANAGE_WATCHERS = "You do not have the permission to manage the watcher list."
 
 
 def person_by_account(account_id: str) -> Person | None:
@@ -62,6 +63,13 @@ class WatcherHandlers(JiraCore):
             "watchers": [person_json(person, self.base_url) for person in people],
         }
 
+    def _check_manage(self, request: Request, account: str) -> None:
+        """Someone else's watch needs the Manage Watchers permission."""
+        caller = request.caller
+        unmanaged = {email.casefold() for email in self.watchers_unmanaged_by}
+        if account != caller.jira_account_id and caller.jira_user.casefold() in unmanaged:
+            raise jira_error(403, [NO_MANAGE_WATCHERS])
+
     def get_watchers(self, request: Request) -> Response:
         issue = self._issue_of(request)
         return Response(200, self._watchers_json(issue, request))
@@ -74,6 +82,7 @@ class WatcherHandlers(JiraCore):
             raise jira_error(400, ["The request body must be a JSON string: the accountId of the user."])
         if person_by_account(account) is None:
             raise jira_error(404, [USER_NOT_FOUND])
+        self._check_manage(request, account)
         if account not in issue.watchers:
             issue.watchers.append(account)
         return Response(204, None)
@@ -85,6 +94,7 @@ class WatcherHandlers(JiraCore):
             raise jira_error(400, ["The accountId query parameter is required."])
         if person_by_account(account) is None:
             raise jira_error(404, [USER_NOT_FOUND])
+        self._check_manage(request, account)
         if account in issue.watchers:
             issue.watchers.remove(account)
         return Response(204, None)
