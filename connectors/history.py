@@ -65,6 +65,11 @@ def _where(action: Action) -> str:
         into_target = any(detail.get(key) for key in ("outbound", "labels_added", "labels_removed"))
         into_sir = bool(detail.get("inbound"))
         return "both" if into_target and into_sir else "SIR" if into_sir else action.target
+    if action.action == "watchers":  # a watcher pass too
+        detail = action.detail
+        into_target = any(detail.get(key) for key in ("outbound_added", "outbound_removed"))
+        into_sir = any(detail.get(key) for key in ("inbound_added", "inbound_removed"))
+        return "both" if into_target and into_sir else "SIR" if into_sir else action.target
     if action.action in _INTO_SIR or action.action.endswith("_inbound"):
         return "SIR"
     return action.target

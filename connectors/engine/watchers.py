@@ -193,7 +193,7 @@ class WatcherSync:
                 continue
             noted[key] = "reported"
             report.warnings.append(
-                f"case {case_id}: {watcher.name or watcher.account} watches {ticket.key} but keeps the "
-                f"email address private in {self.target.display_name}, so they are not added to the SIR "
-                "case; add them as a watcher in SIR, or make the address visible in their profile"
+                f"case {case_id}: {watcher.name or watcher.account} watches {ticket.key}, but "
+                f"{self.target.display_name} shows no email address for them (a private profile), so they "
+                "are not added to the SIR case; add them as a watcher in SIR, or make the address visible"
             )

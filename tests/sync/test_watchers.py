@@ -4,12 +4,14 @@ direction allows; an address with no account, or a watcher whose address is priv
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.history import show_history
 from connectors.mappings import shipped
 from connectors.sandbox.identities import DIRECTORY, INTEGRATION, RESPONDER, Person
 from tests.sync.conftest import Harness, make_settings, write_counts
@@ -302,6 +304,11 @@ def test_both_sides_changed_adds_both_additions_and_keeps_each_removal(harness: 
     assert sir_watchers(harness, case_id) == {PRIVATE.email, ANALYST.email}
     accounts = {u["accountId"] for u in driver.jira.watchers(key).raw["watchers"]}
     assert accounts == {INTEGRATION.jira_account_id, PRIVATE.jira_account_id, ANALYST.jira_account_id}
+    shown: list[str] = []
+    show_history(harness.settings, case_id, shown.append, as_json=True)
+    (done,) = [action for action in json.loads(shown[0])["actions"] if action["action"] == "watchers"][-1:]
+    assert done["wrote"] == "both" and done["detail"]["inbound_added"] == [ANALYST.email]
+    assert done["detail"]["outbound_removed"] == [SECOPS.email]
 
 
 class TestBothTargets:
