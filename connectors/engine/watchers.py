@@ -12,7 +12,7 @@ a case may have. Without a baseline (a new link) both sides count as additions: 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from connectors.engine.report import Report
 from connectors.mapping import Mapping
@@ -33,6 +33,31 @@ def _joined(keys: set[str]) -> str:
 
 def _split(text: str) -> set[str]:
     return {key for key in text.split(",") if key}
+
+
+def _known(on_ticket: Sequence[Watcher], notes: dict[str, str]) -> tuple[dict[str, Watcher], list[Watcher]]:
+    """The ticket's watchers by address (an address the system hides taken from the notes, where sirsync
+    added that account), and those whose address is not known."""
+    known: dict[str, Watcher] = {}
+    hidden: list[Watcher] = []
+    for watcher in on_ticket:
+        email = watcher.email or notes.get(ACCOUNT + watcher.account, "")
+        if email:
+            found = replace(watcher, email=email)
+            known[found.key] = found
+        else:
+            hidden.append(watcher)
+    return known, hidden
+
+
+@dataclass
+class Moves:
+    """Who to add to and remove from each side."""
+
+    to_ticket: list[Watcher] = field(default_factory=list)
+    off_ticket: list[Watcher] = field(default_factory=list)
+    to_sir: list[Watcher] = field(default_factory=list)
+    off_sir: list[Watcher] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -56,63 +81,34 @@ class WatcherSync:
     def run(self, case: Case, ticket: Ticket, on_ticket: Sequence[Watcher], report: Report) -> WatcherOutcome:
         """Compare, write what must change on each side, record the new baseline."""
         case_id, system = case.case_id, self.target.system
-        direction = self.mapping.spec.watchers.direction
-        outbound, inbound = direction in ("outbound", "both"), direction in ("inbound", "both")
         notes = self.state.notes(case_id, system, WATCHER_NOTES)
         noted: dict[str, str | None] = {}
-
         in_sir = {watcher.key: watcher for watcher in self.sir.watchers(case)}
-        in_ticket: dict[str, Watcher] = {}
-        hidden: list[Watcher] = []
-        for watcher in on_ticket:
-            email = watcher.email or notes.get(ACCOUNT + watcher.account, "")
-            if email:
-                known = replace(watcher, email=email)
-                in_ticket[known.key] = known
-            else:
-                hidden.append(watcher)
-        if inbound:
+        in_ticket, hidden = _known(on_ticket, notes)
+        if self.mapping.spec.watchers.direction != "outbound":
             self._report_hidden(case_id, ticket, hidden, notes, noted, report)
-
         base = self.state.baselines(case_id, system).get(BASELINE)
-        sir_before, ticket_before = (_split(base.sir), _split(base.target)) if base else (set(), set())
-        removed = (sir_before - set(in_sir) if outbound else set()) | (
-            ticket_before - set(in_ticket) if inbound else set()
+        moves = self._compare(base, in_sir, in_ticket, sir_open=not case.closed)
+        moves.to_sir = self._within_limit(
+            case_id, moves.to_sir, len(in_sir) - len(moves.off_sir), notes, noted, report
         )
-        added = (set(in_sir) - sir_before if outbound else set()) | (
-            set(in_ticket) - ticket_before if inbound else set()
-        )
-        added -= removed
-
-        to_ticket = [in_sir[key] for key in sorted(added - set(in_ticket))] if outbound else []
-        off_ticket = [in_ticket[key] for key in sorted(removed & set(in_ticket))] if outbound else []
-        into_sir = inbound and not case.closed  # a closed case takes no more changes
-        to_sir = [in_ticket[key] for key in sorted(added - set(in_sir))] if into_sir else []
-        off_sir = [in_sir[key] for key in sorted(removed & set(in_sir))] if into_sir else []
-        to_sir = self._within_limit(case_id, to_sir, len(in_sir) - len(off_sir), notes, noted, report)
 
         wrote = False
         now_on_ticket = list(on_ticket)
         ticket_keys, sir_keys = set(in_ticket), set(in_sir)
-        if to_ticket or off_ticket:
-            made = self.target.change_watchers(ticket, to_ticket, off_ticket)
-            gone = {watcher.account or watcher.key for watcher in off_ticket}
+        if moves.to_ticket or moves.off_ticket:
+            made = self.target.change_watchers(ticket, moves.to_ticket, moves.off_ticket)
+            gone = {watcher.account or watcher.key for watcher in moves.off_ticket}
             now_on_ticket = [w for w in on_ticket if (w.account or w.key) not in gone] + made
-            ticket_keys = (ticket_keys - {w.key for w in off_ticket}) | {w.key for w in made}
-            for watcher in made:
-                noted[ACCOUNT + watcher.account] = watcher.email.strip()
-                noted[MISSING + watcher.key] = None
-            for watcher in off_ticket:
-                noted[ACCOUNT + watcher.account] = None
-            missing = [w for w in to_ticket if w.key not in {m.key for m in made}]
-            self._report_missing(case_id, missing, notes, noted, report)
-            if made or off_ticket:
+            ticket_keys = (ticket_keys - {w.key for w in moves.off_ticket}) | {w.key for w in made}
+            self._note_ticket_writes(case_id, moves, made, notes, noted, report)
+            if made or moves.off_ticket:
                 report.updated += 1
                 report.ticket_writes += 1
                 wrote = True
-        if to_sir or off_sir:
-            self.sir.change_watchers(case_id, to_sir, off_sir)
-            sir_keys = (sir_keys - {w.key for w in off_sir}) | {w.key for w in to_sir}
+        if moves.to_sir or moves.off_sir:
+            self.sir.change_watchers(case_id, moves.to_sir, moves.off_sir)
+            sir_keys = (sir_keys - {w.key for w in moves.off_sir}) | {w.key for w in moves.to_sir}
             report.updated += 1
             report.sir_writes += 1
             wrote = True
@@ -122,20 +118,69 @@ class WatcherSync:
             if settled != base:
                 self.state.save_baseline(case_id, system, BASELINE, settled)
             for key, value in noted.items():
-                if key.endswith(":") or notes.get(key) == value:
-                    continue
-                self.state.save_note(case_id, system, WATCHER_NOTES, key, value)
+                if not key.endswith(":") and notes.get(key) != value:
+                    self.state.save_note(case_id, system, WATCHER_NOTES, key, value)
             if wrote:
                 self.state.record(
                     case_id,
                     system,
                     "watchers",
-                    outbound_added=[w.key for w in to_ticket if w.key in ticket_keys],
-                    outbound_removed=[w.key for w in off_ticket],
-                    inbound_added=[w.key for w in to_sir],
-                    inbound_removed=[w.key for w in off_sir],
+                    outbound_added=[w.key for w in moves.to_ticket if w.key in ticket_keys],
+                    outbound_removed=[w.key for w in moves.off_ticket],
+                    inbound_added=[w.key for w in moves.to_sir],
+                    inbound_removed=[w.key for w in moves.off_sir],
                 )
         return WatcherOutcome(wrote, now_on_ticket)
+
+    def _compare(
+        self,
+        base: Baseline | None,
+        in_sir: dict[str, Watcher],
+        in_ticket: dict[str, Watcher],
+        *,
+        sir_open: bool,
+    ) -> Moves:
+        """Who to add and remove on each side: the changes of each side since the baseline, as the
+        direction lets them flow; a removal on either side wins over an addition on the other."""
+        direction = self.mapping.spec.watchers.direction
+        outbound, inbound = direction in ("outbound", "both"), direction in ("inbound", "both")
+        sir_before, ticket_before = (_split(base.sir), _split(base.target)) if base else (set(), set())
+        sir_now, ticket_now = set(in_sir), set(in_ticket)
+        removed = (sir_before - sir_now if outbound else set()) | (
+            ticket_before - ticket_now if inbound else set()
+        )
+        added = (sir_now - sir_before if outbound else set()) | (
+            ticket_now - ticket_before if inbound else set()
+        )
+        added -= removed
+        into_sir = inbound and sir_open  # a closed case takes no more changes
+        return Moves(
+            to_ticket=[in_sir[key] for key in sorted(added - ticket_now)] if outbound else [],
+            off_ticket=[in_ticket[key] for key in sorted(removed & ticket_now)] if outbound else [],
+            to_sir=[in_ticket[key] for key in sorted(added - sir_now)] if into_sir else [],
+            off_sir=[in_sir[key] for key in sorted(removed & sir_now)] if into_sir else [],
+        )
+
+    def _note_ticket_writes(
+        self,
+        case_id: str,
+        moves: Moves,
+        made: list[Watcher],
+        notes: dict[str, str],
+        noted: dict[str, str | None],
+        report: Report,
+    ) -> None:
+        """Remember the address each added account was added by (a private profile hides it when read
+        back), forget it for each one removed, and report those with no account."""
+        for watcher in made:
+            noted[ACCOUNT + watcher.account] = watcher.email.strip()
+            noted[MISSING + watcher.key] = None
+        for watcher in moves.off_ticket:
+            noted[ACCOUNT + watcher.account] = None
+        added = {watcher.key for watcher in made}
+        self._report_missing(
+            case_id, [w for w in moves.to_ticket if w.key not in added], notes, noted, report
+        )
 
     def _within_limit(
         self,
