@@ -29,18 +29,18 @@ def sir_watchers(harness: Harness, case_id: str) -> set[str]:
     return {w["email"].lower() for w in harness.sir.get_case(caseId=case_id)["watchers"]}
 
 
-def harness_with_direction(harness: Harness, tmp_path: Path, system: str, direction: str) -> Harness:
-    """The harness again, over a copy of the shipped mapping whose watchers flow only ``direction``."""
+def harness_with_watchers(
+    harness: Harness, tmp_path: Path, system: str, *, direction: str = "both", enabled: bool = True
+) -> Harness:
+    """The harness again, over a copy of the shipped mapping with this ``watchers`` section."""
     target = harness.settings.jira if system == "jira" else harness.settings.servicenow
     name = "jira.yaml" if system == "jira" else "servicenow.yaml"
-    text = (
-        shipped(name)
-        .read_text(encoding="utf-8")
-        .replace("direction: both         #", f"direction: {direction} #")
-    )
-    assert f"direction: {direction} #" in text
+    shipped_section = "watchers:\n  enabled: true\n  direction: both "
+    text = shipped(name).read_text(encoding="utf-8")
+    assert shipped_section in text
+    section = f"watchers:\n  enabled: {str(enabled).lower()}\n  direction: {direction} "
     mapping = tmp_path / name
-    mapping.write_text(text, encoding="utf-8")
+    mapping.write_text(text.replace(shipped_section, section), encoding="utf-8")
     settings = make_settings(harness.sandbox, tmp_path, targets=(system,))
     changed = target.model_copy(update={"mapping": mapping})
     settings = settings.model_copy(update={system: changed, "targets": [system]})
@@ -109,7 +109,7 @@ class WatcherContract:
     def test_with_direction_outbound_a_ticket_watcher_stays_out_of_sir(
         self, harness: Harness, driver: Any, tmp_path: Path
     ) -> None:
-        harness = harness_with_direction(harness, tmp_path, self.system, "outbound")
+        harness = harness_with_watchers(harness, tmp_path, self.system, direction="outbound")
         try:
             case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
             harness.converge()
@@ -216,6 +216,21 @@ class TestJiraWatchers(WatcherContract):
         harness.sandbox.jira.configure({"watchers_unmanaged_by": []})
         harness.converge()
         assert self.ticket_watchers(driver, case_id) == {SECOPS.email}
+
+    def test_turned_off_watchers_are_neither_read_nor_written(
+        self, harness: Harness, driver: JiraDriver, tmp_path: Path
+    ) -> None:
+        harness = harness_with_watchers(harness, tmp_path, self.system, enabled=False)
+        try:
+            case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+            harness.converge()
+            harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+            harness.converge()
+            calls = harness.sandbox.jira.stats()["calls"]
+            assert not [route for route in calls if "watchers" in route or "user/search" in route], calls
+            assert self.ticket_watchers(driver, case_id) == set()
+        finally:
+            harness.runtime.close()
 
     def test_a_new_issue_is_not_asked_for_its_watchers(self, harness: Harness) -> None:
         harness.create_case(watchers=[watcher(SECOPS.email)])
