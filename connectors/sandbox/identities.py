@@ -70,8 +70,8 @@ IDENTITIES = (INTEGRATION, RESPONDER)
 
 @dataclass(frozen=True)
 class Person:
-    """Someone the systems' directories know (a Jira account, a ServiceNow ``sys_user``) without
-    credentials of their own: the people a case's watchers name."""
+    """Someone the systems' directories know (a Jira account, a ServiceNow ``sys_user``): an identity,
+    or one of the directory's people, who have no credentials and are there to be named as watchers."""
 
     email: str
     display_name: str
@@ -82,8 +82,8 @@ class Person:
     hides_email: bool = False
 
 
-# The demo's case names secops@example.com as a watcher; private@example.com hides its address in Jira.
-# nobody has an account for, say, new-hire@example.com: such a watcher has no Jira account.
+# The demo's cases name secops@example.com as a watcher; private@example.com hides its address in Jira.
+# Nobody else has an account: a watcher such as new-hire@example.com has none in Jira or ServiceNow.
 DIRECTORY = (
     Person("secops@example.com", "SecOps Team", "5b10ac8d82e05b22cc7d4f01", "secops.team"),
     Person("analyst@example.com", "Alex Analyst", "5b10ac8d82e05b22cc7d4f02", "alex.analyst"),
