@@ -36,6 +36,7 @@ from connectors.state import (
     STAGES,
     TICKET,
     TICKET_DELETED,
+    WATCHERS,
     Failure,
     Link,
     StateError,
@@ -92,9 +93,12 @@ def _log_outcome(case_id: str, system: str, outcome: Outcome) -> None:
 
 
 def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
-    """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket."""
+    """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket; a case
+    quarantined for its watchers keeps every other stage (who watches must not hold back the rest)."""
     if failure.stage in ("", TICKET, TICKET_DELETED):
         return ()
+    if failure.stage == WATCHERS:
+        return tuple(stage for stage in STAGES if stage != WATCHERS)
     return tuple(stage for stage in (COMMENTS, AGENT) if stage != failure.stage)
 
 

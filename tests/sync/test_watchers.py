@@ -232,6 +232,24 @@ class TestJiraWatchers(WatcherContract):
         finally:
             harness.runtime.close()
 
+    def test_a_case_quarantined_for_its_watchers_keeps_syncing_the_rest(
+        self, harness: Harness, driver: JiraDriver, tmp_path: Path
+    ) -> None:
+        harness.runtime.close()
+        harness = Harness(harness.sandbox, make_settings(harness.sandbox, tmp_path, quarantine_after=1))
+        try:
+            harness.sandbox.jira.configure({"watchers_unmanaged_by": [INTEGRATION.jira_user]})
+            case_id = harness.create_case("Before", watchers=[watcher(SECOPS.email)])
+            first = harness.cycle()
+            assert first.quarantined == 1 and "Manage Watchers" in " ".join(first.problems), first.problems
+            harness.sandbox.sir.aws_update_case(case_id, {"title": "After"})
+            later = harness.cycle()
+            assert later.errors == 0, later.problems
+            assert harness.issue_for(case_id).fields.summary == "After"
+            assert self.ticket_watchers(driver, case_id) == set()
+        finally:
+            harness.runtime.close()
+
     def test_a_new_issue_is_not_asked_for_its_watchers(self, harness: Harness) -> None:
         harness.create_case(watchers=[watcher(SECOPS.email)])
         harness.cycle()
