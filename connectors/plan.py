@@ -394,6 +394,9 @@ class PlannedSource(CaseSource):
     def watchers(self, case: Case) -> list[Watcher]:
         return self.real.watchers(case)
 
+    def takes_watcher(self, email: str) -> bool:
+        return self.real.takes_watcher(email)
+
     def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
         before = self.get_case(case_id)
         changes = [f"+{w.email}" for w in add] + [f"-{w.email}" for w in remove]

@@ -102,6 +102,10 @@ class CaseSource(ABC):
     @abstractmethod
     def update_case(self, case_id: str, fields: dict[str, str]) -> None: ...
 
+    def takes_watcher(self, email: str) -> bool:
+        """Whether the source takes this address as a watcher's."""
+        return "@" in email
+
     @abstractmethod
     def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
         """Add and remove watchers in one write (safe to repeat: a watcher set again is no change)."""

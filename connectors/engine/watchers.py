@@ -24,7 +24,7 @@ from connectors.target import TargetAdapter
 BASELINE = "@watchers"
 # note keys: the address sirsync added an account by (a private profile hides it when read back), and
 # what was reported already
-ACCOUNT, MISSING, HIDDEN, OVER_LIMIT = "account:", "missing:", "hidden:", "limit:"
+ACCOUNT, MISSING, HIDDEN, OVER_LIMIT, INVALID = "account:", "missing:", "hidden:", "limit:", "invalid:"
 
 
 def _joined(keys: set[str]) -> str:
@@ -89,6 +89,7 @@ class WatcherSync:
             self._report_hidden(case_id, ticket, hidden, notes, noted, report)
         base = self.state.baselines(case_id, system).get(BASELINE)
         moves = self._compare(base, in_sir, in_ticket, sir_open=not case.closed)
+        moves.to_sir = self._taken(case_id, ticket, moves.to_sir, notes, noted, report)
         moves.to_sir = self._within_limit(
             case_id, moves.to_sir, len(in_sir) - len(moves.off_sir), notes, noted, report
         )
@@ -181,6 +182,27 @@ class WatcherSync:
         self._report_missing(
             case_id, [w for w in moves.to_ticket if w.key not in added], notes, noted, report
         )
+
+    def _taken(
+        self,
+        case_id: str,
+        ticket: Ticket,
+        adding: list[Watcher],
+        notes: dict[str, str],
+        noted: dict[str, str | None],
+        report: Report,
+    ) -> list[Watcher]:
+        """The additions whose address SIR takes; the rest reported once (a watch list may hold any text)."""
+        refused = [w for w in adding if not self.sir.takes_watcher(w.email)]
+        for watcher in refused:
+            key = INVALID + watcher.key
+            noted[key] = "reported"
+            if key not in notes:
+                report.warnings.append(
+                    f"case {case_id}: {watcher.email!r} watches {ticket.key} but is not an email address "
+                    f"SIR takes, so it is not added to the case; correct it in {self.target.display_name}"
+                )
+        return [w for w in adding if w not in refused]
 
     def _within_limit(
         self,

@@ -34,7 +34,7 @@ from connectors.model import Case, Comment, Investigation, Watcher
 from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, one_line, tagged
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
-from connectors.sir.schema import max_length
+from connectors.sir.schema import max_length, watcher_email
 from connectors.source import CLOSED, OPTIONAL_ACTIONS, CasePage, CaseSource, CaseSummary
 
 T = TypeVar("T")
@@ -397,6 +397,11 @@ class SirAdapter(CaseSource):
             for raw in listed
             if isinstance(raw, dict) and raw.get("email")
         ]
+
+    def takes_watcher(self, email: str) -> bool:
+        shortest, longest, pattern = watcher_email()
+        address = email.strip()
+        return shortest <= len(address) <= longest and pattern.fullmatch(address) is not None
 
     def change_watchers(self, case_id: str, add: list[Watcher], remove: list[Watcher]) -> None:
         """One UpdateCase; adding a watcher the case has, or removing one it lacks, changes nothing."""

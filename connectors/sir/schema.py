@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -39,3 +40,10 @@ def max_length(operation: str, member: str) -> int | None:
     shape = service_model().operation_model(operation).input_shape.members[member]
     value = shape.metadata.get("max")
     return int(value) if value is not None else None
+
+
+@cache
+def watcher_email() -> tuple[int, int, re.Pattern[str]]:
+    """The shortest and longest watcher address SIR takes, and its pattern."""
+    email = service_model().shape_for("Watcher").members["email"].metadata
+    return int(email.get("min", 0)), int(email.get("max", 254)), re.compile(email.get("pattern", ".*"))

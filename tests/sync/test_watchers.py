@@ -312,6 +312,21 @@ class TestServiceNowWatchers(WatcherContract):
             assert later.errors == 0 and not later.warnings, later.warnings
         assert len(sir_watchers(harness, case_id)) == 30
 
+    def test_an_address_sir_does_not_take_is_reported_once_and_stays_in_the_watch_list(
+        self, harness: Harness, driver: ServiceNowDriver
+    ) -> None:
+        case_id = harness.create_case()
+        harness.converge()
+        driver.patch(case_id, {"watch_list": f"a@b,{ANALYST.servicenow_user}"})
+        first = harness.cycle()
+        assert first.errors == 0 and len(first.warnings) == 1 and "'a@b'" in first.warnings[0], first.warnings
+        assert sir_watchers(harness, case_id) == {ANALYST.email}
+        for number in range(2):
+            harness.sandbox.sir.aws_update_case(case_id, {"title": f"Suspicious login {number}"})
+            later = harness.cycle()
+            assert later.errors == 0 and not later.warnings, later.warnings
+        assert "a@b" in driver.record(case_id)["watch_list"].split(",")
+
     def test_a_responder_added_by_address_reaches_sir(
         self, harness: Harness, driver: ServiceNowDriver
     ) -> None:
