@@ -56,6 +56,7 @@ JOURNAL_FIX = (
 WATCH_LIST = "watch_list"  # a list of sys_user sys_ids, and addresses of people without an account
 USER_TABLE = "sys_user"
 _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+_QUERY_BREAKERS = frozenset("^,=")
 RECENT = 20  # records preflight looks at for a journal that sys_journal_field hides
 
 
@@ -604,7 +605,8 @@ class ServiceNowAdapter(TargetAdapter):
                 f"ServiceNow {self.table} {ticket.key}: the {WATCH_LIST} field cannot be read; give "
                 f"SIRSYNC_SERVICENOW__USER read access to it, or set watchers.enabled: false in the mapping"
             )
-        users = self._users(f"sys_idIN{','.join(ref for ref in ticket.watcher_refs if _SYS_ID.match(ref))}")
+        ids = [ref for ref in ticket.watcher_refs if _SYS_ID.match(ref)]
+        users = self._users(f"sys_idIN{','.join(ids)}") if ids else {}
         found = []
         for ref in ticket.watcher_refs:
             user = users.get(ref)
@@ -616,9 +618,7 @@ class ServiceNowAdapter(TargetAdapter):
         return found
 
     def _users(self, query: str) -> dict[str, dict[str, str]]:
-        """``sys_user`` rows by sys_id (none asked for an empty ``...IN``)."""
-        if query.endswith("IN") or query.endswith("="):
-            return {}
+        """The ``sys_user`` rows an encoded query matches, by sys_id."""
         fields = ("sys_id", "email", "name", "user_name")
         rows = self._query(USER_TABLE, query, fields)
         return {_value(row.get("sys_id")): {name: _value(row.get(name)) for name in fields} for row in rows}
@@ -632,7 +632,9 @@ class ServiceNowAdapter(TargetAdapter):
         kept = [ref for ref in ticket.watcher_refs or () if ref not in gone and ref.casefold() not in gone]
         added = []
         for watcher in add:
-            users = self._users(f"email={watcher.email.strip()}") if watcher.email.strip() else {}
+            email = watcher.email.strip()
+            # (an address that would break the encoded query is kept as an address)
+            users = self._users(f"email={email}") if email and not _QUERY_BREAKERS & set(email) else {}
             account = next(iter(sorted(users)), "")
             added.append(Watcher(watcher.email, watcher.name, account, watcher.job_title))
         refs = list(dict.fromkeys([*kept, *(w.account or w.email.strip() for w in added)]))
