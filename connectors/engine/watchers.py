@@ -22,6 +22,7 @@ from connectors.state import WATCHER_NOTES, Baseline, StateStore
 from connectors.target import TargetAdapter
 
 BASELINE = "@watchers"
+NOBODY = Baseline("", "")
 # note keys: the address sirsync added an account by (a private profile hides it when read back), and
 # what was reported already
 ACCOUNT, MISSING, HIDDEN, OVER_LIMIT, INVALID = "account:", "missing:", "hidden:", "limit:", "invalid:"
@@ -116,7 +117,7 @@ class WatcherSync:
 
         settled = Baseline(_joined(sir_keys), _joined(ticket_keys))
         with self.state.transaction():
-            if settled != base:
+            if settled != (base or NOBODY):  # no baseline stands for nobody on either side
                 self.state.save_baseline(case_id, system, BASELINE, settled)
             for key, value in noted.items():
                 if not key.endswith(":") and notes.get(key) != value:
