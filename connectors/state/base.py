@@ -20,6 +20,10 @@ from connectors.errors import CaseError
 CREATING = "creating"  # a create was intended and may have happened: look before creating again
 LINKED = "linked"
 SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync first saw it)
+#: the ticket was deleted or moved out of the project or table: the case is no longer synced with that
+#: target (the ticket's id and key are kept, the reason is in the action log) until an operator runs
+#: ``sirsync retry CASE --target T --recreate``
+GONE = "gone"
 
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
