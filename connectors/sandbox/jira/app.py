@@ -234,6 +234,18 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
 
     # --- routes ----------------------------------------------------------------------------------------
 
+    def control_routes(self) -> Iterable[tuple[str, str, Handler]]:
+        return [("POST", "/_sandbox/move", self._post_move)]
+
+    def _post_move(self, request: Request) -> Response:
+        """``{"issue": "SEC-1", "project": "OPS"}``: :meth:`move_issue`, over HTTP."""
+        data = body_of(request)
+        issue, project = data.get("issue"), data.get("project")
+        if not isinstance(issue, str) or not isinstance(project, str):
+            raise jira_error(400, ['give "issue" (a key or id) and "project" (a project key)'])
+        new_key = self.move_issue(issue, project)
+        return Response(200, {"key": new_key, "project": project, "moved_from": issue})
+
     def routes(self) -> Iterable[tuple[str, str, Handler]]:
         search_routes: list[tuple[str, str, Handler]] = []
         for version in ("2", "3"):
