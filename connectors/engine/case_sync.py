@@ -349,7 +349,7 @@ class CaseSync:
         report.warnings.append(
             f"case {case_id} ({self.system}): the ticket {key} was {reason}; {effect}{unnoted}"
         )
-        log.warning(
+        log.info(
             "case %s (%s): the ticket %s was %s",
             case_id,
             self.system,
