@@ -122,6 +122,10 @@ def test_a_deleted_issue_is_noted_once_in_sir_and_its_case_is_left_alone(harness
     (gone,) = [link for link in snapshot["links"] if link["state"] == GONE]
     assert (gone["case_id"], gone["ticket_key"], gone["gone"]) == (case_id, key, "deleted")
     assert cli(harness.sandbox, state, "status", "--exit-code").returncode == 0
+    history = cli(harness.sandbox, state, "history", case_id).stdout.splitlines()
+    (gone_line,) = [line for line in history if "ticket_gone" in line]
+    assert gone_line.split()[1:4] == ["jira", "SIR", "ticket_gone"], gone_line
+    assert f"ticket={key}" in gone_line and "reason=deleted" in gone_line
 
 
 def test_an_issue_moved_to_another_project_is_gone_with_its_new_key_in_the_note(harness: Harness) -> None:
