@@ -307,8 +307,8 @@ def _release_one(state: StateStore, failure: Failure, out: Echo) -> None:
     line = f"released case {failure.case_id} ({failure.target}): the next cycle syncs it again"
     if failure.retry_command.endswith("--recreate"):
         line += (
-            f"; its ticket was deleted, so it will be quarantined again: `{failure.retry_command}` "
-            "makes a new one"
+            "; its ticket was deleted, so that cycle notes it in the SIR case and stops syncing the case "
+            f"with {failure.target}: `{failure.retry_command}` makes a new ticket instead"
         )
     out(line)
 

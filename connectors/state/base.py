@@ -28,7 +28,10 @@ GONE = "gone"
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
 STAGES = (TICKET, FIELDS, STATUS, COMMENTS, AGENT)
-TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
+#: the ticket stage's failure when the ticket was gone from the target: earlier versions quarantined a
+#: case on it (a link is now marked :data:`GONE` instead); such failures are still released by
+#: ``sirsync retry CASE --target T --recreate``
+TICKET_DELETED = "ticket-deleted"
 
 
 class StateError(Exception):

@@ -82,6 +82,41 @@ def test_a_case_quarantined_for_a_deleted_ticket_by_an_earlier_version_still_nam
     assert new_key != key
 
 
+def test_releasing_an_earlier_versions_ticket_deleted_quarantine_leaves_the_link_gone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id = new_case(sandbox, "Released by an operator")
+    assert sync_process(sandbox, state).returncode == 0
+    key = issue_keys(sandbox)[case_id]
+    jira_client(sandbox, RESPONDER).issue(key).delete()
+    store = SqliteStateStore(state)
+    store.record_failure(
+        case_id, "jira", f"Jira GET issue/{key}: HTTP 404", quarantine_after=1, stage=TICKET_DELETED
+    )
+    store.close()
+
+    released = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "retry", case_id],
+        env=sirsync_environment(sandbox, state),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert released.returncode == 0, released.stderr
+    assert "stops syncing the case with jira" in released.stdout
+    assert f"`sirsync retry {case_id} --target jira --recreate` makes a new ticket instead" in released.stdout
+    assert sync_process(sandbox, state).returncode == 0
+    store = SqliteStateStore(state)
+    try:
+        link = store.link(case_id, "jira")
+        assert link is not None and (link.state, link.ticket_key) == ("gone", key)
+        assert store.failures() == []
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def slow_jira(sandbox: Sandbox) -> Iterator[None]:
     sandbox.jira.latency_ms = 40  # long enough for a signal to land between two cases
