@@ -31,7 +31,8 @@ NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
 
 
 class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHandlers):
-    """Jira Cloud (REST v2) with one project, ``SEC``, a configurable workflow and a lagging search.
+    """Jira Cloud (REST v2) with one project, ``SEC``, a configurable workflow and a lagging search; and
+    a second project, ``OPS``, that issues can be moved to (:meth:`move_issue`, ``POST /_sandbox/move``).
 
     Switches (``POST /_sandbox/config`` or :meth:`configure`): ``workflow`` (see
     :mod:`connectors.sandbox.jira.workflow` for the format), ``search_lag_seconds`` (default 0),
