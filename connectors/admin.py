@@ -291,6 +291,13 @@ def _release(state: StateStore, case_id: str, target: str | None, out: Echo, err
                 f"({failure.count} failing cycle(s) so far): it is retried every cycle anyway, so there is "
                 "nothing to release. `sirsync status` shows why it fails."
             )
+    elif gone := [link for name in targets if (link := state.link(case_id, name)) and link.state == GONE]:
+        for link in gone:
+            err(
+                f"sirsync: case {case_id} ({link.target}) is not quarantined: its ticket {link.ticket_key} "
+                f"was {_gone_reason(state, link)}, so it is not synced with {link.target} any more; "
+                f"`sirsync retry {case_id} --target {link.target} --recreate` makes a new ticket"
+            )
     elif any(state.link(case_id, name) for name in targets):
         err(
             f"sirsync: case {case_id}{where} is not quarantined: it syncs whenever it changes, so there is "

@@ -183,6 +183,12 @@ def test_retry_recreate_on_a_gone_link_makes_the_next_cycle_create_a_ticket(harn
     assert link_state(harness, case_id)[0] == GONE
 
     state = harness.settings.state_path
+    released = cli(harness.sandbox, state, "retry", case_id)  # a release is not what it needs: it says so
+    assert released.returncode == 1 and released.stdout == ""
+    assert released.stderr == (
+        f"sirsync: case {case_id} (jira) is not quarantined: its ticket {key} was deleted, so it is not "
+        f"synced with jira any more; `sirsync retry {case_id} --target jira --recreate` makes a new ticket\n"
+    )
     recreated = cli(harness.sandbox, state, "retry", case_id, "--target", "jira", "--recreate")
     assert recreated.returncode == 0, recreated.stderr
     assert recreated.stdout == (
