@@ -21,6 +21,9 @@ from connectors.state import GONE, LINKED, SqliteStateStore
 from tests.sync.conftest import Harness, sirsync_environment, sync_process
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
 from tests.sync.test_crash import new_case
+from tests.sync.test_serve import WITHIN, Server, linked_case, serve, servers, sir_comment_bodies
+
+__all__ = ["servers"]  # the fixture, shared with the serve tests
 
 ISSUE_READ = "GET /rest/api/2/issue/{issue}"
 
@@ -312,6 +315,40 @@ def test_a_closed_case_gets_no_note_and_the_log_says_why(harness: Harness) -> No
     assert notes(harness, case_id) == []
     (logged,) = gone_actions(harness, case_id)
     assert logged["note"] == "not posted: the case is closed in SIR, which takes no comments"
+
+
+def test_a_jira_issue_deleted_webhook_notes_the_case_without_waiting_for_a_cycle(
+    sandbox: Sandbox, tmp_path: Path, servers: list[Server]
+) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id, key = linked_case(sandbox, state, "Deleted while served")
+    server = serve(servers, sandbox, state)
+    issue = sandbox.jira.issue(key)
+    requests.delete(
+        f"{sandbox.jira_url}/rest/api/2/issue/{key}",
+        auth=(RESPONDER.jira_user, RESPONDER.jira_token),
+        timeout=10,
+    ).raise_for_status()
+
+    answer = server.jira_webhook(
+        {
+            "webhookEvent": "jira:issue_deleted",
+            "user": {"accountId": RESPONDER.jira_account_id},
+            "issue": {"id": issue["id"], "key": key, "fields": {"labels": issue["fields"]["labels"]}},
+        }
+    )
+
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["cases"] == [case_id]
+    server.wait_for(
+        "the note in SIR",
+        lambda: any(
+            f"The Jira ticket {key} linked to this case was deleted" in body
+            for body in sir_comment_bodies(sandbox, case_id)
+        ),
+        timeout=WITHIN,
+    )
+    assert not any(line.startswith("cycle ") for line in server.stdout), server.output()
 
 
 # --- ServiceNow ------------------------------------------------------------------------------------
