@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from connectors.crashpoints import crash_point
 from connectors.engine.report import Report
 from connectors.mapping import Mapping
 from connectors.model import Case, Ticket, Watcher
@@ -115,6 +116,8 @@ class WatcherSync:
             report.sir_writes += 1
             wrote = True
 
+        if wrote:
+            crash_point("watchers_written")  # written on either side, not recorded yet
         settled = Baseline(_joined(sir_keys), _joined(ticket_keys))
         with self.state.transaction():
             if settled != (base or NOBODY):  # no baseline stands for nobody on either side

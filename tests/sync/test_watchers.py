@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from connectors.crashpoints import EXIT_CODE
 from connectors.history import show_history
 from connectors.mappings import shipped
 from connectors.sandbox.identities import DIRECTORY, INTEGRATION, RESPONDER, Person
-from tests.sync.conftest import Harness, make_settings, write_counts
+from tests.sync.conftest import Harness, make_settings, sync_process, write_counts
 from tests.sync.drivers import JiraDriver, ServiceNowDriver
 
 SECOPS, ANALYST, PRIVATE = DIRECTORY
@@ -249,6 +250,31 @@ class TestJiraWatchers(WatcherContract):
             assert self.ticket_watchers(driver, case_id) == set()
         finally:
             harness.runtime.close()
+
+    def test_a_kill_between_watcher_writes_and_their_record_repeats_nothing(
+        self, harness: Harness, driver: JiraDriver, tmp_path: Path
+    ) -> None:
+        state = tmp_path / "crash.sqlite"
+
+        def run(crash_at: str | None = None) -> int:
+            result = sync_process(harness.sandbox, state, crash_at)
+            assert result.returncode in (0, EXIT_CODE), result.stderr
+            return result.returncode
+
+        case_id = harness.create_case(watchers=[watcher(SECOPS.email)])
+        assert run("watchers_written") == EXIT_CODE  # the issue was created and SecOps added
+        assert run() == 0 and run() == 0
+        self.watch(driver, case_id, ANALYST)
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Suspicious login, looked at"})
+        assert run("watchers_written") == EXIT_CODE  # Alex added to the case
+        assert run() == 0
+        before = write_counts(harness.sandbox)
+        assert run() == 0
+        assert write_counts(harness.sandbox) == before
+        assert sir_watchers(harness, case_id) == {SECOPS.email, ANALYST.email}
+        assert self.ticket_watchers(driver, case_id) == {SECOPS.email, ANALYST.email}
+        calls = harness.sandbox.jira.stats()["calls"]
+        assert calls["POST /rest/api/2/issue/{issue}/watchers"] == 1 + 1  # SecOps by sirsync, Alex by hand
 
     def test_a_new_issue_is_not_asked_for_its_watchers(self, harness: Harness) -> None:
         harness.create_case(watchers=[watcher(SECOPS.email)])
