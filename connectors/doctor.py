@@ -41,6 +41,7 @@ CHECKED = {
     "values": "every priority and resolution the mapping names exists",
     "fields": "every field the mapping names is on the create and edit screens, with its values",
     "comments": "comments can be posted with the mapping's visibility",
+    "watchers": "the user may add watchers and find accounts by address",
     "time zone": "JQL dates are written in the user's time zone",
     "table": "the table exists and the user may read it",
     "choices": "every choice value the mapping names is in sys_choice",

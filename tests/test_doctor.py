@@ -286,3 +286,19 @@ def test_a_default_category_the_instance_lacks_fails_the_choices_row(
     assert code == 1
     assert results(rows, "fail") == {("ServiceNow", "choices")}, text
     assert "did you mean 'network' (Network)?" in rows["ServiceNow", "choices"]["detail"]
+
+
+def test_a_jira_user_without_manage_watchers_warns_on_the_watchers_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.jira.configure({"watchers_unmanaged_by": [INTEGRATION.jira_user]})
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira")
+    assert code == 0, text  # a warning: the rest of the sync works
+    assert results(rows, "warn") == {("Jira", "watchers")}, text
+    row = rows["Jira", "watchers"]
+    assert "Manage Watchers" in row["detail"] and "watchers.enabled" in row["fix"]
+    assert "jira.yaml:" in row["fix"]
+
+    sandbox.jira.configure({"watchers_unmanaged_by": []})
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira")
+    assert results(rows, "pass") == set(rows), text

@@ -71,6 +71,7 @@ COMMENT_FIELD = "comment"  # read with a ticket where its comments are wanted to
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
+WATCHER_PERMISSIONS = "MANAGE_WATCHERS,USER_PICKER"  # to add others as watchers, to find them by address
 FIND_CHUNK = 50  # case labels per cross-reference search
 SERVER_INFO = "/rest/api/2/serverInfo"
 URL_SETTING = "SIRSYNC_JIRA__URL"
@@ -125,6 +126,7 @@ class JiraAdapter(TargetAdapter):
         "values",
         "fields",
         "comments",
+        "watchers",
         "time zone",
     )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
@@ -421,7 +423,37 @@ class JiraAdapter(TargetAdapter):
         found += tagged(checks.fields(mapping, project, issue_type), "fields")
         self._project_type = str(project.get("projectTypeKey") or "")
         found += tagged(checks.visibility(mapping, project), "comments")
+        found += tagged(self._watcher_permissions(mapping, site), "watchers")
         return found
+
+    def _watcher_permissions(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """Mirrored watchers need Manage Watchers in the project (to add others) and Browse users and
+        groups (to find an account by address); without them the watcher stage fails, so say it now."""
+        if not mapping.spec.watchers.enabled or mapping.spec.watchers.direction == "inbound":
+            return []
+        try:
+            answer = self._get(
+                "mypermissions", {"projectKey": self.project, "permissions": WATCHER_PERMISSIONS}
+            )
+        except SyncError:  # not known: the watcher stage says it, if it comes to that
+            return []
+        held = answer.get("permissions") if isinstance(answer, dict) else None
+        lacking = [
+            str(value.get("name") or key)
+            for key, value in (held.items() if isinstance(held, dict) else ())
+            if isinstance(value, dict) and value.get("havePermission") is False
+        ]
+        if not lacking:
+            return []
+        message = (
+            f"the Jira user lacks {' and '.join(lacking)} in project {self.project}: SIR's watchers cannot "
+            "be added to issues"
+        )
+        fix = (
+            f"grant the Jira user {' and '.join(lacking)}, or set watchers.enabled: false "
+            f"({mapping.at(('watchers', 'enabled'))})"
+        )
+        return [Problem("Jira", message, fix, site, WARNING)]
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
         """Where the user may read the workflow: each status the mapping moves tickets to can be

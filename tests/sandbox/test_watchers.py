@@ -85,6 +85,22 @@ def test_without_manage_watchers_a_user_may_watch_only_themselves(sandbox: Sandb
     assert watchers_of(sandbox, issue.key)["watchCount"] == 0
 
 
+def test_my_permissions_says_who_may_manage_watchers(sandbox: Sandbox, jira: JIRA) -> None:
+    held = jira.my_permissions(projectKey="SEC", permissions="MANAGE_WATCHERS,USER_PICKER")["permissions"]
+    assert held["MANAGE_WATCHERS"]["havePermission"] is True and held["USER_PICKER"]["name"]
+    sandbox.jira.configure({"watchers_unmanaged_by": [INTEGRATION.jira_user]})
+    held = jira.my_permissions(projectKey="SEC", permissions="MANAGE_WATCHERS")["permissions"]
+    assert held["MANAGE_WATCHERS"]["havePermission"] is False
+    for asked in ("", "MANAGE_WATCHER"):
+        response = requests.get(
+            f"{sandbox.jira_url}/rest/api/2/mypermissions",
+            params={"permissions": asked},
+            auth=AUTH,
+            timeout=10,
+        )
+        assert response.status_code == 400
+
+
 def test_user_search_finds_a_private_address_without_showing_it(jira: JIRA, sandbox: Sandbox) -> None:
     (found,) = jira.search_users(query=PRIVATE.email)
     assert found.accountId == PRIVATE.jira_account_id and found.displayName == PRIVATE.display_name

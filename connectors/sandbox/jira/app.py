@@ -288,6 +288,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             ("GET", f"{API}/comment/{{comment}}/properties/{{key}}", self.get_comment_property),
             ("PUT", f"{API}/comment/{{comment}}/properties/{{key}}", self.put_comment_property),
             ("DELETE", f"{API}/comment/{{comment}}/properties/{{key}}", self.delete_comment_property),
+            ("GET", f"{API}/mypermissions", self.my_permissions),
             ("GET", f"{API}/issue/{{issue}}/watchers", self.get_watchers),
             ("POST", f"{API}/issue/{{issue}}/watchers", self.add_watcher),
             ("DELETE", f"{API}/issue/{{issue}}/watchers", self.remove_watcher),

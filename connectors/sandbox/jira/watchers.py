@@ -18,6 +18,16 @@ from connectors.sandbox.jira.records import Issue
 
 USER_NOT_FOUND = "The user does not exist."
 NO_MANAGE_WATCHERS = "You do not have the permission to manage the watcher list."
+# the permissions GET /mypermissions answers about: key -> (id, name, type)
+PERMISSIONS = {
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "PROJECT"),
+    "CREATE_ISSUES": ("11", "Create Issues", "PROJECT"),
+    "EDIT_ISSUES": ("12", "Edit Issues", "PROJECT"),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "PROJECT"),
+    "ADD_COMMENTS": ("15", "Add Comments", "PROJECT"),
+    "MANAGE_WATCHERS": ("32", "Manage Watchers", "PROJECT"),
+    "USER_PICKER": ("27", "Browse users and groups", "GLOBAL"),
+}
 
 
 def person_by_account(account_id: str) -> Person | None:
@@ -69,6 +79,33 @@ class WatcherHandlers(JiraCore):
         unmanaged = {email.casefold() for email in self.watchers_unmanaged_by}
         if account != caller.jira_account_id and caller.jira_user.casefold() in unmanaged:
             raise jira_error(403, [NO_MANAGE_WATCHERS])
+
+    def my_permissions(self, request: Request) -> Response:
+        """``GET /mypermissions``: whether the caller has each permission ``permissions`` names (required, as
+        on Jira Cloud). Everyone has them all, but Manage Watchers for ``watchers_unmanaged_by``."""
+        keys = [key.strip() for key in (request.arg("permissions") or "").split(",") if key.strip()]
+        unknown = [key for key in keys if key not in PERMISSIONS]
+        if not keys or unknown:
+            raise jira_error(
+                400, [f"Invalid permission keys: {unknown}" if unknown else "permissions is required"]
+            )
+        unmanaged = {email.casefold() for email in self.watchers_unmanaged_by}
+        lacks = {"MANAGE_WATCHERS"} if request.caller.jira_user.casefold() in unmanaged else set()
+        return Response(
+            200,
+            {
+                "permissions": {
+                    key: {
+                        "id": PERMISSIONS[key][0],
+                        "key": key,
+                        "name": PERMISSIONS[key][1],
+                        "type": PERMISSIONS[key][2],
+                        "havePermission": key not in lacks,
+                    }
+                    for key in keys
+                }
+            },
+        )
 
     def get_watchers(self, request: Request) -> Response:
         issue = self._issue_of(request)
