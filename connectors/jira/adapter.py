@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -678,6 +679,32 @@ class JiraAdapter(TargetAdapter):
 
     def get_ticket(self, key: str) -> Ticket:
         return self._ticket(self._get(f"issue/{key}", {"fields": self._read_with_comments}))
+
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        """One search: issues of the project matching ``query`` without the sync label (an issue with
+        no labels at all included: ``labels != x`` alone leaves those out)."""
+        jql = (
+            f'project = "{self.project}" AND ({query}) AND (labels IS EMPTY OR labels != "{SYNC_LABEL}") '
+            "ORDER BY created ASC"
+        )
+        wanted = {key: self._field(key) for key in fields}
+        read = ",".join(dict.fromkeys([*self._read_fields.split(","), *(f.id for f in wanted.values())]))
+        found = []
+        for raw in self._search(jql, read):
+            ticket = self._ticket(raw)
+            values = raw.get("fields", {})
+            extra = {key: from_jira(f, values.get(f.id), self._email_of) for key, f in wanted.items()}
+            found.append(replace(ticket, fields={**ticket.fields, **extra}))
+        return found
+
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        """The issue property first, then the labels that make the issue found (and no longer taken for
+        one without a case): a crash between the two leaves an issue that is looked at again."""
+        value = {"caseId": case_id, "caseArn": case_arn}
+        self._send("PUT", f"issue/{ticket.key}/properties/{PROPERTY_KEY}", value)
+        wanted = {*labels, SYNC_LABEL, case_label(case_id)} - set(ticket.labels)
+        if wanted:
+            self.update_ticket(ticket, {}, wanted, set())
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""

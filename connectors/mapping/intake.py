@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from connectors.sir import schema
@@ -33,7 +34,7 @@ def _member(name: str) -> Any:
 
 def allowed_values(name: str) -> tuple[str, ...]:
     """The values SIR accepts for an enum field of CreateCase (empty for other fields)."""
-    return tuple(_member(name).enum or ())
+    return tuple(_member(name).metadata.get("enum") or ())
 
 
 def parse_value(name: str, text: str) -> tuple[str | list[str] | None, str]:
@@ -128,7 +129,7 @@ class CaseFromTicketMap:
                     Missing(
                         name,
                         f"{name}: no value; {how}, or ask the sirsync admin to set "
-                        f"case_from_ticket.defaults.{name} in {self.path}",
+                        f"case_from_ticket.defaults.{name} in {Path(self.path).name}",
                     )
                 )
                 continue

@@ -419,6 +419,19 @@ class ServiceNowAdapter(TargetAdapter):
             partial=True,
         )
 
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        """Records matching ``query`` with no correlation_id yet: a query of its own, paged as every one."""
+        read = tuple(dict.fromkeys([*self._READ_FIELDS, *fields]))
+        rows = self._query(
+            self.table, f"{query}^correlation_idISEMPTY^ORDERBYsys_created_on", read, display_value="all"
+        )
+        return [self._ticket(raw) for raw in rows]
+
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        self._write(
+            "PATCH", ticket.id, {"correlation_id": case_id, "correlation_display": CORRELATION_DISPLAY}
+        )
+
     def get_ticket(self, key: str) -> Ticket:
         """The ticket by its number (INC0010001), as the link records it."""
         found = self._read(f"number={key}")
