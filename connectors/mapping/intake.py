@@ -68,7 +68,7 @@ def parse_value(name: str, text: str) -> tuple[str | list[str] | None, str]:
         when = parse_date(text)
         if when is None:
             return None, f"{text!r} is not a date (YYYY-MM-DD, or a date and time)"
-        return when.isoformat(), ""
+        return when.astimezone(UTC).isoformat(), ""
     limit = int(_member(name).metadata.get("max", 0)) or None
     if name == "title":
         text = " ".join(text.split())

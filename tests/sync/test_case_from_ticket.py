@@ -4,6 +4,8 @@ the pair then syncs as any other. Over the real clients against the sandbox."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from jira import JIRA
 
 from connectors.crashpoints import EXIT_CODE
 from connectors.engine import Report
+from connectors.jira.markup import readable
 from connectors.runtime import Runtime, build_runtime
 from connectors.sandbox.clients import jira_client, servicenow_client, sir_client, sync_settings
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
@@ -23,7 +26,7 @@ from tests.sync.conftest import sync_process, write_counts
 
 JIRA_FILTER = 'issuetype = "Security Incident"'
 SERVICENOW_FILTER = "impact=1"
-SEARCH = {"jira": "GET /rest/api/2/search/jql", "servicenow": "GET /api/now/table/incident"}
+SEARCH = {"jira": "GET /rest/api/2/search/jql", "servicenow": "GET /api/now/table/{table}"}
 
 
 def intake_mapping(tmp_path: Path, system: str, *, enabled: bool = True, **replace: str) -> Path:
@@ -85,7 +88,11 @@ class Intake:
             if description:
                 fields["description"] = description
             return str(self.jira.create_issue(fields=fields).key)
-        payload = {"short_description": summary, "description": description, "impact": "1" if matching else "3"}
+        payload = {
+            "short_description": summary,
+            "description": description,
+            "impact": "1" if matching else "3",
+        }
         resource = self.snow.resource(api_path="/table/incident")
         return str(resource.create(payload=payload).one()["number"])
 
@@ -103,7 +110,7 @@ class Intake:
 
     def comments(self, key: str) -> list[str]:
         if self.system == "jira":
-            return [comment.body for comment in self.jira.comments(key)]
+            return [readable(comment.body) for comment in self.jira.comments(key)]
         return [entry["value"] for entry in self.sandbox.servicenow.journal(self.record(key)["sys_id"])]
 
     def responder_comment(self, key: str, text: str) -> None:
@@ -116,7 +123,9 @@ class Intake:
         """The case the ticket names, as the regular sync finds it."""
         if self.system == "jira":
             labels = self.sandbox.jira.issue(key)["fields"]["labels"]
-            named = [label.removeprefix("sirsync-case-") for label in labels if label.startswith("sirsync-case-")]
+            named = [
+                label.removeprefix("sirsync-case-") for label in labels if label.startswith("sirsync-case-")
+            ]
             assert len(named) <= 1 and ("sirsync" in labels) == bool(named), labels
             return named[0] if named else None
         record = self.record(key)
@@ -174,3 +183,193 @@ def test_a_matching_ticket_opens_one_case_with_its_fields_and_the_ticket_names_i
         again = intake.cycle()
         assert again.errors == 0 and again.writes == 0, again.line()
     assert len(sir_cases(intake.sandbox)) == 1 and intake.tickets() == 1
+
+
+def test_a_ticket_outside_the_filter_opens_nothing(intake: Intake) -> None:
+    key = intake.file("Printer jammed", matching=False)
+    for _ in range(2):
+        report = intake.cycle()
+        assert report.errors == 0 and report.writes == 0, report.line()
+    assert sir_cases(intake.sandbox) == [] and intake.comments(key) == []
+    assert intake.cross_reference(key) is None
+
+
+def calls(sandbox: Sandbox) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for app in sandbox.apps:
+        counted.update(app.stats()["calls"])
+    return counted
+
+
+def test_the_shipped_mapping_opens_no_case_and_searches_only_for_changes(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None, system: str
+) -> None:
+    shipped = Intake(sandbox, tmp_path, system, None)  # the shipped mapping: case_from_ticket disabled
+    try:
+        key = shipped.file("Crypto miner on build host")
+        shipped.cycle()
+        before = calls(sandbox)
+        report = shipped.cycle()
+        spent = calls(sandbox) - before
+        assert report.errors == 0 and report.writes == 0, report.line()
+        assert spent[SEARCH[system]] == 1  # the change search alone
+        assert sir_cases(sandbox) == [] and shipped.comments(key) == []
+    finally:
+        shipped.close()
+
+
+def test_an_idle_cycle_with_intake_costs_one_search_more_and_writes_nothing(intake: Intake) -> None:
+    intake.file("Crypto miner on build host")
+    intake.cycle()
+    intake.cycle()
+    before, written = calls(intake.sandbox), write_counts(intake.sandbox)
+    report = intake.cycle()
+    spent = calls(intake.sandbox) - before
+    assert report.errors == 0 and report.writes == 0, report.line()
+    assert spent[SEARCH[intake.system]] == 2, spent  # the change search, and the one for new tickets
+    assert write_counts(intake.sandbox) == written
+
+
+def test_a_ticket_without_a_description_is_told_once_and_opens_its_case_once_filled_in(
+    intake: Intake,
+) -> None:
+    key = intake.file("Strange outbound traffic", description="")
+    for _ in range(3):
+        report = intake.cycle()
+        assert report.errors == 0, report.problems
+    [told] = intake.comments(key)
+    assert "cannot open an AWS Security Incident Response case" in told
+    assert "description: no value; fill in the ticket's description field" in told
+    assert "case_from_ticket.defaults.description" in told
+    assert sir_cases(intake.sandbox) == [] and intake.cross_reference(key) is None
+
+    intake.edit(key, description="443 to an unknown host, 2 GB a night")
+    report = intake.cycle()
+    assert report.errors == 0, report.problems
+    [listed] = sir_cases(intake.sandbox)
+    case = intake.sir.get_case(caseId=listed["caseId"])
+    assert case["description"] == "443 to an unknown host, 2 GB a night"
+    assert intake.cross_reference(key) == listed["caseId"]
+    assert len(intake.comments(key)) == 2  # what it lacked, then the case it opened
+
+
+def test_what_a_ticket_lacks_is_told_again_only_when_it_changes(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    mapping = intake_mapping(
+        tmp_path,
+        "jira",
+        **{
+            "    # impactedAccounts: Accounts affected   # a text field holding the account ids\n": (
+                "    impactedAccounts: Ticket reference\n"
+            )
+        },
+    )
+    intake = Intake(sandbox, tmp_path, "jira", mapping)
+    try:
+        key = intake.file("Keys used from abroad")
+        intake.edit(key, customfield_10055="111122223333, 12345")
+        intake.cycle()
+        intake.cycle()
+        [told] = intake.comments(key)
+        assert (
+            "impactedAccounts: the ticket's Ticket reference field '12345' is not a 12-digit AWS account id"
+            in told
+        )
+        intake.edit(key, customfield_10055="111122223333 55")
+        intake.cycle()
+        intake.cycle()
+        assert len(intake.comments(key)) == 2 and "'55' is not" in intake.comments(key)[1]
+        assert sir_cases(sandbox) == []
+        intake.edit(key, customfield_10055="111122223333 444455556666")
+        intake.cycle()
+        [listed] = sir_cases(sandbox)
+        case = intake.sir.get_case(caseId=listed["caseId"])
+        assert case["impactedAccounts"] == ["111122223333", "444455556666"]
+        assert len(intake.comments(key)) == 3
+    finally:
+        intake.close()
+
+
+def test_the_opened_case_then_syncs_both_ways_with_its_ticket_and_no_other(intake: Intake) -> None:
+    key = intake.file("Open S3 bucket", "Found by a scan this morning")
+    intake.responder_comment(key, "bucket policy attached")  # before the case: it goes to SIR with it
+    intake.cycle()
+    [listed] = sir_cases(intake.sandbox)
+    case_id = listed["caseId"]
+
+    intake.sir.create_case_comment(caseId=case_id, body="AWS sees public reads from two IPs")
+    intake.sandbox.clock.advance(61)
+    intake.responder_comment(key, "policy removed")
+    for _ in range(3):
+        report = intake.cycle()
+        assert report.errors == 0, report.problems
+
+    assert intake.tickets() == 1 and intake.linked(case_id) == key
+    assert sum("AWS sees public reads from two IPs" in body for body in intake.comments(key)) == 1
+    in_sir = [
+        c["body"] for c in sir_client(intake.sandbox, INTEGRATION).list_comments(caseId=case_id)["items"]
+    ]
+    assert sum(body.endswith("policy removed") for body in in_sir) == 1
+    assert sum(body.endswith("bucket policy attached") for body in in_sir) == 1
+    assert not any("sirsync opened" in body or "sirsync intake" in body for body in in_sir)
+    # what the person wrote in the ticket stays as written: the case was made from it
+    if intake.system == "jira":
+        fields = intake.sandbox.jira.issue(key)["fields"]
+        assert (fields["summary"], fields["description"]) == (
+            "Open S3 bucket",
+            "Found by a scan this morning",
+        )
+    else:
+        record = intake.record(key)
+        assert (record["short_description"], record["description"]) == (
+            "Open S3 bucket",
+            "Found by a scan this morning",
+        )
+
+
+def test_a_default_sir_refuses_is_a_mapping_error_naming_its_line(tmp_path: Path, system: str) -> None:
+    mapping = intake_mapping(tmp_path, system, **{"    resolverType: Self\n": "    resolverType: Customer\n"})
+    line = mapping.read_text().splitlines().index("    resolverType: Customer") + 1
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "validate", str(mapping)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    where = f"{mapping}:{line}: case_from_ticket.defaults.resolverType"
+    assert f"{where}: the default 'Customer' is not one of AWS, Self" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("crash_at", ["case_opened", "case_linked", "intake_commented"])
+def test_a_sync_killed_while_opening_a_case_opens_exactly_one(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None, system: str, crash_at: str
+) -> None:
+    mapping = intake_mapping(tmp_path, system)
+    variable = "SIRSYNC_JIRA__MAPPING" if system == "jira" else "SIRSYNC_SERVICENOW__MAPPING"
+    env = {variable: str(mapping)}
+    filer = Intake(sandbox, tmp_path, system, mapping)
+    filer.close()  # only files tickets and looks: the syncs are processes of their own
+    key = filer.file("Root login from a new country", "Console login at 03:12 UTC")
+    state = tmp_path / "state.sqlite"
+
+    killed = sync_process(sandbox, state, crash_at, targets=system, **env)
+    assert killed.returncode == EXIT_CODE, killed.stderr
+    assert len(sir_cases(sandbox)) == 1
+    for _ in range(2):
+        rerun = sync_process(sandbox, state, targets=system, **env)
+        assert rerun.returncode == 0, rerun.stderr
+
+    [listed] = sir_cases(sandbox)
+    case_id = listed["caseId"]
+    assert filer.cross_reference(key) == case_id and filer.tickets() == 1
+    assert sum(case_id in body for body in filer.comments(key)) == 1  # the case it opened, told once
+    sir_client(sandbox, RESPONDER).create_case_comment(caseId=case_id, body="reset the root password")
+    sandbox.clock.advance(61)
+    filer.responder_comment(key, "MFA enforced")
+    assert sync_process(sandbox, state, targets=system, **env).returncode == 0
+    assert sum(body.endswith("reset the root password") for body in filer.comments(key)) == 1
+    in_sir = [c["body"] for c in sir_client(sandbox, INTEGRATION).list_comments(caseId=case_id)["items"]]
+    assert sum(body.endswith("MFA enforced") for body in in_sir) == 1
