@@ -260,7 +260,7 @@ def test_what_a_ticket_lacks_is_told_again_only_when_it_changes(
         tmp_path,
         "jira",
         **{
-            "    # impactedAccounts: Accounts affected   # a text field holding the account ids\n": (
+            "    # impactedAccounts: AWS account ids   # a text field of yours holding the account ids\n": (
                 "    impactedAccounts: Ticket reference\n"
             )
         },
