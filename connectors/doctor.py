@@ -45,6 +45,7 @@ CHECKED = {
     "table": "the table exists and the user may read it",
     "choices": "every choice value the mapping names is in sys_choice",
     "journal": "the user may read journal entries (sys_journal_field)",
+    "case from ticket": "the tickets that open SIR cases can be searched, on fields that exist",
 }
 
 

@@ -29,6 +29,7 @@ from connectors.jira.checks import SERVICE_PROJECT, MappingChecks
 from connectors.jira.fields import (
     FieldCatalog,
     JiraField,
+    UnknownField,
     canonical,
     from_jira,
     system_field,
@@ -37,6 +38,7 @@ from connectors.jira.fields import (
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
+from connectors.mapping.source import dotted
 from connectors.model import Comment, Ticket
 from connectors.preflight import (
     CONFIG,
@@ -125,6 +127,7 @@ class JiraAdapter(TargetAdapter):
         "fields",
         "comments",
         "time zone",
+        "case from ticket",
     )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
 
@@ -420,6 +423,32 @@ class JiraAdapter(TargetAdapter):
         found += tagged(checks.fields(mapping, project, issue_type), "fields")
         self._project_type = str(project.get("projectTypeKey") or "")
         found += tagged(checks.visibility(mapping, project), "comments")
+        return found + tagged(self._intake_checks(mapping, site), "case from ticket")
+
+    def _intake_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """Where tickets open cases: every field case_from_ticket reads exists, and Jira accepts the
+        filter (one search of one issue)."""
+        spec = mapping.case_from_ticket
+        if not spec.enabled:
+            return []
+        found = []
+        for name, key in spec.fields.items():
+            location = ("case_from_ticket", "fields", name)
+            try:
+                self._field(key)
+            except UnknownField as exc:
+                found.append(Problem("Jira", str(exc), f"{mapping.at(location)} {dotted(location)}", site))
+            except SyncError as exc:
+                return [self._refused(exc, site, "read the site's fields (GET /rest/api/2/field)")]
+        jql = f'project = "{self.project}" AND ({spec.filter})'
+        try:
+            self._get("search/jql", {"jql": jql, "fields": "key", "maxResults": 1})
+        except RetriableError as exc:
+            return [*found, self._refused(exc, site, "search with case_from_ticket.filter")]
+        except CaseError as exc:
+            where = ("case_from_ticket", "filter")
+            message = f"Jira refuses case_from_ticket.filter as JQL: {one_line(str(exc), 200)}"
+            found.append(Problem("Jira", message, f"{mapping.at(where)} {dotted(where)}", site))
         return found
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:

@@ -373,3 +373,41 @@ def test_a_sync_killed_while_opening_a_case_opens_exactly_one(
     assert sum(body.endswith("reset the root password") for body in filer.comments(key)) == 1
     in_sir = [c["body"] for c in sir_client(sandbox, INTEGRATION).list_comments(caseId=case_id)["items"]]
     assert sum(body.endswith("MFA enforced") for body in in_sir) == 1
+
+
+@pytest.mark.parametrize(
+    ("system", "old", "new", "said"),
+    [
+        # an instance drops a condition on a column it lacks and matches every record: never run that
+        (
+            "servicenow",
+            f"  filter: {SERVICENOW_FILTER}\n",
+            "  filter: impcat=1\n",
+            "no column that 'impcat=1'",
+        ),
+        ("servicenow", "    title: short_description\n", "    title: short_desc\n", "'short_desc'"),
+        ("jira", "    description: description\n", "    description: Descripton\n", "no field 'Descripton'"),
+        (
+            "jira",
+            f"  filter: {JIRA_FILTER}\n",
+            "  filter: issuetype ==== x\n",
+            "refuses case_from_ticket.filter",
+        ),
+    ],
+)
+def test_a_filter_or_field_the_system_does_not_know_stops_the_sync_naming_the_line(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None, system: str, old: str, new: str, said: str
+) -> None:
+    mapping = intake_mapping(tmp_path, system, **{old: new})
+    line = mapping.read_text().splitlines().index(new.rstrip("\n")) + 1
+    filer = Intake(sandbox, tmp_path, system, None)
+    filer.close()
+    filer.file("Something matching", "or not")
+    variable = "SIRSYNC_JIRA__MAPPING" if system == "jira" else "SIRSYNC_SERVICENOW__MAPPING"
+    before = write_counts(sandbox)
+
+    result = sync_process(sandbox, tmp_path / "state.sqlite", targets=system, **{variable: str(mapping)})
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stderr and f"{mapping}:{line}" in result.stderr, result.stderr
+    assert write_counts(sandbox) == before and sir_cases(sandbox) == []
