@@ -37,10 +37,12 @@ def allowed_values(name: str) -> tuple[str, ...]:
     return tuple(_member(name).metadata.get("enum") or ())
 
 
-def parse_value(name: str, text: str) -> tuple[str | list[str] | None, str]:
+def parse_value(name: str, text: str, *, strict: bool = True) -> tuple[str | list[str] | None, str]:
     """``text`` as the value of the case field ``name``: (value, "") or (None, why it is refused).
 
-    Text is cut to SIR's limit rather than refused; a list is split on commas, semicolons and spaces."""
+    Text is cut to SIR's limit rather than refused; a list is split on commas, semicolons and spaces.
+    Not ``strict``, watchers that are not email addresses are left out instead (a Jira user whose
+    profile hides the address gives an account id): a case is not held back for a watcher."""
     text = clean(text).strip()
     if name in LISTS:
         items = [item for item in dict.fromkeys(_SEPARATORS.split(text)) if item]
@@ -53,6 +55,8 @@ def parse_value(name: str, text: str) -> tuple[str | list[str] | None, str]:
             )
         )
         wrong = [item for item in items if not pattern.match(item) or len(item) > 254]
+        if wrong and name == "watchers" and not strict:
+            return [item for item in items if item not in wrong], ""
         if wrong:
             return None, f"{', '.join(repr(item) for item in wrong)} is not {what}"
         return items, ""
@@ -133,7 +137,7 @@ class CaseFromTicketMap:
                     )
                 )
                 continue
-            value, why = parse_value(name, text)
+            value, why = parse_value(name, text, strict=name != "watchers" or not source)
             if value is None:
                 missing.append(Missing(name, f"{name}: {where} {why}; correct it"))
                 continue

@@ -411,3 +411,21 @@ def test_a_filter_or_field_the_system_does_not_know_stops_the_sync_naming_the_li
     assert result.returncode == 2, result.stdout + result.stderr
     assert said in result.stderr and f"{mapping}:{line}" in result.stderr, result.stderr
     assert write_counts(sandbox) == before and sir_cases(sandbox) == []
+
+
+def test_a_watcher_that_is_not_an_email_address_is_left_out_not_a_reason_to_wait(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    mapping = intake_mapping(
+        tmp_path, "jira", **{"    watchers: reporter\n": "    watchers: Ticket reference\n"}
+    )
+    intake = Intake(sandbox, tmp_path, "jira", mapping)
+    try:
+        key = intake.file("Keys used from abroad")
+        intake.edit(key, customfield_10055="soc@example.com, 557058:f00d")
+        report = intake.cycle()
+        assert report.errors == 0, report.problems
+        [listed] = sir_cases(sandbox)
+        assert intake.sir.get_case(caseId=listed["caseId"])["watchers"] == [{"email": "soc@example.com"}]
+    finally:
+        intake.close()
