@@ -4,6 +4,7 @@ the pair then syncs as any other. Over the real clients against the sandbox."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -22,7 +23,7 @@ from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
 from connectors.settings import Settings, shipped_mapping
 from connectors.state import LINKED, SqliteStateStore
-from tests.sync.conftest import sync_process, write_counts
+from tests.sync.conftest import sirsync_environment, sync_process, write_counts
 
 JIRA_FILTER = 'issuetype = "Security Incident"'
 SERVICENOW_FILTER = "impact=1"
@@ -373,6 +374,16 @@ def test_a_sync_killed_while_opening_a_case_opens_exactly_one(
     assert sum(body.endswith("reset the root password") for body in filer.comments(key)) == 1
     in_sir = [c["body"] for c in sir_client(sandbox, INTEGRATION).list_comments(caseId=case_id)["items"]]
     assert sum(body.endswith("MFA enforced") for body in in_sir) == 1
+    history = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "history", case_id, "--json"],
+        env=sirsync_environment(sandbox, state, targets=system),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    opened = [a for a in json.loads(history.stdout)["actions"] if a["action"] == "opened_case"]
+    assert [(a["target"], a["wrote"], a["detail"]["ticket"]) for a in opened] == [(system, "SIR", key)]
 
 
 @pytest.mark.parametrize(
