@@ -25,6 +25,7 @@ import json
 import logging
 
 from connectors.crashpoints import crash_point
+from connectors.engine.case_sync import SUMMARY_FIELD
 from connectors.engine.investigations import summary_text
 from connectors.engine.markers import Marker, find_marker
 from connectors.engine.report import Report
@@ -131,7 +132,7 @@ class Intake:
         """The link and the baselines, as the two sides stand now: the first regular sync of the pair
         then sees nothing changed on either side, and writes nothing over the ticket."""
         case_id = case.case_id
-        rendered = Case(case_id, {**case.fields, "investigationSummary": summary_text([])})
+        rendered = Case(case_id, {**case.fields, SUMMARY_FIELD: summary_text([])})  # no agent work yet
         with self.state.transaction():
             self.state.save_link(
                 Link(
