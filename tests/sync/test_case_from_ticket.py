@@ -440,3 +440,30 @@ def test_a_watcher_that_is_not_an_email_address_is_left_out_not_a_reason_to_wait
         assert intake.sir.get_case(caseId=listed["caseId"])["watchers"] == [{"email": "soc@example.com"}]
     finally:
         intake.close()
+
+
+def test_doctor_shows_the_intake_checks_as_rows_of_their_own(sandbox: Sandbox, tmp_path: Path) -> None:
+    from tests.test_doctor import doctor, results
+
+    jira = intake_mapping(tmp_path, "jira")
+    servicenow = intake_mapping(
+        tmp_path, "servicenow", **{f"  filter: {SERVICENOW_FILTER}\n": "  filter: impcat=1\n"}
+    )
+    (tmp_path / "filer").mkdir()
+    filer = Intake(sandbox, tmp_path / "filer", "servicenow", None)
+    filer.close()
+    filer.file("A record for the columns")
+    before = write_counts(sandbox)
+
+    code, rows, text = doctor(
+        sandbox, tmp_path, SIRSYNC_JIRA__MAPPING=str(jira), SIRSYNC_SERVICENOW__MAPPING=str(servicenow)
+    )
+
+    assert code == 1
+    assert results(rows, "fail") == {("ServiceNow", "case from ticket")}, text
+    assert f"{servicenow}:" in rows["ServiceNow", "case from ticket"]["fix"]
+    assert rows["Jira", "case from ticket"]["result"] == "pass"
+    assert rows["SIR", "security-ir:CreateCase"]["result"] == "warn"
+    after = write_counts(sandbox)  # SIR's probes aim at a case that does not exist: only tickets count
+    assert (after["jira"], after["servicenow"]) == (before["jira"], before["servicenow"])
+    assert sir_cases(sandbox) == []
