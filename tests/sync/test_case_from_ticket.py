@@ -467,3 +467,30 @@ def test_doctor_shows_the_intake_checks_as_rows_of_their_own(sandbox: Sandbox, t
     after = write_counts(sandbox)  # SIR's probes aim at a case that does not exist: only tickets count
     assert (after["jira"], after["servicenow"]) == (before["jira"], before["servicenow"])
     assert sir_cases(sandbox) == []
+
+
+def test_a_lagging_jira_search_that_still_shows_the_ticket_opens_no_second_case(
+    sandbox: Sandbox, tmp_path: Path, aws_env: None
+) -> None:
+    intake = Intake(sandbox, tmp_path, "jira", intake_mapping(tmp_path, "jira"))
+    try:
+        key = intake.file("Beaconing from a laptop")
+        sandbox.clock.advance(60)
+        sandbox.jira.configure({"search_lag_seconds": 30})  # search shows each issue as it was 30s ago
+        for _ in range(3):  # the search still shows it without its cross-reference
+            report = intake.cycle()
+            assert report.errors == 0, report.problems
+        sandbox.clock.advance(31)
+        intake.cycle()
+        [listed] = sir_cases(sandbox)
+        assert intake.cross_reference(key) == listed["caseId"] and intake.tickets() == 1
+        assert sum(listed["caseId"] in body for body in intake.comments(key)) == 1
+        assert intake.cycle().writes == 0
+        store = SqliteStateStore(intake.state)
+        try:  # the lagging search did show it again: the cross-reference was written again, alone
+            done = Counter(action.action for action in store.actions(listed["caseId"]))
+        finally:
+            store.close()
+        assert done["opened_case"] == 1 and done["cross_reference"] > 1, done
+    finally:
+        intake.close()
