@@ -70,6 +70,7 @@ def holds(loaded: Any, written: Any) -> bool:
             "the default 'Incident' is not one of Security Incident, Investigation",
         ),
         ({"case_from_ticket": {"enabled": True, "filter": ""}}, "needs a filter"),
+        ({"ticket": {"deleted": "remake"}}, "ticket.deleted"),
     ],
 )
 def test_what_the_reference_says_is_refused_is_refused(
