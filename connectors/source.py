@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -91,6 +91,13 @@ class CaseSource(ABC):
         """The case's watchers, as read with the case."""
 
     # writes: each safe to repeat (an idempotency token, or a value set again)
+
+    @abstractmethod
+    def create_case(self, fields: Mapping[str, str | list[str]], token: str, *, origin: str = "") -> Case:
+        """Open a case with ``token`` as its idempotency token (the same token opens it once) and
+        return it as read back. ``fields``: case fields as text (a date in ISO form), lists as lists
+        (``watchers`` as email addresses). ``origin`` names what it is opened from, for people (a
+        ticket's key)."""
 
     @abstractmethod
     def add_comment(self, case_id: str, body: str, token: str) -> str:

@@ -128,6 +128,19 @@ class InvestigationSettings(_Strict):
     """As comments.visibility, for the agent's comments."""
 
 
+class CaseFromTicket(_Strict):
+    """Opening a SIR case from a ticket that matches a filter and has no case yet (opt-in)."""
+
+    enabled: bool = False
+    """Open a SIR case for each ticket that matches `filter` and carries no cross-reference yet."""
+    filter: str = ""
+    """Which tickets open a case: a JQL clause (Jira) or an encoded query (ServiceNow)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """SIR case field (CreateCase's name) -> the ticket field whose value it takes."""
+    defaults: dict[str, str] = Field(default_factory=dict)
+    """SIR case field -> a fixed value used when the ticket has none (lists: comma-separated)."""
+
+
 class WatcherSettings(_Strict):
     """Who watches: the case's watchers and the ticket's, kept the same set by email address."""
 
@@ -152,4 +165,5 @@ class MappingFile(_Strict):
     pending_action: PendingAction = PendingAction()
     comments: CommentSettings = CommentSettings()
     investigations: InvestigationSettings = InvestigationSettings()
+    case_from_ticket: CaseFromTicket = CaseFromTicket()
     watchers: WatcherSettings = WatcherSettings()
