@@ -61,6 +61,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers",
             "time_zones",
             "project_type",
+            "attachment_max_bytes",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -81,7 +82,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.set_time_zones(settings["time_zones"])
                 if "project_type" in settings:
                     self.set_project_type(settings["project_type"])
-                for name in ("search_max_results_ids", "search_max_results_fields"):
+                for name in ("search_max_results_ids", "search_max_results_fields", "attachment_max_bytes"):
                     if name in settings:
                         value = int(settings[name])
                         if value < 1:
@@ -99,6 +100,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers": list(self.workflow_readers),
             "time_zones": {identity.jira_user: self.time_zone(identity) for identity in IDENTITIES},
             "project_type": self.project_type,
+            "attachment_max_bytes": self.attachment_max_bytes,
         }
 
     # --- Python helpers for tests and demos ----------------------------------------------------------
