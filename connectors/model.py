@@ -75,6 +75,20 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file attached to a case or a ticket."""
+
+    id: str
+    name: str
+    size: int  # bytes; -1 where the system does not say
+    author: str
+    created: str
+    own: bool = False  # written by the integration's own identity
+    #: the SHA-256 of the content in hex, where the system gives it with the listing (ServiceNow)
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
 class Investigation:
     """One action of SIR's investigative agent: evidence gathered, an investigation, a summary."""
 
@@ -110,6 +124,9 @@ class Ticket:
     #: the ticket's comments, where they were read with it in full; None: read them with
     #: :meth:`~connectors.target.TargetAdapter.comments`
     comments: tuple[Comment, ...] | None = None
+    #: the ticket's attachments, where they were read with it; None: read them with
+    #: :meth:`~connectors.target.TargetAdapter.attachments`
+    attachments: tuple[Attachment, ...] | None = None
     #: as a create answered, not read back: its id, key and cross-reference are known, its status,
     #: fields and update time are not
     partial: bool = False

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from connectors.state.base import (
     AGENT,
+    ATTACHMENTS,
     COMMENTS,
     CREATING,
     FIELDS,
@@ -72,6 +73,7 @@ def describe_state(settings: Settings) -> str:
 
 __all__ = [
     "AGENT",
+    "ATTACHMENTS",
     "COMMENTS",
     "CREATING",
     "FIELDS",

@@ -23,7 +23,8 @@ SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync firs
 
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
-STAGES = (TICKET, FIELDS, STATUS, COMMENTS, AGENT)
+ATTACHMENTS = "attachments"
+STAGES = (TICKET, FIELDS, STATUS, COMMENTS, ATTACHMENTS, AGENT)
 TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
 
 
