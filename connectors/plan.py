@@ -28,7 +28,15 @@ from connectors.engine.report import Report
 from connectors.model import Case, Comment, Investigation, Ticket
 from connectors.settings import Settings
 from connectors.source import CasePage, CaseSource
-from connectors.state import CREATING, LINKED, SKIPPED, SqliteStateStore, StateStore, open_state
+from connectors.state import (
+    CREATING,
+    LINKED,
+    NOTE_KINDS,
+    SKIPPED,
+    SqliteStateStore,
+    StateStore,
+    open_state,
+)
 from connectors.target import TargetAdapter, TicketChange
 
 if TYPE_CHECKING:
@@ -420,6 +428,9 @@ def copy_state(source: StateStore, into: StateStore, targets: Sequence[str]) -> 
                     into.save_comment_link(comment)
                 for action, finished in source.agent_actions(link.case_id, target).items():
                     into.save_agent_action(link.case_id, target, action, finished=finished)
+                for kind in NOTE_KINDS:
+                    for name, value in source.notes(link.case_id, target, kind).items():
+                        into.save_note(link.case_id, target, kind, name, value)
     for failure in source.failures():
         for _ in range(failure.count):  # counted again, quarantined where it is
             into.record_failure(

@@ -101,7 +101,8 @@ def test_a_state_file_of_the_last_release_is_migrated_in_place_with_a_backup_bes
         state.close()
     with sqlite3.connect(path) as db:
         after = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in before}
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT count(*) FROM notes").fetchone() == (0,)  # schema 4: notes, empty
     assert after == before
     # the file as the old release left it, beside the upgraded one
     backup = tmp_path / "state.sqlite.schema2.bak"

@@ -27,6 +27,10 @@ ATTACHMENTS = "attachments"
 STAGES = (TICKET, FIELDS, STATUS, COMMENTS, ATTACHMENTS, AGENT)
 TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
 
+# The kinds of notes (see StateStore.notes) the stages keep, each a name without "#"
+ATTACHMENT_NOTES, WATCHER_NOTES, INTAKE_NOTES = "attachments", "watchers", "intake"
+NOTE_KINDS = (ATTACHMENT_NOTES, WATCHER_NOTES, INTAKE_NOTES)
+
 
 class StateError(Exception):
     """The state store cannot be used; the message says why and what to do (a setting, a command)."""
@@ -185,6 +189,17 @@ class StateStore(ABC):
     @abstractmethod
     def cases_with_unfinished_agent_actions(self, target: str) -> set[str]: ...
 
+    # notes: small facts a stage keeps per case and target under a kind of its own (which attachments
+    # were copied, which notice was already given), so that it acts once; ``case_id`` is
+    # ``ticket:<ticket id>`` for what is noted of a ticket that has no case yet
+    @abstractmethod
+    def notes(self, case_id: str, target: str, kind: str) -> dict[str, str]:
+        """Key -> value, for the notes of ``kind`` kept for the case and target."""
+
+    @abstractmethod
+    def save_note(self, case_id: str, target: str, kind: str, key: str, value: str | None) -> None:
+        """Write one note; None removes it."""
+
     # who the integration is on a system (SIR: its principal ARN, learned from its own writes)
     @abstractmethod
     def principal(self, system: str) -> str | None: ...
@@ -225,7 +240,8 @@ class StateStore(ABC):
 
     @abstractmethod
     def forget_link(self, case_id: str, target: str) -> None:
-        """Drop a link with its baselines and comment links, so the next cycle creates a ticket anew."""
+        """Drop a link with its baselines, comment links and notes, so the next cycle creates a ticket
+        anew."""
 
     # leases: the runner's (RUNNER_LEASE), and one per case being synced (case_lease)
     @abstractmethod

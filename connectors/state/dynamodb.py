@@ -9,6 +9,7 @@ Item layout (``docs/state.md`` has the same, with each access pattern and the ke
 - comment link: ``CASE#<case>`` / ``COMMENT#<target>#<origin>#<source id>``
 - agent action: ``CASE#<case>`` / ``AGENT#<target>#<action id>``; by-kind ``UNFINISHED#<target>`` /
   ``<case>#<action id>`` while it is unfinished
+- note: ``CASE#<case>`` / ``NOTE#<target>#<kind>#<key>``
 - action log entry: ``CASE#<case>`` / ``ACTION#<time>#<n>``; by-kind ``ACTIONS`` / ``<time>#<n>``;
   ``expires_at`` (TTL)
 - failure: ``FAILURES`` / ``<case>#<target>``
@@ -356,6 +357,19 @@ class DynamoStateStore(StateStore):
     def cases_with_unfinished_agent_actions(self, target: str) -> set[str]:
         return {str(item["case_id"]) for item in self.db.index(BY_KIND, f"UNFINISHED#{target}")}
 
+    # --- notes ------------------------------------------------------------------------------------------
+
+    def notes(self, case_id: str, target: str, kind: str) -> dict[str, str]:
+        items = self.db.partition(_case(case_id), f"NOTE#{target}#{kind}#")
+        return {str(item["key"]): str(item["value"]) for item in items}
+
+    def save_note(self, case_id: str, target: str, kind: str, key: str, value: str | None) -> None:
+        sk = f"NOTE#{target}#{kind}#{key}"
+        if value is None:
+            self._delete(_case(case_id), sk)
+        else:
+            self._put({"pk": _case(case_id), "sk": sk, "key": key, "value": value})
+
     # --- who the integration is, and cursors -----------------------------------------------------------
 
     def principal(self, system: str) -> str | None:
@@ -473,7 +487,7 @@ class DynamoStateStore(StateStore):
         pk = _case(case_id)
         keys = [
             (pk, str(item["sk"]))
-            for prefix in (f"BASE#{target}#", f"COMMENT#{target}#", f"AGENT#{target}#")
+            for prefix in (f"BASE#{target}#", f"COMMENT#{target}#", f"AGENT#{target}#", f"NOTE#{target}#")
             for item in self.db.partition(pk, prefix)
         ]
         keys += [("FAILURES", f"{case_id}#{target}"), (pk, f"LINK#{target}")]

@@ -31,7 +31,7 @@ from connectors.state.base import (
     intent_conflict,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS agent_actions (
     PRIMARY KEY (case_id, target, action_id)
 );
 CREATE INDEX IF NOT EXISTS agent_actions_unfinished ON agent_actions (target, finished);
+CREATE TABLE IF NOT EXISTS notes (
+    case_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, PRIMARY KEY (case_id, target, kind, key)
+);
 CREATE TABLE IF NOT EXISTS lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     expires_at TEXT NOT NULL
@@ -103,6 +107,11 @@ _MIGRATIONS = {
         "DELETE FROM comment_links WHERE origin = 'inv' AND mirror_ids = '[]'",
         "UPDATE comment_links SET source_hash = substr(source_hash, instr(source_hash, '|') + 1) "
         "WHERE origin = 'inv'",
+    ),
+    # small facts per case and target (attachments copied, notices given) get a table of their own
+    4: (
+        "CREATE TABLE notes (case_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL, "
+        "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (case_id, target, kind, key))",
     ),
 }
 
@@ -372,6 +381,26 @@ class SqliteStateStore(StateStore):
         ).fetchall()
         return {row[0] for row in rows}
 
+    # notes
+
+    def notes(self, case_id: str, target: str, kind: str) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT key, value FROM notes WHERE case_id = ? AND target = ? AND kind = ?",
+            (case_id, target, kind),
+        ).fetchall()
+        return {key: value for key, value in rows}
+
+    def save_note(self, case_id: str, target: str, kind: str, key: str, value: str | None) -> None:
+        if value is None:
+            self._execute(
+                "DELETE FROM notes WHERE case_id = ? AND target = ? AND kind = ? AND key = ?",
+                (case_id, target, kind, key),
+            )
+        else:
+            self._execute(
+                "INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?, ?)", (case_id, target, kind, key, value)
+            )
+
     # who the integration is
 
     def principal(self, system: str) -> str | None:
@@ -449,7 +478,7 @@ class SqliteStateStore(StateStore):
 
     def forget_link(self, case_id: str, target: str) -> None:
         with self.transaction():
-            for table in ("links", "baselines", "comment_links", "agent_actions", "failures"):
+            for table in ("links", "baselines", "comment_links", "agent_actions", "notes", "failures"):
                 self._execute(f"DELETE FROM {table} WHERE case_id = ? AND target = ?", (case_id, target))
 
     # the single-runner lease

@@ -256,15 +256,37 @@ def test_forgetting_a_link_drops_what_the_case_keeps_for_that_target_only(store:
         store.save_agent_action(CASE, target, "inv-1", finished=False)
         store.record_failure(CASE, target, "deleted", quarantine_after=1, stage="ticket-deleted")
     store.record(CASE, "jira", "created", ticket="SEC-1")
+    store.save_note(CASE, "jira", "attachments", "sir:1", "copied")
+    store.save_note(CASE, "servicenow", "attachments", "sir:1", "copied")
     store.forget_link(CASE, "jira")
     assert store.link(CASE, "jira") is None
     assert store.baselines(CASE, "jira") == {} and store.comment_links(CASE, "jira") == []
     assert store.agent_actions(CASE, "jira") == {}
+    assert store.notes(CASE, "jira", "attachments") == {}
+    assert store.notes(CASE, "servicenow", "attachments") == {"sir:1": "copied"}
     assert store.cases_with_unfinished_agent_actions("jira") == set()
     assert [f.target for f in store.failures()] == ["servicenow"]
     assert store.link(CASE, "servicenow") is not None
     assert store.baselines(CASE, "servicenow") and store.comment_links(CASE, "servicenow")
     assert [action.action for action in store.actions(CASE)] == ["created"]  # the log keeps its history
+
+
+def test_notes_are_kept_per_case_target_and_kind_and_removed_by_none(store: StateStore) -> None:
+    store.save_note(CASE, "jira", "attachments", "sir:a#1", '{"mirror": "10"}')
+    store.save_note(CASE, "jira", "attachments", "jira:2", "refused")
+    store.save_note(CASE, "jira", "watchers", "missing:a@example.com", "reported")
+    store.save_note(OTHER, "jira", "attachments", "sir:a#1", "other case")
+    store.save_note("ticket:10001", "jira", "intake", "missing", "description")
+    assert store.notes(CASE, "jira", "attachments") == {"sir:a#1": '{"mirror": "10"}', "jira:2": "refused"}
+    assert store.notes(CASE, "jira", "watchers") == {"missing:a@example.com": "reported"}
+    assert store.notes(CASE, "servicenow", "attachments") == {}
+    assert store.notes("ticket:10001", "jira", "intake") == {"missing": "description"}
+    with store.transaction():
+        store.save_note(CASE, "jira", "attachments", "jira:2", "copied")
+        store.save_note(CASE, "jira", "attachments", "sir:a#1", None)
+    assert store.notes(CASE, "jira", "attachments") == {"jira:2": "copied"}
+    store.save_note(CASE, "jira", "attachments", "never-there", None)  # removing nothing is no error
+    assert store.notes(OTHER, "jira", "attachments") == {"sir:a#1": "other case"}
 
 
 def test_forgetting_a_link_with_more_items_than_one_transaction_holds(store: StateStore) -> None:
