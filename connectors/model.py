@@ -86,6 +86,8 @@ class Attachment:
     own: bool = False  # written by the integration's own identity
     #: the SHA-256 of the content in hex, where the system gives it with the listing (ServiceNow)
     sha256: str = ""
+    #: whether the content can be read: False while the system still checks it (SIR's Pending)
+    ready: bool = True
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,8 @@ def describe_state(settings: Settings) -> str:
 
 __all__ = [
     "AGENT",
-    "ATTACHMENT_NOTES",
     "ATTACHMENTS",
+    "ATTACHMENT_NOTES",
     "COMMENTS",
     "CREATING",
     "FIELDS",
