@@ -8,8 +8,8 @@ sees nothing new, and idle cycles write nothing. A side not written to keeps the
 read with, so a change made there meanwhile is seen by the next cycle.
 
 After the case and its ticket are read (or the ticket created), the stages (fields, status, comments,
-the investigative agent) run and fail separately: a refused status change is that stage's error, and
-the case's comments still sync in the same pass. Only a failure to read or create the ticket stops
+attachments, the investigative agent) run and fail separately: a refused status change is that stage's
+error, and the case's comments still sync in the same pass. Only a failure to read or create the ticket stops
 the case as a whole.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 
 from connectors.crashpoints import crash_point
+from connectors.engine.attachments import AttachmentSync
 from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
@@ -33,6 +34,7 @@ from connectors.settings import SyncSettings
 from connectors.source import OPTIONAL_ACTIONS, CaseSource
 from connectors.state import (
     AGENT,
+    ATTACHMENTS,
     COMMENTS,
     CREATING,
     FIELDS,
@@ -149,6 +151,7 @@ class CaseSync:
         self.comments = CommentSync(sir, target, mapping, state)
         self.status = StatusSync(sir, target, mapping, state, self.decide)
         self.investigations = InvestigationSync(sir, target, mapping, state)
+        self.attachments = AttachmentSync(sir, target, mapping, state, now)
 
     @property
     def system(self) -> str:
@@ -329,6 +332,12 @@ class CaseSync:
                     report,
                     sir_accepts_comments=not case.closed,
                 ),
+            )
+        )
+        steps.append(
+            (
+                ATTACHMENTS,
+                lambda: self.attachments.run(case, ticket, sir_comments, target_comments, report),
             )
         )
         if actions is not None:

@@ -332,7 +332,7 @@ class Mapping:
             self._problem(
                 location,
                 f"{value!r} is not a size: write bytes (10485760) or a number and a unit "
-                f"({', '.join(SIZE_UNITS)}), such as \"10 MiB\"",
+                f'({", ".join(SIZE_UNITS)}), such as "10 MiB"',
             )
             return 0
         return size

@@ -144,9 +144,7 @@ class SirApi:
     def get_upload_url(self, caller: str, params: dict[str, Any]) -> Output:
         # the model's pattern is unanchored; the service takes only these characters, end to end
         if not FILE_NAME.fullmatch(params["fileName"]):
-            raise invalid_field(
-                "fileName", "Member must satisfy regular expression pattern: [a-zA-Z0-9._-]+"
-            )
+            raise invalid_field("fileName", "Member must satisfy regular expression pattern: [a-zA-Z0-9._-]+")
         case = self.store.open_case(params["caseId"], "add an attachment")
         self.store.check_attachment_room(case)
         url = self.presigner.upload_url(case.case_id, params["fileName"], params["contentLength"], caller)
