@@ -215,6 +215,10 @@ class _Run:
                     continue
                 taken.add(file.id)
                 self.save(key, replace(note, state=COPIED, mirror=file.id))
+                if self.sir.principal is None and file.author:
+                    # the integration's own upload tells its principal, as its own comments do
+                    self.sir.principal = file.author
+                    self.state.save_principal(SIR, file.author)
                 if note.state == INTENT:
                     self.state.record(self.case.case_id, self.system, "attachment_found_in_sir", file=key)
                 break
@@ -223,6 +227,12 @@ class _Run:
 
     def outbound(self) -> bool:
         copies = {note.mirror for note in self.inbound_notes().values() if note.mirror}
+        # files sent to SIR whose copy it does not show yet: a file of that name may be one
+        unseen = {
+            note.name
+            for note in self.inbound_notes().values()
+            if not note.mirror and not note.duplicate and note.state in (INTENT, COPIED)
+        }
         wrote = False
         for file in self.sir_files:
             if not file.ready or file.id in copies:
@@ -231,6 +241,8 @@ class _Run:
             note = self.notes.get(key)
             if note is None and file.own:  # the integration's own file: never sent back
                 continue
+            if note is None and file.name in unseen and self.sir.principal is None:
+                continue  # perhaps the integration's own copy: wait until SIR or the principal tells
             if note is not None and note.state in (COPIED, REFUSED):
                 continue
             wrote |= self._copy_out(key, file, note)

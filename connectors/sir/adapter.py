@@ -69,8 +69,14 @@ _PROBES: dict[str, dict[str, Any]] = {
     "UpdateCaseStatus": {"caseStatus": "Detection and Analysis"},
     "CloseCase": {},
     "SendFeedback": {"resultId": "inv-0000000000", "usefulness": "USEFUL"},
+    "GetCaseAttachmentDownloadUrl": {"attachmentId": "00000000-0000-0000-0000-000000000000"},
+    "GetCaseAttachmentUploadUrl": {
+        "fileName": "sirsync-doctor-probe.txt",
+        "contentLength": 1,
+        "clientToken": "sirsync-doctor-probe",
+    },
 }
-_READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations"})
+_READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations", "GetCaseAttachmentDownloadUrl"})
 # every action probe_actions can ask about, in the order it asks
 PROBED_ACTIONS = tuple(f"security-ir:{operation}" for operation in _PROBES)
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
