@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from connectors.crashpoints import crash_point
 from connectors.engine.markers import Marker, display_author, find_marker
 from connectors.engine.report import Report
-from connectors.errors import CaseError, NotFoundError, RetriableError, SyncError
+from connectors.errors import CaseError, FatalError, NotFoundError, PermissionDenied, RetriableError
 from connectors.mapping import Mapping
 from connectors.model import Attachment, Case, Comment, Ticket
 from connectors.source import CaseSource, client_token
@@ -48,6 +48,10 @@ FILE_NAME_LIMIT = 255
 _NOT_SIR = re.compile(r"[^a-zA-Z0-9._-]")
 # how much older than its intent a file in SIR may look and still be the copy the intent made (clocks)
 CLOCK_SLACK = timedelta(minutes=5)
+# failures that say nothing about the file: the stage fails and the next cycle tries again (a permission
+# to grant, a system down), where a refusal of the file itself is said once and never tried again
+PASSING: tuple[type[Exception], ...] = (RetriableError, FatalError, PermissionDenied)
+PASSING_OR_GONE: tuple[type[Exception], ...] = (*PASSING, NotFoundError)  # an upload: the ticket was deleted
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,11 @@ class _Run:
                     f"{self.target.display_name} take (attachments.max_size)"
                 )
                 return self._refuse_out(key, file, replace(base, state=REFUSING, reason=reason))
-            except RetriableError:
+            except PASSING:
                 raise
-            except SyncError as exc:
+            except NotFoundError:  # deleted since it was listed: nothing to copy
+                return False
+            except CaseError as exc:
                 reason = f"it could not be read from SIR ({exc})"
                 return self._refuse_out(key, file, replace(base, state=REFUSING, reason=reason))
             base = replace(base, size=spool.size, sha256=spool.sha256)
@@ -286,7 +292,7 @@ class _Run:
             self.save(key, base)
             try:
                 made = self.target.add_attachment(self.ticket, file.name, spool.content(), spool.size)
-            except (RetriableError, NotFoundError):
+            except PASSING_OR_GONE:
                 raise
             except CaseError as exc:
                 reason = f"{self.target.display_name} refused it ({exc})"
@@ -402,9 +408,11 @@ class _Run:
             except TooLarge:
                 reason = self._refusal_in(limit + 1, limit)
                 return self._refuse_in(key, file, replace(base, state=REFUSING, reason=reason))
-            except RetriableError:
+            except PASSING:
                 raise
-            except SyncError as exc:
+            except NotFoundError:  # deleted since it was listed: nothing to copy
+                return False
+            except CaseError as exc:
                 reason = f"it could not be read from {self.target.display_name} ({exc})"
                 return self._refuse_in(key, file, replace(base, state=REFUSING, reason=reason))
             base = replace(base, size=spool.size, sha256=spool.sha256)
@@ -424,7 +432,7 @@ class _Run:
             self.save(key, base)
             try:
                 self.sir.add_attachment(self.case.case_id, name, spool.content(), spool.size, token)
-            except (RetriableError, NotFoundError):
+            except PASSING_OR_GONE:
                 raise
             except CaseError as exc:
                 reason = f"SIR refused it ({exc})"

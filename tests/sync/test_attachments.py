@@ -252,6 +252,20 @@ class AttachmentContract:
         assert len(said) == 1 and "attachments.max_size" in said[0], said
         assert side.files(case_id) == []
 
+    def test_a_refused_permission_fails_the_stage_and_the_file_is_copied_once_allowed(
+        self, harness: Harness, side: Files, case_id: str
+    ) -> None:
+        harness.sandbox.sir.configure({"denied_actions": {"*": ["GetCaseAttachmentDownloadUrl"]}})
+        sir_attach(harness.sandbox, case_id, "trace.log", EVIDENCE)
+        report = harness.cycle()
+        assert report.errors == 1 and "security-ir:GetCaseAttachmentDownloadUrl" in report.problems[0]
+        assert side.files(case_id) == [] and not [c for c in side.comments(case_id) if "trace.log" in c]
+        harness.sandbox.sir.configure({"denied_actions": {}})
+        harness.sandbox.clock.advance(120)
+        harness.converge()
+        assert side.files(case_id) == [("trace.log", EVIDENCE, True)]
+        assert not [c for c in side.comments(case_id) if "trace.log" in c]
+
     def test_idle_cycles_move_no_file(self, harness: Harness, side: Files, case_id: str) -> None:
         sir_attach(harness.sandbox, case_id, "a.log", b"a\n")
         side.attach(case_id, "b.log", b"b\n")
