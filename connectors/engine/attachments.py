@@ -369,7 +369,7 @@ class _Run:
         self.state.record(
             self.case.case_id,
             self.system,
-            "attachment_refused",
+            "attachment_not_copied_outbound",
             sir=file.id,
             reason=note.reason,
             comment=posted,
@@ -486,7 +486,7 @@ class _Run:
         self.state.record(
             self.case.case_id,
             self.system,
-            "attachment_refused",
+            "attachment_not_copied_inbound",
             target=file.id,
             reason=note.reason,
             comment=posted,

@@ -301,6 +301,25 @@ class TestServiceNowAttachments(AttachmentContract):
     files_class = ServiceNowFiles
 
 
+class TestBothTargets:
+    targets = ("jira", "servicenow")
+
+    def test_each_file_reaches_every_side_once_and_none_comes_back(
+        self, harness: Harness, case_id: str
+    ) -> None:
+        jira, servicenow = JiraFiles(harness), ServiceNowFiles(harness)
+        sir_attach(harness.sandbox, case_id, "from-sir.log", b"sir\n")
+        jira.attach(case_id, "from-jira.txt", b"jira\n")
+        for _ in range(3):
+            harness.converge()
+            harness.sandbox.clock.advance(120)
+        in_sir = sorted(name for name, _, _ in sir_files(harness.sandbox, case_id))
+        assert in_sir == ["from-jira.txt", "from-sir.log"]
+        assert sorted(name for name, _, _ in jira.files(case_id)) == ["from-jira.txt", "from-sir.log"]
+        in_servicenow = [name for name, _, _ in servicenow.files(case_id)]
+        assert in_servicenow.count("from-sir.log") == 1 and in_servicenow.count("from-jira.txt") <= 1
+
+
 # --- crashes between an upload and its record ----------------------------------------------------------
 
 
