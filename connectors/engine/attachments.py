@@ -135,12 +135,15 @@ class AttachmentSync:
         sir_comments: Callable[[], Sequence[Comment]],
         target_comments: Callable[[], Sequence[Comment]],
         report: Report,
+        *,
+        files: Callable[[], list[Attachment]] | None = None,
     ) -> bool:
-        """Copy what is new on either side; return whether anything was written."""
+        """Copy what is new on either side; return whether anything was written. ``files``: the ticket's
+        files, where the caller keeps them between passes (uploads are added to that list)."""
         spec = self.mapping.spec.attachments
         if not spec.enabled:
             return False
-        run = _Run(self, case, ticket, sir_comments, target_comments, report)
+        run = _Run(self, case, ticket, sir_comments, target_comments, report, files)
         run.claim_copies_in_sir()
         wrote = False
         if spec.direction in ("outbound", "both"):
@@ -161,8 +164,10 @@ class _Run:
         sir_comments: Callable[[], Sequence[Comment]],
         target_comments: Callable[[], Sequence[Comment]],
         report: Report,
+        files: Callable[[], list[Attachment]] | None = None,
     ) -> None:
         self.sync = sync
+        self._files = files
         self.sir = sync.sir
         self.target = sync.target
         self.state = sync.state
@@ -186,7 +191,10 @@ class _Run:
         """The ticket's files (a list call where the ticket's read does not carry them); a ticket
         just created has none of them yet."""
         if self._ticket_files is None:
-            self._ticket_files = [] if self.ticket.partial else list(self.target.attachments(self.ticket))
+            if self._files is not None:
+                self._ticket_files = self._files()
+            else:
+                self._ticket_files = [] if self.ticket.partial else list(self.target.attachments(self.ticket))
         return self._ticket_files
 
     def save(self, key: str, note: Note) -> None:

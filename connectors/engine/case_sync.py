@@ -29,7 +29,7 @@ from connectors.engine.report import Report
 from connectors.engine.status import StatusSync
 from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
 from connectors.mapping import Mapping, Winner
-from connectors.model import Case, Comment, Investigation, Ticket
+from connectors.model import Attachment, Case, Comment, Investigation, Ticket
 from connectors.settings import SyncSettings
 from connectors.source import OPTIONAL_ACTIONS, CaseSource
 from connectors.state import (
@@ -117,6 +117,9 @@ class View:
     sir_comments: Sequence[Comment] | None = None
     comments_read_at: str = ""  # when sir_comments were read, for the comment rotation
     target_comments: Sequence[Comment] | None = None
+    #: the ticket's files, listed once a sync (kept across its passes: the sync's own uploads are added
+    #: to it, and nothing else it writes changes them)
+    target_files: list[Attachment] | None = None
 
 
 @dataclass
@@ -309,6 +312,13 @@ class CaseSync:
                 view.target_comments = known if known is not None else self.target.comments(ticket)
             return view.target_comments
 
+        def target_files() -> list[Attachment]:
+            if ticket.attachments is not None:  # read with the ticket: as fresh as it is
+                return list(ticket.attachments)
+            if view.target_files is None:
+                view.target_files = [] if ticket.partial else list(self.target.attachments(ticket))
+            return view.target_files
+
         def sir_comments() -> Sequence[Comment]:
             if view.sir_comments is None:
                 view.comments_read_at = self.now().isoformat()
@@ -337,7 +347,9 @@ class CaseSync:
         steps.append(
             (
                 ATTACHMENTS,
-                lambda: self.attachments.run(case, ticket, sir_comments, target_comments, report),
+                lambda: self.attachments.run(
+                    case, ticket, sir_comments, target_comments, report, files=target_files
+                ),
             )
         )
         if actions is not None:

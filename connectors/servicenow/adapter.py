@@ -611,18 +611,19 @@ class ServiceNowAdapter(TargetAdapter):
                 "sysparm_offset": str(offset),
             }
 
-            def page(params: dict[str, str] = params) -> list[dict[str, Any]]:
+            def page(params: dict[str, str] = params) -> tuple[list[dict[str, Any]], int | None]:
                 response = self._client.session.get(
                     self._attachment_url(), params=params, timeout=self._timeout, headers=_JSON
                 )
                 response.raise_for_status()
-                return list(response.json().get("result") or [])
+                return list(response.json().get("result") or []), _total_count(response.headers)
 
-            rows = self._call("GET attachment", page)
+            rows, total = self._call("GET attachment", page)
             found += [self._attachment(row) for row in rows if isinstance(row, dict) and row.get("sys_id")]
-            if not rows:  # ACLs filter after the limit: a short page is not the last
-                return found
             offset += PAGE
+            # ACLs filter after the limit: a short page is not the last, the count before them says
+            if (not rows) if total is None else offset >= total:
+                return found
 
     def _attachment(self, row: Mapping[str, Any]) -> Attachment:
         size = _value(row.get("size_bytes"))
