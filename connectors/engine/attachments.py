@@ -90,12 +90,13 @@ class Note:
 
 
 def sir_file_name(name: str) -> str:
-    """A name SIR takes (1-255 of ``[a-zA-Z0-9._-]``): accents dropped, other characters made ``_``, the
-    extension kept."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    stem, dot, extension = ascii_name.rpartition(".")
+    """A name SIR takes (1-255 of ``[a-zA-Z0-9._-]``): accents dropped, every other character SIR does not
+    take made ``_``, the extension kept."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))  # é -> e
+    stem, dot, extension = plain.rpartition(".")
     if not dot:
-        stem, extension = ascii_name, ""
+        stem, extension = plain, ""
     extension = _NOT_SIR.sub("_", extension)[:32]
     stem = _NOT_SIR.sub("_", stem) or "attachment"
     room = FILE_NAME_LIMIT - (len(extension) + 1 if extension else 0)

@@ -380,24 +380,42 @@ def test_kill_between_upload_to_the_ticket_and_its_record_makes_no_second_copy(
     assert len(sir_files(sandbox, case_id)) == 1
 
 
+def responder_attaches(sandbox: Sandbox, targets: str, case_id: str, name: str, data: bytes) -> None:
+    if targets == "jira":
+        jira = jira_client(sandbox, RESPONDER)
+        (issue,) = jira.enhanced_search_issues(f'labels = "sirsync-case-{case_id}"')
+        jira.add_attachment(issue.key, io.BytesIO(data), filename=name)
+        return
+    (record,) = [r for r in sandbox.servicenow.records("incident") if r.get("correlation_id") == case_id]
+    auth = (RESPONDER.servicenow_user, RESPONDER.servicenow_password)
+    params = {"table_name": "incident", "table_sys_id": record["sys_id"], "file_name": name}
+    url = f"{sandbox.servicenow_url}/api/now/attachment/file"
+    assert requests.post(url, params=params, data=data, auth=auth, timeout=10).status_code == 201
+    touched = requests.patch(
+        f"{sandbox.servicenow_url}/api/now/table/incident/{record['sys_id']}",
+        json={"category": "network"},
+        auth=auth,
+        timeout=10,
+    )
+    assert touched.status_code == 200
+
+
+@pytest.mark.parametrize(("targets", "listed"), [("jira", jira_files), ("servicenow", snow_files)])
 def test_kill_between_upload_to_sir_and_its_record_makes_no_second_copy(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, targets: str, listed: Any
 ) -> None:
     case_id = new_case(sandbox)
     state = tmp_path / "state.sqlite"
-    assert run(sandbox, state) == 0
-    jira = jira_client(sandbox, RESPONDER)
-    (issue,) = jira.enhanced_search_issues(f'labels = "sirsync-case-{case_id}"')
-    jira.add_attachment(issue.key, io.BytesIO(b"notes from the responder\n"), filename="notes.txt")
+    assert run(sandbox, state, targets=targets) == 0
+    responder_attaches(sandbox, targets, case_id, "notes.txt", b"notes from the responder\n")
     sandbox.clock.advance(120)
-    assert run(sandbox, state, "attachment_copied_to_sir") == EXIT_CODE
+    assert run(sandbox, state, "attachment_copied_to_sir", targets) == EXIT_CODE
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["notes.txt"]
-    sandbox.clock.advance(120)
-    assert run(sandbox, state) == 0
-    sandbox.clock.advance(120)
-    assert run(sandbox, state) == 0
+    for _ in range(2):
+        sandbox.clock.advance(120)
+        assert run(sandbox, state, targets=targets) == 0
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["notes.txt"]
-    assert jira_files(sandbox, case_id) == ["notes.txt"]
+    assert listed(sandbox, case_id) == ["notes.txt"]
 
 
 def test_kill_between_a_refusal_comment_and_its_record_says_it_once(sandbox: Sandbox, tmp_path: Path) -> None:
