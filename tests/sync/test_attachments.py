@@ -252,6 +252,24 @@ class AttachmentContract:
         assert len(said) == 1 and "attachments.max_size" in said[0], said
         assert side.files(case_id) == []
 
+    def test_a_ticket_file_the_full_case_cannot_take_is_said_once_in_sir_and_not_mirrored_back(
+        self, harness: Harness, side: Files, case_id: str
+    ) -> None:
+        harness.runtime.state.save_principal("sir", INTEGRATION.aws_principal)
+        harness.restart()
+        for number in range(50):  # the integration's own files: they stay in SIR
+            sir_attach(harness.sandbox, case_id, f"f{number}.txt", b"x", identity=INTEGRATION)
+        side.attach(case_id, "one-too-many.txt", b"late\n")
+        for _ in range(3):
+            harness.converge()
+            harness.sandbox.clock.advance(120)
+        said = [body for body in sir_comment_bodies(harness, case_id) if "one-too-many.txt" in body]
+        assert len(said) == 1 and "the case has 50 attachments, the most SIR takes" in said[0], said
+        assert not [text for text in side.comments(case_id) if "one-too-many.txt" in text]
+        assert (
+            len(sir_files(harness.sandbox, case_id)) == 50 and side.files(case_id)[0][0] == "one-too-many.txt"
+        )
+
     def test_a_refused_permission_fails_the_stage_and_the_file_is_copied_once_allowed(
         self, harness: Harness, side: Files, case_id: str
     ) -> None:
