@@ -332,10 +332,12 @@ class _Run:
         """The id of a file on the ticket with this content, if any: one noted with this hash, one the
         ticket lists with it, or one of the same size whose content hashes the same."""
         for key, note in self.notes.items():
-            if note.sha256 == sha256 and note.state == COPIED:
-                if key.startswith(f"{SIR}:"):
-                    return note.mirror or "?"
+            if note.sha256 != sha256:
+                continue
+            if not key.startswith(f"{SIR}:"):  # a ticket file, whatever became of it
                 return key.split(":", 1)[1]
+            if note.state == COPIED:  # a case file copied to the ticket
+                return note.mirror or "?"
         unhashed = []
         for file in self.ticket_files():
             if file.sha256:
@@ -467,9 +469,11 @@ class _Run:
     def _same_in_sir(self, sha256: str) -> str | None:
         """The id of a file in the case with this content, by the hashes noted (SIR lists none)."""
         for key, note in self.notes.items():
-            if note.sha256 == sha256 and note.state == COPIED:
-                if key.startswith(f"{SIR}:"):
-                    return key.split(":", 1)[1]
+            if note.sha256 != sha256:
+                continue
+            if key.startswith(f"{SIR}:"):  # a case file, whatever became of it
+                return key.split(":", 1)[1]
+            if note.state == COPIED:  # a ticket file copied to the case
                 return note.mirror or "?"
         return None
 

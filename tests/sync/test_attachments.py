@@ -219,6 +219,21 @@ class AttachmentContract:
         assert len(sir_files(harness.sandbox, case_id)) == 1
         assert sorted(name for name, _, _ in side.files(case_id)) == ["dump-copy.bin", "dump.bin"]
 
+    def test_the_same_content_attached_on_both_sides_at_once_stays_one_file_each(
+        self, harness: Harness, side: Files, case_id: str
+    ) -> None:
+        sir_attach(harness.sandbox, case_id, "ioc.csv", EVIDENCE)
+        side.attach(case_id, "iocs-from-soc.csv", EVIDENCE)
+        side.attach(case_id, "other.csv", EVIDENCE[:-1] + b"!")  # the same size, other content
+        for _ in range(2):
+            harness.converge()
+            harness.sandbox.clock.advance(120)
+        assert sorted(name for name, _, _ in sir_files(harness.sandbox, case_id)) == ["ioc.csv", "other.csv"]
+        assert (
+            sorted(name for name, _, _ in side.files(case_id))
+            == ["ioc.csv", "iocs-from-soc.csv", "other.csv"][1:]
+        )
+
     def test_a_file_the_ticket_refuses_is_said_once_in_a_comment(
         self, harness: Harness, side: Files, case_id: str
     ) -> None:
