@@ -12,13 +12,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.errors import NotFoundError, SyncError
+from connectors.errors import NotFoundError, SyncError, TicketMoved
 from connectors.jobs import BAD_SETUP, CASE_ERRORS, OK, QUARANTINED, Echo
 from connectors.mapping import MappingError
 from connectors.retry import RetryPolicy
 from connectors.settings import KNOWN_TARGETS, Settings
 from connectors.state import (
     CREATING,
+    GONE,
     LINKED,
     SKIPPED,
     Failure,
@@ -29,7 +30,7 @@ from connectors.state import (
     state_exists,
 )
 
-_STATE_WORDS = {LINKED: "linked", CREATING: "being created", SKIPPED: "skipped"}
+_STATE_WORDS = {LINKED: "linked", CREATING: "being created", SKIPPED: "skipped", GONE: "gone"}
 
 # a person waits at the terminal: a target that does not answer is given up on sooner than in a cycle
 _LOOKUP_RETRY = RetryPolicy(attempts=3, deadline_seconds=15)
@@ -71,7 +72,9 @@ def _empty_snapshot(settings: Settings) -> dict[str, Any]:
     return {
         "state_path": describe_state(settings),
         "exists": False,
-        "targets": {target: {"linked": 0, "being_created": 0, "skipped": 0} for target in settings.targets},
+        "targets": {
+            target: {"linked": 0, "being_created": 0, "skipped": 0, "gone": 0} for target in settings.targets
+        },
         "cursors": {target: None for target in settings.targets},
         "links": [],
         "lease": None,
@@ -85,12 +88,13 @@ def _snapshot(settings: Settings, state: StateStore) -> dict[str, Any]:
     links: list[Link] = []
     counts = {}
     for target in settings.targets:
-        found = state.links(target, (LINKED, CREATING, SKIPPED))
+        found = state.links(target, (LINKED, CREATING, SKIPPED, GONE))
         links += found
         counts[target] = {
             "linked": sum(link.state == LINKED for link in found),
             "being_created": sum(link.state == CREATING for link in found),
             "skipped": sum(link.state == SKIPPED for link in found),
+            "gone": sum(link.state == GONE for link in found),
         }
     lease = state.lease()
     now = datetime.now(UTC).isoformat()
@@ -99,13 +103,27 @@ def _snapshot(settings: Settings, state: StateStore) -> dict[str, Any]:
         "exists": True,
         "targets": counts,
         "cursors": {target: state.cursor(target, target) for target in settings.targets},
-        "links": [_link_record(link, failing.get((link.case_id, link.target))) for link in links],
+        "links": [
+            _link_record(link, failing.get((link.case_id, link.target)), _gone_reason(state, link))
+            for link in links
+        ],
         "lease": None if lease is None else {**asdict(lease), "lapsed": lease.expires_at <= now},
         "failures": [_failure_record(failure) for failure in failures],
     }
 
 
-def _link_record(link: Link, failure: Failure | None) -> dict[str, Any]:
+def _gone_reason(state: StateStore, link: Link) -> str | None:
+    """Why a gone link's ticket is gone (deleted, or moved to X), from the action log that recorded it."""
+    if link.state != GONE:
+        return None
+    reason = "deleted or moved"  # (an action log trimmed since)
+    for action in state.actions(link.case_id, limit=1000):
+        if action.target == link.target and action.action == "ticket_gone":
+            reason = str(action.detail.get("reason") or reason)
+    return reason
+
+
+def _link_record(link: Link, failure: Failure | None, gone: str | None = None) -> dict[str, Any]:
     return {
         "case_id": link.case_id,
         "target": link.target,
@@ -119,6 +137,8 @@ def _link_record(link: Link, failure: Failure | None) -> dict[str, Any]:
         "case_updated": link.sir_updated or None,
         "quarantined": bool(failure and failure.quarantined),
         "failing": failure is not None,
+        # a gone link: why its ticket is gone ("deleted", "moved to OPS-7, outside project SEC")
+        "gone": gone,
     }
 
 
@@ -146,6 +166,15 @@ def _print_status(snapshot: dict[str, Any], out: Echo) -> None:
             f"{count['skipped']} skipped (closed when first seen); change cursor {cursor}"
         )
     _print_links(snapshot["links"], out)
+    gone = [link for link in snapshot["links"] if link["state"] == GONE]
+    if gone:
+        out(f"gone: {len(gone)} (the ticket was deleted or moved; the case is no longer synced with it)")
+        for link in gone:
+            command = f"sirsync retry {link['case_id']} --target {link['target']} --recreate"
+            out(
+                f"  {link['case_id']} ({link['target']}) {link['ticket_key']} {link['gone']}: "
+                f"`{command}` opens a new one"
+            )
     lease = snapshot["lease"]
     if lease is None:
         out("runner: none")
@@ -262,6 +291,13 @@ def _release(state: StateStore, case_id: str, target: str | None, out: Echo, err
                 f"({failure.count} failing cycle(s) so far): it is retried every cycle anyway, so there is "
                 "nothing to release. `sirsync status` shows why it fails."
             )
+    elif gone := [link for name in targets if (link := state.link(case_id, name)) and link.state == GONE]:
+        for link in gone:
+            err(
+                f"sirsync: case {case_id} ({link.target}) is not quarantined: its ticket {link.ticket_key} "
+                f"was {_gone_reason(state, link)}, so it is not synced with {link.target} any more; "
+                f"`sirsync retry {case_id} --target {link.target} --recreate` makes a new ticket"
+            )
     elif any(state.link(case_id, name) for name in targets):
         err(
             f"sirsync: case {case_id}{where} is not quarantined: it syncs whenever it changes, so there is "
@@ -278,8 +314,8 @@ def _release_one(state: StateStore, failure: Failure, out: Echo) -> None:
     line = f"released case {failure.case_id} ({failure.target}): the next cycle syncs it again"
     if failure.retry_command.endswith("--recreate"):
         line += (
-            f"; its ticket was deleted, so it will be quarantined again: `{failure.retry_command}` "
-            "makes a new one"
+            "; its ticket was deleted, so that cycle notes it in the SIR case and stops syncing the case "
+            f"with {failure.target}: `{failure.retry_command}` makes a new ticket instead"
         )
     out(line)
 
@@ -306,7 +342,7 @@ def _recreate(settings: Settings, case_id: str, target: str, out: Echo, err: Ech
         if link is None:
             err(f"sirsync: {where} has no ticket linked; nothing to recreate (the next cycle creates one)")
             return CASE_ERRORS
-        if link.state != LINKED or not link.ticket_key:
+        if link.state not in (LINKED, GONE) or not link.ticket_key:
             err(
                 f"sirsync: {where} is {_STATE_WORDS.get(link.state, link.state)}, not linked to a ticket; "
                 "nothing to recreate"
@@ -314,14 +350,15 @@ def _recreate(settings: Settings, case_id: str, target: str, out: Echo, err: Ech
             return CASE_ERRORS
         adapter = next(t.adapter for t in runtime.cycle.targets if t.adapter.system == target)
         try:
-            adapter.get_ticket(link.ticket_key)
-        except NotFoundError:
-            state.forget_link(case_id, target)
+            adapter.check_linked(adapter.get_ticket(link.ticket_key), case_id)
+        except NotFoundError as exc:
+            how = exc.reason if isinstance(exc, TicketMoved) else "deleted"
             state.record(
                 case_id, target, "link_forgotten", ticket=link.ticket_key, reason="sirsync retry --recreate"
             )
+            state.forget_link(case_id, target)
             out(
-                f"{where}: the ticket {link.ticket_key} was deleted; link forgotten, the next cycle creates "
+                f"{where}: the ticket {link.ticket_key} was {how}; link forgotten, the next cycle creates "
                 "a new ticket"
             )
             return OK

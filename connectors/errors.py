@@ -36,6 +36,21 @@ class NotFoundError(CaseError):
     """The object is gone on the other side (a deleted ticket, an unknown case)."""
 
 
+class TicketMoved(NotFoundError):
+    """The linked ticket still answers, but no longer belongs where the case's ticket lives: a Jira issue
+    moved to another project (its old key now names an issue there), a ServiceNow record whose
+    ``correlation_id`` no longer names the case. The engine treats it as a deleted ticket.
+
+    ``new_key`` is the key it answers with now (empty if unchanged); ``reason`` completes "the ticket
+    KEY linked to this case was ..." (``moved to OPS-7, outside project SEC``).
+    """
+
+    def __init__(self, message: str, *, new_key: str, reason: str) -> None:
+        super().__init__(message)
+        self.new_key = new_key
+        self.reason = reason
+
+
 class PermissionDenied(CaseError):
     """The system refused one action to the integration's identity (SIR's AccessDeniedException).
 

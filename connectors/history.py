@@ -71,6 +71,8 @@ def _where(action: Action) -> str:
     """The side written: SIR, the target, or nothing (an event)."""
     if action.action in _EVENTS:
         return "-"
+    if action.action == "ticket_gone":  # a ticket deleted or moved: a note in SIR, unless the case was closed
+        return "SIR" if action.detail.get("note") == "posted" else "-"
     if action.action == "fields":  # a field pass may write both sides
         detail = action.detail
         into_target = any(detail.get(key) for key in ("outbound", "labels_added", "labels_removed"))

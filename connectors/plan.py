@@ -30,6 +30,7 @@ from connectors.settings import Settings
 from connectors.source import CasePage, CaseSource
 from connectors.state import (
     CREATING,
+    GONE,
     LINKED,
     NOTE_KINDS,
     SKIPPED,
@@ -167,6 +168,10 @@ class PlannedTarget(TargetAdapter):
         ticket = self._overlaid(self.real.get_ticket(key))
         assert ticket is not None
         return ticket
+
+    def check_linked(self, ticket: Ticket, case_id: str) -> None:
+        if ticket.key not in self._created.values():
+            self.real.check_linked(ticket, case_id)
 
     def _overlaid(self, ticket: Ticket | None) -> Ticket | None:
         if ticket is None:
@@ -447,7 +452,7 @@ def copy_state(source: StateStore, into: StateStore, targets: Sequence[str]) -> 
         cursor = source.cursor(target, target)
         if cursor:
             into.save_cursor(target, target, cursor)
-        for link in source.links(target, (LINKED, CREATING, SKIPPED)):
+        for link in source.links(target, (LINKED, CREATING, SKIPPED, GONE)):
             with into.transaction():
                 into.save_link(link)
                 for name, baseline in source.baselines(link.case_id, target).items():

@@ -87,7 +87,15 @@ class TargetAdapter(ABC):
 
     @abstractmethod
     def get_ticket(self, key: str) -> Ticket:
-        """Read a ticket; raise :class:`~connectors.errors.NotFoundError` if it was deleted."""
+        """Read a ticket; raise :class:`~connectors.errors.NotFoundError` if it was deleted, and
+        :class:`~connectors.errors.TicketMoved` if it answers from outside the project or table that
+        sirsync syncs."""
+
+    def check_linked(self, ticket: Ticket, case_id: str) -> None:
+        """Raise :class:`~connectors.errors.TicketMoved` if ``ticket``, read by the key linked to
+        ``case_id``, no longer belongs to that case where :meth:`get_ticket` alone cannot tell (a
+        system whose cross-reference a person can rewrite); by default it always does."""
+        return None
 
     @abstractmethod
     def update_ticket(

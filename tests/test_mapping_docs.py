@@ -65,6 +65,7 @@ def holds(loaded: Any, written: Any) -> bool:
         ({"fields": {"summary": {"sir": "title", "template": "{title}"}}}, "exactly one of"),
         ({"status": {"inbound": {"In Review": "Ready to Close"}}}, "set only by AWS"),
         ({"fields": {"summary": {"sir": "tilte"}}}, "unknown SIR case field 'tilte'; did you mean 'title'?"),
+        ({"ticket": {"deleted": "remake"}}, "ticket.deleted"),
     ],
 )
 def test_what_the_reference_says_is_refused_is_refused(

@@ -27,17 +27,26 @@ from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
 from connectors.engine.status import StatusSync
-from connectors.errors import CaseError, FatalError, PermissionDenied, SyncError
+from connectors.errors import (
+    CaseError,
+    FatalError,
+    NotFoundError,
+    PermissionDenied,
+    RetriableError,
+    SyncError,
+    TicketMoved,
+)
 from connectors.mapping import Mapping, Winner
 from connectors.model import Attachment, Case, Comment, Investigation, Ticket
 from connectors.settings import SyncSettings
-from connectors.source import OPTIONAL_ACTIONS, CaseSource
+from connectors.source import OPTIONAL_ACTIONS, CaseSource, client_token
 from connectors.state import (
     AGENT,
     ATTACHMENTS,
     COMMENTS,
     CREATING,
     FIELDS,
+    GONE,
     LINKED,
     STAGES,
     Baseline,
@@ -209,8 +218,14 @@ class CaseSync:
                     # its own comments, just written, are how the integration learns its principal
                     view.sir_comments = self.sir.comments(case_id)
             if ticket_wrote or not sir_wrote:
-                ticket = self.target.get_ticket(ticket.key)
                 view.target_comments = None
+                try:
+                    ticket = self._linked_ticket(ticket.key, case_id)
+                except NotFoundError as exc:  # deleted or moved while this sync ran
+                    link = self.state.link(case_id, self.system)
+                    if link is None or link.state != LINKED or not self._gone(view.case, link, exc, report):
+                        return outcome
+                    ticket = None  # ticket.deleted: recreate, in the next pass
         raise CaseError(f"case {case_id} kept changing during {MAX_PASSES} passes; will try again next cycle")
 
     def glance(self, case_id: str, *, comments: bool, agent: bool) -> Glance | None:
@@ -271,9 +286,84 @@ class CaseSync:
     def _ticket(self, case: Case, report: Report, lookup: Lookup | None) -> Ticket | None:
         """The case's ticket: read by its link, found by its cross-reference, or created."""
         link = self.state.link(case.case_id, self.system)
+        if link is not None and link.state == GONE:
+            return None  # no longer synced with this target, until an operator recreates it
         if link is not None and link.state == LINKED:
-            return self.target.get_ticket(link.ticket_key)
+            try:
+                return self._linked_ticket(link.ticket_key, case.case_id)
+            except NotFoundError as exc:
+                if not self._gone(case, link, exc, report):
+                    return None
+                link, lookup = None, None  # ticket.deleted: recreate: a new ticket, now
         return self._ensure_ticket(case, link, report, lookup)
+
+    def _linked_ticket(self, key: str, case_id: str) -> Ticket:
+        ticket = self.target.get_ticket(key)
+        self.target.check_linked(ticket, case_id)
+        return ticket
+
+    def _gone(self, case: Case, link: Link, error: NotFoundError, report: Report) -> bool:
+        """The linked ticket was deleted or moved out: say so once in the SIR case, then mark the link
+        gone (the case is no longer synced with this target), or forget it where the mapping says
+        ``ticket.deleted: recreate``; return whether a new ticket is to be created now.
+
+        The note carries a token made of the case, the target and the ticket's key: a crash between the
+        note and the link's change posts it again with the same token, which SIR answers with the
+        first comment instead of a second one."""
+        case_id = case.case_id
+        name = self.target.display_name
+        key = link.ticket_key or link.ticket_id
+        recreate = self.mapping.recreate_gone
+        moved = isinstance(error, TicketMoved)
+        reason = error.reason if isinstance(error, TicketMoved) else "deleted"
+        command = f"sirsync retry {case_id} --target {self.system} --recreate"
+        if recreate:
+            then = f"sirsync opens a new {name} ticket for this case."
+        else:
+            then = f"sirsync no longer syncs this case with {name}. To open a new {name} ticket: {command}"
+        note = f"The {name} ticket {key} linked to this case was {reason}; {then}"
+        skipped = ""
+        if case.closed:
+            skipped = "the case is closed in SIR, which takes no comments"
+        else:
+            try:
+                self.sir.add_comment(case_id, note, client_token(case_id, self.system, key, "ticket-gone"))
+                report.comments += 1
+                report.sir_writes += 1
+            except (FatalError, RetriableError):  # tried again next cycle, the link unchanged
+                raise
+            except SyncError as exc:  # refused for this case: the link changes all the same
+                skipped = f"SIR refused the comment: {exc}"
+        crash_point("gone_noted")
+        detail = {"ticket": key, "reason": reason, "moved": moved, "recreate": recreate}
+        detail["note"] = f"not posted: {skipped}" if skipped else "posted"
+        if recreate:
+            self.state.record(case_id, self.system, "ticket_gone", **detail)
+            self.state.forget_link(case_id, self.system)
+        else:
+            with self.state.transaction():
+                link.state = GONE
+                self.state.save_link(link)
+                self.state.clear_failure(case_id, self.system)
+                self.state.record(case_id, self.system, "ticket_gone", **detail)
+        effect = (
+            "a new ticket is created"
+            if recreate
+            else f"the case is no longer synced with {name} (`{command}` opens a new ticket)"
+        )
+        unnoted = f"; no note in SIR: {skipped}" if skipped else ""
+        report.warnings.append(
+            f"case {case_id} ({self.system}): the ticket {key} was {reason}; {effect}{unnoted}"
+        )
+        log.info(
+            "case %s (%s): the ticket %s was %s",
+            case_id,
+            self.system,
+            key,
+            reason,
+            extra={"case_id": case_id, "target": self.system, "action": "ticket_gone", "ticket": key},
+        )
+        return recreate
 
     def _settle(self, view: View, ticket: Ticket) -> None:
         """Record the update times of what was compared, and when the case's comments were read."""

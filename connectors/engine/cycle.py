@@ -31,6 +31,7 @@ from connectors.state import (
     AGENT,
     COMMENTS,
     CREATING,
+    GONE,
     LINKED,
     SKIPPED,
     STAGES,
@@ -234,7 +235,7 @@ class DueCases:
         self.system = target.adapter.system
         self.listing = listing
         self.known = {
-            link.case_id: link for link in cycle.state.links(self.system, (LINKED, CREATING, SKIPPED))
+            link.case_id: link for link in cycle.state.links(self.system, (LINKED, CREATING, SKIPPED, GONE))
         }
         self.issued = set(first)
         self.ready: deque[Work] = deque(Work(case_id, reason=first[case_id]) for case_id in sorted(first))
@@ -313,6 +314,8 @@ class DueCases:
             return True
         if link.state == CREATING:
             return True
+        if link.state == GONE:
+            return False  # its ticket was deleted or moved: not synced with this target any more
         if summary.updated == link.sir_updated:
             return False
         return not (link.state == SKIPPED and summary.status == CLOSED)
@@ -477,6 +480,8 @@ class Cycle:
         for target in self.targets:
             system = target.adapter.system
             link = self.state.link(case_id, system)
+            if link is not None and link.state == GONE:
+                continue  # its ticket was deleted or moved: not synced with this target any more
             if link is None or link.state == SKIPPED:
                 if status is None:
                     try:
@@ -562,12 +567,16 @@ class Cycle:
         A quarantined case runs its comment stages only, unless they are what failed. A case that
         keeps failing is quarantined with its reason: after ``quarantine_after`` cycles for a refusal
         (a value, a transition), after ``quarantine_after_retriable`` for passing trouble (5xx,
-        timeouts), at once for a deleted ticket.
+        timeouts). A deleted or moved ticket is no failure: the case is noted in SIR and no longer
+        synced with the target (see :meth:`CaseSync._gone`).
         """
         system = target.adapter.system
         stages = STAGES if quarantined is None else _stages_while_quarantined(quarantined)
         if not stages:
             return Report()
+        link = self.state.link(case_id, system)
+        if link is not None and link.state == GONE:
+            return Report()  # its ticket was deleted or moved: not synced with this target any more
         claim = self.claim(case_id, system)
         try:
             claim.acquire()
@@ -620,18 +629,10 @@ class Cycle:
         # the stage that stands for the case: the first, ticket and field stages before comment ones
         stage, error = next((name, outcome.failed[name]) for name in STAGES if name in outcome.failed)
         retriable = all(isinstance(e, RetriableError) for e in outcome.failed.values())
-        hint = ""
-        if stage == TICKET and isinstance(error, NotFoundError):
-            threshold = 1
-            stage = TICKET_DELETED
-            hint = f"; to create a new ticket run `sirsync retry {case_id} --target {system} --recreate`"
-        elif retriable:
-            threshold = self.settings.quarantine_after_retriable
-        else:
-            threshold = self.settings.quarantine_after
+        threshold = self.settings.quarantine_after_retriable if retriable else self.settings.quarantine_after
         for name, failed in outcome.failed.items():
-            report.error(f"case {case_id} ({system}) {name}: {failed}{hint if failed is error else ''}")
-        message = f"{error}{hint}"
+            report.error(f"case {case_id} ({system}) {name}: {failed}")
+        message = str(error)
         report.passing += int(retriable)
         report.lasting += int(not retriable)
         self.state.record(case_id, system, "error", stage=stage, message=message)

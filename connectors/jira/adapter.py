@@ -20,6 +20,7 @@ from connectors.errors import (
     NotFoundError,
     RetriableError,
     SyncError,
+    TicketMoved,
     connection_failed,
     throttled_or_failed,
 )
@@ -65,7 +66,7 @@ PROPERTY_KEY = "sirsync"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
 # what the sync itself reads of every ticket, besides the fields the mapping names
-SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution", "attachment")
+SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution", "project", "attachment")
 COMMENT_FIELD = "comment"  # read with a ticket where its comments are wanted too
 ATTACHMENT_FIELD = "attachment"
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
@@ -661,6 +662,8 @@ class JiraAdapter(TargetAdapter):
             labels = ", ".join(f'"{label}"' for label in chunk)
             jql = f'project = "{self.project}" AND labels in ({labels}) ORDER BY created ASC'
             for raw in self._search(jql, self._read_with_comments):
+                if _project_of(raw) not in ("", self.project):
+                    continue  # moved out of the project: never adopted as the case's issue
                 ticket = self._ticket(raw)
                 for label in ticket.labels:
                     if label in chunk:
@@ -698,7 +701,15 @@ class JiraAdapter(TargetAdapter):
         )
 
     def get_ticket(self, key: str) -> Ticket:
-        return self._ticket(self._get(f"issue/{key}", {"fields": self._read_with_comments}))
+        """The issue; one moved to another project still answers at its old key (Jira follows the old
+        key to the moved issue) and is :class:`TicketMoved`."""
+        raw = self._get(f"issue/{key}", {"fields": self._read_with_comments})
+        elsewhere = _project_of(raw)
+        if elsewhere and elsewhere != self.project:
+            moved_to = str(raw.get("key") or key)
+            reason = f"moved to {moved_to}, outside project {self.project}"
+            raise TicketMoved(f"Jira issue {key} was {reason}", new_key=moved_to, reason=reason)
+        return self._ticket(raw)
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""
@@ -934,6 +945,13 @@ class JiraAdapter(TargetAdapter):
 
 def _not_jira(site: str, detail: str) -> str:
     return f"{URL_SETTING} ({site}) does not answer as Jira ({detail})"
+
+
+def _project_of(raw: Mapping[str, Any]) -> str:
+    """The project key an issue read says it is in ("" if the answer does not say)."""
+    fields = raw.get("fields")
+    project = fields.get("project") if isinstance(fields, dict) else None
+    return str(project.get("key") or "") if isinstance(project, dict) else ""
 
 
 def _internal(properties: Any) -> bool:

@@ -180,6 +180,8 @@ class Mapping:
         }
         self.status_winner = self._winner(spec.status.conflict, ("status", "conflict"))
         self.status_paths = self._paths()
+        #: ticket.deleted: recreate: a deleted or moved ticket is replaced by a new one at once
+        self.recreate_gone = spec.ticket.deleted == "recreate"
         self._check_labels()
         self._check_header()
         self.attachment_max_size = self._size(self.spec.attachments.max_size, ("attachments", "max_size"))

@@ -52,6 +52,10 @@ class TicketSpec(_Strict):
     """Jira: labels every synced issue carries."""
     defaults: dict[str, str] = Field(default_factory=dict)
     """Fixed values set when a ticket is created (a component, a team field), never synced afterwards."""
+    deleted: Literal["leave", "recreate"] = "leave"
+    """A linked ticket that was deleted, or moved out of the project or table: the case stops syncing
+    with this target and its SIR case gets a comment saying so (leave), or a new ticket is created at
+    once and the comment says that (recreate)."""
 
 
 class StatusMap(_Strict):

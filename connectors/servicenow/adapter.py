@@ -20,6 +20,7 @@ from connectors.errors import (
     CaseError,
     FatalError,
     NotFoundError,
+    TicketMoved,
     connection_failed,
     throttled_or_failed,
 )
@@ -430,6 +431,15 @@ class ServiceNowAdapter(TargetAdapter):
         if not found:
             raise NotFoundError(f"ServiceNow {self.table} {key} is gone (deleted, or no longer readable)")
         return found[0]
+
+    def check_linked(self, ticket: Ticket, case_id: str) -> None:
+        """A record whose ``correlation_id`` a person changed or cleared no longer belongs to the case."""
+        if ticket.case_id != case_id:
+            now = f"names case {ticket.case_id}" if ticket.case_id else "is empty"
+            reason = f"taken out of sirsync's sync (its correlation_id {now})"
+            raise TicketMoved(
+                f"ServiceNow {self.table} {ticket.key} was {reason}", new_key=ticket.key, reason=reason
+            )
 
     def stored_form(self, name: str, value: str) -> str:
         text = clean(value)

@@ -20,12 +20,19 @@ from connectors.errors import CaseError
 CREATING = "creating"  # a create was intended and may have happened: look before creating again
 LINKED = "linked"
 SKIPPED = "skipped"  # seen, deliberately not synced (closed before sirsync first saw it)
+#: the ticket was deleted or moved out of the project or table: the case is no longer synced with that
+#: target (the ticket's id and key are kept, the reason is in the action log) until an operator runs
+#: ``sirsync retry CASE --target T --recreate``
+GONE = "gone"
 
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
 ATTACHMENTS = "attachments"
 STAGES = (TICKET, FIELDS, STATUS, COMMENTS, ATTACHMENTS, AGENT)
-TICKET_DELETED = "ticket-deleted"  # the ticket stage's failure when the ticket is gone from the target
+#: the ticket stage's failure when the ticket was gone from the target: earlier versions quarantined a
+#: case on it (a link is now marked :data:`GONE` instead); such failures are still released by
+#: ``sirsync retry CASE --target T --recreate``
+TICKET_DELETED = "ticket-deleted"
 
 # The kinds of notes (see StateStore.notes) the stages keep, each a name without "#"
 ATTACHMENT_NOTES, WATCHER_NOTES, INTAKE_NOTES = "attachments", "watchers", "intake"

@@ -17,7 +17,7 @@ from connectors.aws.app import application
 from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER
 from connectors.sandbox.runner import Sandbox
-from connectors.state import Lease, case_lease
+from connectors.state import GONE, Lease, case_lease
 from tests.aws.conftest import EventSourceMapping, Queues, state_store
 
 
@@ -162,7 +162,7 @@ def test_poison_messages_end_in_the_dead_letter_queue_without_holding_up_their_b
     assert len(first) == 3  # the good case of the same batch was synced and deleted
 
 
-def test_a_case_quarantined_by_the_engine_is_not_tried_again_by_the_queue(
+def test_a_case_whose_ticket_was_deleted_is_consumed_and_not_tried_again_by_the_queue(
     lambda_env: Queues, sandbox: Sandbox
 ) -> None:
     case_id = new_case(sandbox, "Its ticket will be deleted")
@@ -176,8 +176,16 @@ def test_a_case_quarantined_by_the_engine_is_not_tried_again_by_the_queue(
     answer = handlers.worker({"Records": [record(json.dumps({"case_id": case_id}))]}, None)
 
     assert answer == {"batchItemFailures": []}
-    (failure,) = [f for f in state_of_app().failures() if f.case_id == case_id]
-    assert failure.quarantined and "--recreate" in failure.retry_command
+    assert [f for f in state_of_app().failures() if f.case_id == case_id] == []
+    link = state_of_app().link(case_id, "jira")
+    assert link is not None and (link.state, link.ticket_key) == (GONE, issue.key)
+    before = calls(sandbox)
+    sandbox.sir.aws_update_case(case_id, {"title": "Renamed once more"})
+    assert handlers.worker({"Records": [record(json.dumps({"case_id": case_id}))]}, None) == {
+        "batchItemFailures": []
+    }
+    assert not any(route.startswith("GET /rest/api/2/issue/") for route in calls(sandbox) - before)
+    assert not issues_of(sandbox, case_id)
 
 
 def test_duplicate_messages_of_one_batch_sync_their_case_once(lambda_env: Queues, sandbox: Sandbox) -> None:

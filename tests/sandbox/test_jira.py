@@ -863,3 +863,36 @@ def test_internal_comment_property_hides_a_comment_only_in_a_service_project(
     assert fields["project"]["projectTypeKey"] == "service_desk"
     with pytest.raises(SandboxError, match="project_type must be one of"):
         sandbox.jira.configure({"project_type": "helpdesk"})
+
+
+# --- moving an issue to another project -----------------------------------------------------------
+
+
+def test_a_moved_issue_gets_a_key_in_the_new_project_and_answers_at_its_old_one(
+    sandbox: Sandbox, jira: JIRA
+) -> None:
+    created = new_issue(jira, labels=["sirsync", "sirsync-case-1234567890"])
+    jira.add_comment(created.key, "kept")
+    jira.add_issue_property(created.key, "sirsync", {"caseId": "1234567890"})
+
+    moved = requests.post(
+        f"{sandbox.jira_url}/_sandbox/move", json={"issue": created.key, "project": "OPS"}, timeout=10
+    )
+    assert moved.status_code == 200, moved.text
+    new_key = moved.json()["key"]
+    assert new_key == "OPS-1"
+
+    by_old_key = jira.issue(created.key)  # Jira follows the old key to the moved issue
+    assert (by_old_key.key, by_old_key.id) == (new_key, created.id)
+    assert by_old_key.fields.project.key == "OPS"
+    assert by_old_key.fields.labels == ["sirsync", "sirsync-case-1234567890"]
+    assert [c.body for c in jira.comments(new_key)] == ["kept"]
+    assert jira.issue_property(new_key, "sirsync").value.caseId == "1234567890"
+    assert keys_of(jira.enhanced_search_issues('project = "SEC" AND labels = "sirsync"')) == []
+    assert keys_of(jira.enhanced_search_issues('project = "OPS" AND labels = "sirsync"')) == [new_key]
+    assert sandbox.jira.move_issue(new_key, "SEC") == "SEC-2"  # and back, with a new SEC key
+
+    refused = requests.post(
+        f"{sandbox.jira_url}/_sandbox/move", json={"issue": "SEC-2", "project": "NOPE"}, timeout=10
+    )
+    assert refused.status_code == 400 and "OPS" in refused.text

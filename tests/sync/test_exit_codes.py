@@ -15,7 +15,7 @@ from bench.common import issue_keys
 from connectors.sandbox.clients import jira_client
 from connectors.sandbox.identities import RESPONDER
 from connectors.sandbox.runner import Sandbox
-from connectors.state import CREATING, LINKED, SqliteStateStore
+from connectors.state import CREATING, LINKED, TICKET_DELETED, SqliteStateStore
 from tests.sync.conftest import sirsync_environment, sync_process
 from tests.sync.test_crash import new_case
 from tests.sync.test_operations import NO_WAY_TO_WORK
@@ -37,14 +37,84 @@ def test_a_quarantined_case_makes_sync_exit_4_naming_the_one_command_that_helps(
 
     for result in (first, again):
         assert result.returncode == 4, result.stderr
-        lines = [line for line in result.stderr.splitlines() if "quarantined: case" in line]
-        assert len(lines) == 2, result.stderr
-        status_line = next(line for line in lines if stuck in line)
-        deleted_line = next(line for line in lines if fine in line)
-        assert status_line.endswith(f"Once that is fixed: sirsync retry {stuck}"), status_line
-        assert deleted_line.endswith(f"sirsync retry {fine} --target jira --recreate"), deleted_line
+        (status_line,) = [line for line in result.stderr.splitlines() if "quarantined: case" in line]
+        assert stuck in status_line and status_line.endswith(f"Once that is fixed: sirsync retry {stuck}")
         assert f"`sirsync retry {fine}`" not in result.stderr  # no second, contradictory advice
-    assert "quarantined 2" in first.stdout and "quarantined 2" in again.stdout
+    # the deleted ticket is no failure: one warning, in the cycle that found it, with the command that helps
+    (deleted_line,) = [line for line in first.stderr.splitlines() if fine in line and "warning:" in line]
+    assert deleted_line.startswith("  warning: ") and "was deleted" in deleted_line, deleted_line
+    assert not [line for line in first.stderr.splitlines() if fine in line and "quarantined" in line]
+    assert f"`sirsync retry {fine} --target jira --recreate`" in deleted_line
+    assert not [line for line in again.stderr.splitlines() if fine in line and "warning:" in line]
+    assert "quarantined 1" in first.stdout and "quarantined 1" in again.stdout
+
+
+def test_a_case_quarantined_for_a_deleted_ticket_by_an_earlier_version_still_names_recreate(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id = new_case(sandbox, "Quarantined by an earlier version")
+    assert sync_process(sandbox, state).returncode == 0
+    key = issue_keys(sandbox)[case_id]
+    jira_client(sandbox, RESPONDER).issue(key).delete()
+    store = SqliteStateStore(state)  # what an earlier version left: the ticket stage's deleted failure
+    store.record_failure(
+        case_id, "jira", f"Jira GET issue/{key}: HTTP 404", quarantine_after=1, stage=TICKET_DELETED
+    )
+    store.close()
+
+    held = sync_process(sandbox, state)
+    assert held.returncode == 4, held.stderr
+    assert f"Once that is fixed: sirsync retry {case_id} --target jira --recreate" in held.stderr
+
+    env = sirsync_environment(sandbox, state)
+    retried = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "retry", case_id, "--target", "jira", "--recreate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert sync_process(sandbox, state).returncode == 0
+    new_key = issue_keys(sandbox)[case_id]
+    assert new_key != key
+
+
+def test_releasing_an_earlier_versions_ticket_deleted_quarantine_leaves_the_link_gone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    case_id = new_case(sandbox, "Released by an operator")
+    assert sync_process(sandbox, state).returncode == 0
+    key = issue_keys(sandbox)[case_id]
+    jira_client(sandbox, RESPONDER).issue(key).delete()
+    store = SqliteStateStore(state)
+    store.record_failure(
+        case_id, "jira", f"Jira GET issue/{key}: HTTP 404", quarantine_after=1, stage=TICKET_DELETED
+    )
+    store.close()
+
+    released = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "retry", case_id],
+        env=sirsync_environment(sandbox, state),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert released.returncode == 0, released.stderr
+    assert "stops syncing the case with jira" in released.stdout
+    assert f"`sirsync retry {case_id} --target jira --recreate` makes a new ticket instead" in released.stdout
+    assert sync_process(sandbox, state).returncode == 0
+    store = SqliteStateStore(state)
+    try:
+        link = store.link(case_id, "jira")
+        assert link is not None and (link.state, link.ticket_key) == ("gone", key)
+        assert store.failures() == []
+    finally:
+        store.close()
 
 
 @pytest.fixture

@@ -195,3 +195,24 @@ def test_plan_lists_attachments_both_ways_and_sends_none(harness: Harness) -> No
     assert sirsync(harness, "sync", "--once").returncode == 0
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["access.log", "timeline.txt"]
     assert sirsync(harness, "plan").stdout.startswith("plan: nothing to do")
+
+
+def test_plan_of_a_case_whose_ticket_was_deleted_shows_the_note_and_keeps_the_link(harness: Harness) -> None:
+    case_id = harness.sandbox.sir.aws_create_case(title="Its issue goes away", description="deleted")
+    harness.converge()
+    key = harness.issue_for(case_id).key
+    harness.jira_responder.issue(key).delete()
+    harness.sandbox.sir.aws_update_case(case_id, {"title": "Its issue went away"})
+    state = Path(harness.settings.state_path)
+    before, state_before = writes(harness.sandbox), fingerprint(state)
+
+    shown = sirsync(harness, "plan", "--case", case_id)
+
+    assert shown.returncode == 0, shown.stderr
+    assert writes(harness.sandbox) == before and fingerprint(state) == state_before
+    assert f"comment in SIR: The Jira ticket {key} linked to this case was deleted" in shown.stdout
+    link = harness.runtime.state.link(case_id, "jira")
+    assert link is not None and link.state == "linked"  # the sync, not the plan, marks it gone
+    assert harness.cycle().errors == 0
+    link = harness.runtime.state.link(case_id, "jira")
+    assert link is not None and link.state == "gone"

@@ -53,13 +53,14 @@ def test_status_json_holds_links_cursors_lease_and_failures_and_no_secret(harnes
     assert shown.returncode == 0, shown.stderr
     status = json.loads(shown.stdout)
     assert status["state_path"] == str(harness.settings.state_path) and status["exists"] is True
-    assert status["targets"] == {"jira": {"linked": 2, "being_created": 0, "skipped": 0}}
+    assert status["targets"] == {"jira": {"linked": 2, "being_created": 0, "skipped": 0, "gone": 0}}
     assert status["cursors"]["jira"].startswith("20")
     assert status["lease"] is None
     links = {link["case_id"]: link for link in status["links"]}
     assert set(links) == {fine, stuck}
     assert links[fine]["ticket_key"] == JiraDriver(harness).keys(fine)[0]
     assert (links[fine]["state"], links[fine]["failing"], links[stuck]["failing"]) == ("linked", False, True)
+    assert links[fine]["gone"] is None
     (failure,) = status["failures"]
     assert failure["case_id"] == stuck and failure["target"] == "jira"
     assert (failure["stage"], failure["retriable"], failure["quarantined"], failure["count"]) == (

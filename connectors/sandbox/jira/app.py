@@ -31,7 +31,8 @@ NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
 
 
 class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHandlers):
-    """Jira Cloud (REST v2) with one project, ``SEC``, a configurable workflow and a lagging search.
+    """Jira Cloud (REST v2) with one project, ``SEC``, a configurable workflow and a lagging search; and
+    a second project, ``OPS``, that issues can be moved to (:meth:`move_issue`, ``POST /_sandbox/move``).
 
     Switches (``POST /_sandbox/config`` or :meth:`configure`): ``workflow`` (see
     :mod:`connectors.sandbox.jira.workflow` for the format), ``search_lag_seconds`` (default 0),
@@ -235,6 +236,18 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
         raise failed
 
     # --- routes ----------------------------------------------------------------------------------------
+
+    def control_routes(self) -> Iterable[tuple[str, str, Handler]]:
+        return [("POST", "/_sandbox/move", self._post_move)]
+
+    def _post_move(self, request: Request) -> Response:
+        """``{"issue": "SEC-1", "project": "OPS"}``: :meth:`move_issue`, over HTTP."""
+        data = body_of(request)
+        issue, project = data.get("issue"), data.get("project")
+        if not isinstance(issue, str) or not isinstance(project, str):
+            raise jira_error(400, ['give "issue" (a key or id) and "project" (a project key)'])
+        new_key = self.move_issue(issue, project)
+        return Response(200, {"key": new_key, "project": project, "moved_from": issue})
 
     def routes(self) -> Iterable[tuple[str, str, Handler]]:
         search_routes: list[tuple[str, str, Handler]] = []

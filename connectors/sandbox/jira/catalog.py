@@ -16,6 +16,9 @@ from connectors.sandbox.identities import IDENTITIES, Identity
 JIRA_PROJECT = "SEC"
 PROJECT_ID = "10000"
 PROJECT_NAME = "Security"
+# a second project, where issues can be moved to (JiraSandbox.move_issue): key -> (id, name)
+OTHER_PROJECT = "OPS"
+PROJECTS = {JIRA_PROJECT: (PROJECT_ID, PROJECT_NAME), OTHER_PROJECT: ("10001", "Operations")}
 FLAGGED_FIELD = "customfield_10021"
 FLAGGED_OPTION = {"id": "10019", "value": "Impediment"}
 
@@ -340,12 +343,13 @@ def identity_by_account(account_id: str) -> Identity | None:
 PROJECT_TYPES = ("software", "service_desk", "business")
 
 
-def project_ref(base_url: str, type_key: str = "software") -> dict[str, Any]:
+def project_ref(base_url: str, type_key: str = "software", key: str = JIRA_PROJECT) -> dict[str, Any]:
+    project_id, name = PROJECTS[key]
     return {
-        "self": f"{base_url}/rest/api/2/project/{PROJECT_ID}",
-        "id": PROJECT_ID,
-        "key": JIRA_PROJECT,
-        "name": PROJECT_NAME,
+        "self": f"{base_url}/rest/api/2/project/{project_id}",
+        "id": project_id,
+        "key": key,
+        "name": name,
         "projectTypeKey": type_key,
         "simplified": False,
         "avatarUrls": avatar_urls("project"),

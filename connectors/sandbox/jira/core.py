@@ -38,7 +38,8 @@ class JiraCore(SandboxApp):
         # SEC's projectTypeKey: software (Jira Software), service_desk (Jira Service Management), business
         self.project_type = "software"
         self._next_issue_id = 10000
-        self._next_number = 1
+        self._next_number = 1  # of SEC's keys
+        self._next_moved_number: dict[str, int] = {}  # of other projects' keys, by project
         self._next_comment_id = 10000
         self._next_attachment_id = 10000
         self._next_history_id = 10000
@@ -48,7 +49,10 @@ class JiraCore(SandboxApp):
         if ref.isdigit():
             found = self._issues.get(int(ref))
         else:
-            found = next((i for i in self._issues.values() if i.key == ref.upper()), None)
+            key = ref.upper()
+            found = next((i for i in self._issues.values() if i.key == key), None)
+            if found is None:  # a moved issue answers at its former keys too
+                found = next((i for i in self._issues.values() if key in i.former_keys), None)
         if found is None:
             raise jira_error(404, [ISSUE_NOT_FOUND])
         return found

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.sandbox.base import Request, Response, SandboxError, body_of
-from connectors.sandbox.identities import Identity
+from connectors.sandbox.identities import RESPONDER, Identity
 from connectors.sandbox.jira.catalog import (
     ALL_FIELDS,
     CUSTOM_BY_ID,
     DEFAULT_PRIORITY,
     FIELD_NAMES,
     JIRA_PROJECT,
+    PROJECTS,
     RESOLUTIONS,
     find_named,
     jira_error,
@@ -159,6 +160,47 @@ class IssueHandlers(JiraCore):
         for attachment in issue.attachments:
             self._attachments.pop(attachment.id, None)
         return Response(204)
+
+    def move_issue(self, key: str, project: str, by: Identity | None = None) -> str:
+        """Move an issue to another project, as Jira's move does: it gets a key in that project, keeps
+        its id, labels, properties, comments and attachments, and its former key still finds it (Jira
+        follows the old key to the moved issue). Return the new key."""
+        with self.lock:
+            issue = self._find(key)
+            if project not in PROJECTS:
+                raise jira_error(400, [f"project must be one of {sorted(PROJECTS)}"])
+            if project == issue.project:
+                raise jira_error(400, [f"{issue.key} is in project {project} already"])
+            if project == JIRA_PROJECT:
+                number = self._next_number
+                self._next_number += 1
+            else:
+                number = self._next_moved_number.get(project, 1)
+                self._next_moved_number[project] = number + 1
+            before = (issue.project, issue.key)
+            issue.former_keys.append(issue.key)
+            issue.project, issue.key = project, f"{project}-{number}"
+            items: list[dict[str, Any]] = [
+                {
+                    "field": "project",
+                    "fieldtype": "jira",
+                    "fieldId": "project",
+                    "from": PROJECTS[before[0]][0],
+                    "fromString": PROJECTS[before[0]][1],
+                    "to": PROJECTS[project][0],
+                    "toString": PROJECTS[project][1],
+                },
+                {
+                    "field": "Key",
+                    "fieldtype": "jira",
+                    "from": None,
+                    "fromString": before[1],
+                    "to": None,
+                    "toString": issue.key,
+                },
+            ]
+            self._written(issue, by or RESPONDER, items)
+            return issue.key
 
     def get_changelog(self, request: Request) -> Response:
         issue = self._issue_of(request)

@@ -83,6 +83,9 @@ class Issue:
     attachments: list[Attachment] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     changelog: list[dict[str, Any]] = field(default_factory=list)
+    project: str = JIRA_PROJECT  # the key of the project it is in (moved: not SEC)
+    #: keys it had before it was moved: Jira still finds the issue by them
+    former_keys: list[str] = field(default_factory=list)
 
     def snapshot(self) -> Issue:
         return copy.deepcopy(self)

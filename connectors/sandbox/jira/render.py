@@ -13,6 +13,7 @@ from connectors.sandbox.jira.catalog import (
     FLAGGED_FIELD,
     FLAGGED_OPTION,
     ISSUE_TYPES,
+    JIRA_PROJECT,
     NAVIGABLE,
     PRIORITIES,
     RESOLUTIONS,
@@ -158,7 +159,8 @@ def field_value(
         found = find_named(ISSUE_TYPES, issue.issuetype)
         return issue_type_json(found, base_url) if found else None
     if name == "project":
-        return project_ref(base_url, project_type)
+        type_key = project_type if issue.project == JIRA_PROJECT else "software"  # (only SEC's is set)
+        return project_ref(base_url, type_key, issue.project)
     if name == "comment":
         return comment_field(issue, base_url, service_desk=project_type == "service_desk")
     if name == "attachment":

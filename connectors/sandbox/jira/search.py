@@ -19,10 +19,8 @@ from connectors.sandbox.identities import IDENTITIES, Identity
 from connectors.sandbox.jira import jql
 from connectors.sandbox.jira.catalog import (
     ISSUE_TYPES,
-    JIRA_PROJECT,
     PRIORITIES,
-    PROJECT_ID,
-    PROJECT_NAME,
+    PROJECTS,
     RESOLUTIONS,
     caller_zone,
     find_named,
@@ -152,7 +150,11 @@ def context(issues: dict[int, Issue], workflow: Workflow, caller: Identity, now:
     return jql.Context(
         now=now,
         account_id=caller.jira_account_id,
-        projects={p.lower(): JIRA_PROJECT for p in (JIRA_PROJECT, PROJECT_ID, PROJECT_NAME)},
+        projects={
+            alias.lower(): key
+            for key, (project_id, name) in PROJECTS.items()
+            for alias in (key, project_id, name)
+        },
         statuses=statuses,
         resolutions=vocabulary(RESOLUTIONS),
         issue_types=vocabulary(ISSUE_TYPES),
@@ -171,7 +173,7 @@ def row_of(issue: Issue) -> jql.Row:
     return jql.Row(
         id=issue.id,
         key=issue.key,
-        project=JIRA_PROJECT,
+        project=issue.project,
         labels=list(issue.labels),
         status=issue.status,
         resolution=name(RESOLUTIONS, issue.resolution),
