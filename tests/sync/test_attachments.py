@@ -232,6 +232,23 @@ class AttachmentContract:
         on_ticket = sorted(name for name, _, _ in side.files(case_id))
         assert on_ticket == ["iocs-from-soc.csv", "other.csv"]
 
+    def test_a_lost_state_copies_no_file_twice(
+        self, harness: Harness, side: Files, case_id: str, tmp_path: Path
+    ) -> None:
+        sir_attach(harness.sandbox, case_id, "from-sir.log", EVIDENCE)
+        side.attach(case_id, "from-ticket.txt", b"ticket\n")
+        harness.converge()
+        harness.settings = harness.settings.model_copy(update={"state_path": tmp_path / "new.sqlite"})
+        harness.restart()  # nothing remembered: links are found again by cross-reference
+        harness.sandbox.sir.aws_update_case(case_id, {"title": "Attachment case, after the loss"})
+        harness.sandbox.clock.advance(120)
+        harness.converge()
+        assert sorted(name for name, _, _ in sir_files(harness.sandbox, case_id)) == [
+            "from-sir.log",
+            "from-ticket.txt",
+        ]
+        assert sorted(name for name, _, _ in side.files(case_id)) == ["from-sir.log", "from-ticket.txt"]
+
     def test_a_file_the_ticket_refuses_is_said_once_in_a_comment(
         self, harness: Harness, side: Files, case_id: str
     ) -> None:
