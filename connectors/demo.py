@@ -138,7 +138,7 @@ def _sync_until_quiet(runtime: Runtime, console: Console, label: str) -> None:
 
 
 def _act_as_responder(jira: JIRA, console: Console) -> None:
-    """A person working in Jira: a comment, a transition, an edit."""
+    """A person working in Jira: a comment, a file, a transition, an edit."""
     issues = {
         issue.fields.summary: issue.key
         for issue in jira.enhanced_search_issues("project = SEC", fields="summary", maxResults=50)
