@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 Result = Literal["pass", "warn", "fail", "skip"]
 SYSTEMS = {"jira": "Jira", "servicenow": "ServiceNow"}
+CREATE_CASE = "security-ir:CreateCase"  # what opening cases from tickets needs (case_from_ticket)
 
 # What each row checks, shown when it passes.
 CHECKED = {
@@ -45,6 +46,7 @@ CHECKED = {
     "table": "the table exists and the user may read it",
     "choices": "every choice value the mapping names is in sys_choice",
     "journal": "the user may read journal entries (sys_journal_field)",
+    "case from ticket": "the tickets that open SIR cases can be searched, on fields that exist",
 }
 
 
@@ -129,6 +131,14 @@ def _sir_rows(sir: SirAdapter, mappings: Sequence[TargetMapping]) -> list[Row]:
     if not problems:
         problems = sir.probe_actions(actions)
     checks = ["credentials", *actions]
+    if any(mapping.case_from_ticket.enabled for mapping in mappings):
+        # no case id to aim it at: a probe would open a real case, so it is only named
+        checks.append(CREATE_CASE)
+        message = (
+            f"{CREATE_CASE} is not probed (a probe would open a case): the first ticket to open one tells"
+        )
+        fix = f"an IAM policy allowing {CREATE_CASE} to the integration's AWS principal (case_from_ticket)"
+        problems = [*problems, Problem("SIR", message, fix, sir.url, WARNING, CREATE_CASE)]
     return _rows("SIR", checks, frozenset({"credentials"}), problems, sir.url)
 
 

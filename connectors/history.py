@@ -20,7 +20,7 @@ from connectors.state import Action, describe_state, open_state, state_exists
 LIMIT = 100_000  # actions shown at most: far more than a case collects
 
 # actions that wrote into SIR; the rest of the writes went to the target
-_INTO_SIR = frozenset({"comment_inbound", "status_inbound", "status_note_aws", "feedback"})
+_INTO_SIR = frozenset({"comment_inbound", "status_inbound", "status_note_aws", "feedback", "opened_case"})
 # actions that are events, not writes anywhere
 _EVENTS = frozenset(
     {

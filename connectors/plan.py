@@ -142,6 +142,10 @@ class PlannedTarget(TargetAdapter):
     def changed_since(self, since: datetime | None) -> Sequence[TicketChange]:
         return self.real.changed_since(since)
 
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        found = [self._overlaid(ticket) for ticket in self.real.untracked_tickets(query, fields)]
+        return [ticket for ticket in found if ticket is not None]
+
     # reads, through the overlay
     def find_ticket(self, case_id: str) -> Ticket | None:
         key = self._created.get(case_id)
@@ -224,6 +228,12 @@ class PlannedTarget(TargetAdapter):
             self._tickets[ticket.key] = ticket
             self._created[case_id] = ticket.key
         return ticket
+
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        self.plan.add(
+            Change(case_id, self.display_name, "cross-reference", f"{ticket.key} names case {case_id}")
+        )
+        self._change(ticket, {}, add=labels)
 
     def update_ticket(
         self, ticket: Ticket, fields: Mapping[str, str], add: set[str], remove: set[str]
@@ -341,6 +351,7 @@ class PlannedSource(CaseSource):
         self.comment_limit = real.comment_limit
         self._lock = threading.Lock()
         self._cases: dict[str, dict[str, Any]] = {}  # field changes by case
+        self._opened: dict[str, Case] = {}  # cases opened, by id: never sent, read back from here
         self._comments: dict[str, list[Comment]] = {}
 
     @property  # the real source's, learned or set
@@ -364,7 +375,9 @@ class PlannedSource(CaseSource):
         return self.real.list_cases()
 
     def get_case(self, case_id: str) -> Case:
-        case = self.real.get_case(case_id)
+        with self._lock:
+            opened = self._opened.get(case_id)
+        case = opened if opened is not None else self.real.get_case(case_id)
         with self._lock:
             changed = self._cases.get(case_id)
         return case if not changed else Case(case_id, {**case.fields, **changed})
@@ -372,10 +385,37 @@ class PlannedSource(CaseSource):
     def comments(self, case_id: str) -> list[Comment]:
         with self._lock:
             extra = list(self._comments.get(case_id, ()))
-        return _merged(self.real.comments(case_id), extra)
+            opened = case_id in self._opened
+        return extra if opened else _merged(self.real.comments(case_id), extra)
 
     def investigations(self, case_id: str) -> list[Investigation]:
+        with self._lock:
+            if case_id in self._opened:
+                return []
         return self.real.investigations(case_id)
+
+    def create_case(self, fields: Mapping[str, str | list[str]], token: str, *, origin: str = "") -> Case:
+        number = self.plan.number()
+        case_id = f"new SIR case {number}"
+        now = _now()
+        case = Case(
+            case_id,
+            {
+                **fields,
+                "caseStatus": "Submitted",
+                "caseArn": "",
+                "createdDate": now,
+                "lastUpdatedDate": now,
+                "watchers": [{"email": email} for email in fields.get("watchers", [])],
+            },
+        )
+        shown = {name: ("", ", ".join(v) if isinstance(v, list) else v) for name, v in fields.items()}
+        self.plan.add(
+            Change(case_id, SIR, "open case", f"would open a SIR case from {origin or 'a ticket'}", shown)
+        )
+        with self._lock:
+            self._opened[case_id] = case
+        return case
 
     def add_comment(self, case_id: str, body: str, token: str) -> str:
         number = self.plan.number()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -98,6 +98,13 @@ class CaseSource(ABC):
         """Write the file's content into ``out`` a chunk at a time (``out.restart()`` before a retry)."""
 
     # writes: each safe to repeat (an idempotency token, or a value set again)
+
+    @abstractmethod
+    def create_case(self, fields: Mapping[str, str | list[str]], token: str, *, origin: str = "") -> Case:
+        """Open a case with ``token`` as its idempotency token (the same token opens it once) and
+        return it as read back. ``fields``: case fields as text (a date in ISO form), lists as lists
+        (``watchers`` as email addresses). ``origin`` names what it is opened from, for people (a
+        ticket's key)."""
 
     @abstractmethod
     def add_comment(self, case_id: str, body: str, token: str) -> str:

@@ -86,6 +86,17 @@ class TargetAdapter(ABC):
         :attr:`~connectors.model.Ticket.partial`, not read back."""
 
     @abstractmethod
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        """Tickets that match ``query`` (the mapping's ``case_from_ticket.filter``: a JQL clause, an
+        encoded query) and carry no cross-reference yet, oldest first, with ``fields`` (the mapping's
+        names) read as plain text besides what the sync reads."""
+
+    @abstractmethod
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        """Make an existing ticket carry the cross-reference to ``case_id``, as :meth:`create_ticket`
+        makes a new one carry it (with ``labels``, where the system has them); safe to repeat."""
+
+    @abstractmethod
     def get_ticket(self, key: str) -> Ticket:
         """Read a ticket; raise :class:`~connectors.errors.NotFoundError` if it was deleted, and
         :class:`~connectors.errors.TicketMoved` if it answers from outside the project or table that

@@ -65,6 +65,11 @@ def holds(loaded: Any, written: Any) -> bool:
         ({"fields": {"summary": {"sir": "title", "template": "{title}"}}}, "exactly one of"),
         ({"status": {"inbound": {"In Review": "Ready to Close"}}}, "set only by AWS"),
         ({"fields": {"summary": {"sir": "tilte"}}}, "unknown SIR case field 'tilte'; did you mean 'title'?"),
+        (
+            {"case_from_ticket": {"defaults": {"engagementType": "Incident"}}},
+            "the default 'Incident' is not one of Security Incident, Investigation",
+        ),
+        ({"case_from_ticket": {"enabled": True, "filter": ""}}, "needs a filter"),
         ({"ticket": {"deleted": "remake"}}, "ticket.deleted"),
     ],
 )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from connectors.cache import Bounded
 from connectors.engine.case_sync import CaseSync, Features, Lookup, Outcome, SirRead
+from connectors.engine.intake import Intake
 from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, RetriableError, SyncError
 from connectors.lease import LeaseHeld, RunnerLease, holder_id
@@ -649,7 +650,8 @@ class Cycle:
 
     def _run_target(self, target: Target, listing: Listing, dispatch: Dispatch | None = None) -> Report:
         system = target.adapter.system
-        report = Report()
+        # tickets that open a case first: their pairs are then linked when the changes are read
+        report = Intake(self.sir, target.adapter, target.mapping, self.state).run()
         try:
             changed, cursor = self._due_from_target(target)
         except FatalError:

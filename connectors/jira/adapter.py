@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ from connectors.jira.checks import SERVICE_PROJECT, MappingChecks
 from connectors.jira.fields import (
     FieldCatalog,
     JiraField,
+    UnknownField,
     canonical,
     from_jira,
     system_field,
@@ -37,6 +39,7 @@ from connectors.jira.fields import (
 from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
+from connectors.mapping.source import dotted
 from connectors.model import Attachment, Comment, Ticket
 from connectors.preflight import (
     CONFIG,
@@ -127,6 +130,7 @@ class JiraAdapter(TargetAdapter):
         "fields",
         "comments",
         "time zone",
+        "case from ticket",
     )
     GATES = frozenset({"site", "credentials", "project", "issue type"})
 
@@ -422,6 +426,32 @@ class JiraAdapter(TargetAdapter):
         found += tagged(checks.fields(mapping, project, issue_type), "fields")
         self._project_type = str(project.get("projectTypeKey") or "")
         found += tagged(checks.visibility(mapping, project), "comments")
+        return found + tagged(self._intake_checks(mapping, site), "case from ticket")
+
+    def _intake_checks(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """Where tickets open cases: every field case_from_ticket reads exists, and Jira accepts the
+        filter (one search of one issue)."""
+        spec = mapping.case_from_ticket
+        if not spec.enabled:
+            return []
+        found = []
+        for name, key in spec.fields.items():
+            location = ("case_from_ticket", "fields", name)
+            try:
+                self._field(key)
+            except UnknownField as exc:
+                found.append(Problem("Jira", str(exc), f"{mapping.at(location)} {dotted(location)}", site))
+            except SyncError as exc:
+                return [self._refused(exc, site, "read the site's fields (GET /rest/api/2/field)")]
+        jql = f'project = "{self.project}" AND ({spec.filter})'
+        try:
+            self._get("search/jql", {"jql": jql, "fields": "key", "maxResults": 1})
+        except RetriableError as exc:
+            return [*found, self._refused(exc, site, "search with case_from_ticket.filter")]
+        except CaseError as exc:
+            where = ("case_from_ticket", "filter")
+            message = f"Jira refuses case_from_ticket.filter as JQL: {one_line(str(exc), 200)}"
+            found.append(Problem("Jira", message, f"{mapping.at(where)} {dotted(where)}", site))
         return found
 
     def _unreachable(self, mapping: TargetMapping, issue_type: str, site: str) -> list[Problem]:
@@ -710,6 +740,32 @@ class JiraAdapter(TargetAdapter):
             reason = f"moved to {moved_to}, outside project {self.project}"
             raise TicketMoved(f"Jira issue {key} was {reason}", new_key=moved_to, reason=reason)
         return self._ticket(raw)
+
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        """One search: issues of the project matching ``query`` without the sync label (an issue with
+        no labels at all included: ``labels != x`` alone leaves those out)."""
+        jql = (
+            f'project = "{self.project}" AND ({query}) AND (labels IS EMPTY OR labels != "{SYNC_LABEL}") '
+            "ORDER BY created ASC"
+        )
+        wanted = {key: self._field(key) for key in fields}
+        read = ",".join(dict.fromkeys([*self._read_fields.split(","), *(f.id for f in wanted.values())]))
+        found = []
+        for raw in self._search(jql, read):
+            ticket = self._ticket(raw)
+            values = raw.get("fields", {})
+            extra = {key: from_jira(f, values.get(f.id), self._email_of) for key, f in wanted.items()}
+            found.append(replace(ticket, fields={**ticket.fields, **extra}))
+        return found
+
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        """The issue property first, then the labels that make the issue found (and no longer taken for
+        one without a case): a crash between the two leaves an issue that is looked at again."""
+        value = {"caseId": case_id, "caseArn": case_arn}
+        self._send("PUT", f"issue/{ticket.key}/properties/{PROPERTY_KEY}", value)
+        wanted = {*labels, SYNC_LABEL, case_label(case_id)} - set(ticket.labels)
+        if wanted:
+            self.update_ticket(ticket, {}, wanted, set())
 
     def _field_values(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """Mapping keys and texts as Jira's ``fields``: by field id, each value shaped by its schema."""

@@ -28,6 +28,7 @@ SYSTEM_SCHEMAS: dict[str, dict[str, str]] = {
     "assignee": {"type": "user", "system": "assignee"},
     "reporter": {"type": "user", "system": "reporter"},
     "duedate": {"type": "date", "system": "duedate"},
+    "created": {"type": "datetime", "system": "created"},
     "components": {"type": "array", "items": "component", "system": "components"},
     "fixVersions": {"type": "array", "items": "version", "system": "fixVersions"},
     "versions": {"type": "array", "items": "version", "system": "versions"},

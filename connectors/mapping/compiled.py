@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from connectors.errors import CaseError
+from connectors.mapping.intake import CASE_FIELDS, REQUIRED, CaseFromTicketMap, parse_value
 from connectors.mapping.model import FieldMap, MappingFile, ValueSource
 from connectors.mapping.source import (
     LocatedYaml,
@@ -185,6 +186,8 @@ class Mapping:
         self._check_labels()
         self._check_header()
         self.attachment_max_size = self._size(self.spec.attachments.max_size, ("attachments", "max_size"))
+
+        self.case_from_ticket = self._case_from_ticket()
         if self._problems:
             raise MappingError(self.path, sorted(self._problems, key=lambda problem: problem[0] or 0))
 
@@ -338,6 +341,51 @@ class Mapping:
             )
             return 0
         return size
+
+    def _case_from_ticket(self) -> CaseFromTicketMap:
+        """case_from_ticket: SIR field names, each default a value CreateCase accepts, and, when it is
+        enabled, a filter and a source for every field a case must have."""
+        spec = self.spec.case_from_ticket
+        section: Location = ("case_from_ticket",)
+        for part in ("fields", "defaults"):
+            for name, value in getattr(spec, part).items():
+                location: Location = (*section, part, name)
+                if name not in CASE_FIELDS:
+                    self._problem(
+                        location,
+                        f"{name!r} cannot be set on a case opened from a ticket"
+                        f"{did_you_mean(name, CASE_FIELDS)} (one of {', '.join(CASE_FIELDS)})",
+                    )
+                elif part == "fields" and not value.strip():
+                    self._problem(location, "name the ticket field the value comes from")
+                elif part == "defaults":
+                    _, why = parse_value(name, value)
+                    if why:
+                        self._problem(location, f"the default {why}")
+        if spec.enabled:
+            self._check_filter(spec.filter, (*section, "filter"))
+            for name in REQUIRED:
+                if name not in spec.fields and name not in spec.defaults:
+                    self._problem(
+                        section,
+                        f"a case needs {name}: name a ticket field under case_from_ticket.fields.{name}, "
+                        f"or a fixed value under case_from_ticket.defaults.{name}",
+                    )
+        fields = {name: value.strip() for name, value in spec.fields.items()}
+        return CaseFromTicketMap(spec.enabled, spec.filter.strip(), fields, dict(spec.defaults), self.path)
+
+    def _check_filter(self, text: str, location: Location) -> None:
+        """The filter is one condition that sirsync narrows further (this project, no cross-reference
+        yet): it cannot be empty, sort, or (ServiceNow) start a new query that would escape the rest."""
+        if not text.strip():
+            what = "a JQL clause" if self.system == "jira" else "an encoded query"
+            self._problem(location, f"an enabled case_from_ticket needs a filter ({what}) naming the tickets")
+        elif self.system == "jira" and re.search(r"\border\s+by\b", text, re.IGNORECASE):
+            self._problem(location, "leave ORDER BY out of the filter: sirsync orders the search itself")
+        elif self.system == "servicenow" and ("^NQ" in text or "ORDERBY" in text):
+            self._problem(
+                location, "leave ^NQ and ORDERBY out of the filter: sirsync adds its own conditions"
+            )
 
     # --- what the mapping names in the target, for checks against the live system ----------------------
 

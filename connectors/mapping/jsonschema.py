@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from connectors.mapping.compiled import SYNTHETIC_FIELDS, settable_statuses
+from connectors.mapping.intake import CASE_FIELDS
 from connectors.mapping.model import MappingFile
 from connectors.sir import schema
 
@@ -41,6 +42,9 @@ def mapping_schema() -> dict[str, Any]:
     status["inbound"]["additionalProperties"] = {"enum": list(settable_statuses())}
     definitions["LabelRule"]["properties"]["when"]["propertyNames"] = case_only
     found["properties"]["system"]["enum"] = ["jira", "servicenow"]
+    intake = definitions["CaseFromTicket"]["properties"]
+    for part in ("fields", "defaults"):
+        intake[part]["propertyNames"] = {"enum": list(CASE_FIELDS)}
     return {
         "$schema": DIALECT,
         "title": "sirsync mapping file (version 1)",

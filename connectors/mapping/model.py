@@ -140,6 +140,19 @@ class AttachmentSettings(_Strict):
     Files into SIR are held to SIR's own limit, 100 MiB."""
 
 
+class CaseFromTicket(_Strict):
+    """Opening a SIR case from a ticket that matches a filter and has no case yet (opt-in)."""
+
+    enabled: bool = False
+    """Open a SIR case for each ticket that matches `filter` and carries no cross-reference yet."""
+    filter: str = ""
+    """Which tickets open a case: a JQL clause (Jira) or an encoded query (ServiceNow)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """SIR case field (CreateCase's name) -> the ticket field whose value it takes."""
+    defaults: dict[str, str] = Field(default_factory=dict)
+    """SIR case field -> a fixed value used when the ticket has none (lists: comma-separated)."""
+
+
 class MappingFile(_Strict):
     """A sirsync mapping file: how SIR cases and one target's tickets correspond."""
 
@@ -156,3 +169,5 @@ class MappingFile(_Strict):
     comments: CommentSettings = CommentSettings()
     investigations: InvestigationSettings = InvestigationSettings()
     attachments: AttachmentSettings = AttachmentSettings()
+
+    case_from_ticket: CaseFromTicket = CaseFromTicket()

@@ -25,6 +25,7 @@ from connectors.errors import (
     throttled_or_failed,
 )
 from connectors.mapping.compiled import StatusPaths
+from connectors.mapping.source import Location, dotted
 from connectors.model import Attachment, Comment, Ticket
 from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
@@ -72,7 +73,7 @@ class ServiceNowAdapter(TargetAdapter):
     comment_limit = JOURNAL_LIMIT
     # the rows of ``sirsync doctor``, in the order preflight checks them; after a failed gate, the
     # rows that follow are not checked
-    CHECKS = ("site", "credentials", "table", "choices", "status paths", "journal")
+    CHECKS = ("site", "credentials", "table", "choices", "status paths", "journal", "case from ticket")
     GATES = frozenset({"site", "credentials", "table"})
 
     def __init__(
@@ -228,7 +229,42 @@ class ServiceNowAdapter(TargetAdapter):
             *tagged(self._check_choices(mapping, site), "choices"),
             *tagged(_unreachable(mapping, site), "status paths"),
             *tagged(self._check_journal(site), "journal"),
+            *tagged(self._check_intake(mapping, site), "case from ticket"),
         ]
+
+    def _check_intake(self, mapping: TargetMapping, site: str) -> list[Problem]:
+        """Where records open cases: every column case_from_ticket names, in its filter and its fields,
+        is one of the table's. An instance drops a condition on a column it does not have and matches
+        every record instead, which would open a case for each: a misspelt filter must stop the run."""
+        spec = mapping.case_from_ticket
+        if not spec.enabled:
+            return []
+        answer = self._probe(self.table, {"sysparm_limit": "1"})  # one record, with every column
+        if isinstance(answer, Problem):
+            return [answer]
+        status, body = answer
+        rows = body.get("result") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+            message = (
+                f"{self.table} shows no record to tell its columns by: the columns case_from_ticket names "
+                "are not checked"
+            )
+            return [Problem("ServiceNow", message, "nothing; checked again at the next start", site, WARNING)]
+        columns = sorted(rows[0], key=len, reverse=True)
+        filter_at: Location = ("case_from_ticket", "filter")
+        named = [(term, filter_at, False) for term in _terms(spec.filter)]
+        named += [
+            (column, ("case_from_ticket", "fields", name), True) for name, column in spec.fields.items()
+        ]
+        found = []
+        for term, location, whole in named:
+            known = term in columns if whole else any(_names_column(term, column) for column in columns)
+            if not known:
+                message = f"{self.table} has no column that {term!r} names"
+                found.append(
+                    Problem("ServiceNow", message, f"{mapping.at(location)} {dotted(location)}", site)
+                )
+        return found
 
     def _check_choices(self, mapping: TargetMapping, site: str) -> list[Problem]:
         """Every state the mapping names (status tables, paths, transition fields, the customer status),
@@ -423,6 +459,19 @@ class ServiceNowAdapter(TargetAdapter):
             case_id=_value(created.get("correlation_id")) or case_id,
             url=self._record_url(sys_id),
             partial=True,
+        )
+
+    def untracked_tickets(self, query: str, fields: Collection[str]) -> Sequence[Ticket]:
+        """Records matching ``query`` with no correlation_id yet: a query of its own, paged as every one."""
+        read = tuple(dict.fromkeys([*self._READ_FIELDS, *fields]))
+        rows = self._query(
+            self.table, f"{query}^correlation_idISEMPTY^ORDERBYsys_created_on", read, display_value="all"
+        )
+        return [self._ticket(raw) for raw in rows]
+
+    def write_cross_reference(self, ticket: Ticket, case_id: str, case_arn: str, labels: set[str]) -> None:
+        self._write(
+            "PATCH", ticket.id, {"correlation_id": case_id, "correlation_display": CORRELATION_DISPLAY}
         )
 
     def get_ticket(self, key: str) -> Ticket:
@@ -730,6 +779,23 @@ def _written_fields(mapping: TargetMapping) -> list[str]:
     for fields in spec.status.transition_fields.values():
         names += list(fields)
     return [name for name in dict.fromkeys(names) if name != "state"]
+
+
+def _terms(query: str) -> list[str]:
+    """The conditions of an encoded query (``^`` and ``^OR`` between them)."""
+    terms = []
+    for part in query.split("^"):
+        term = part.removeprefix("OR")  # columns are lower case: an upper-case OR is the join
+        if term.strip():
+            terms.append(term.strip())
+    return terms
+
+
+def _names_column(term: str, column: str) -> bool:
+    """Whether a condition is on ``column``: its name, then an operator (upper case or a sign) or a dot
+    (a reference's field); column names are lower case."""
+    rest = term.removeprefix(column)
+    return rest != term and bool(rest) and not (rest[0].islower() or rest[0].isdigit() or rest[0] == "_")
 
 
 def _total_count(headers: Mapping[str, str]) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import IO, Any, TypeVar
@@ -454,6 +454,18 @@ class SirAdapter(CaseSource):
         if comment:
             params["comment"] = comment
         self._call("send_feedback", **params)
+
+    def create_case(self, fields: Mapping[str, str | list[str]], token: str, *, origin: str = "") -> Case:
+        params: dict[str, Any] = dict(fields)
+        if "reportedIncidentStartDate" in params:
+            params["reportedIncidentStartDate"] = datetime.fromisoformat(
+                str(params["reportedIncidentStartDate"])
+            )
+        if "watchers" in params:
+            params["watchers"] = [{"email": email} for email in params["watchers"]]
+        # the token makes a repeat, by the retry policy or after a crash, answer with the same case
+        answer = self._call("create_case", clientToken=token, **params)
+        return self.get_case(str(answer["caseId"]))
 
     def add_comment(self, case_id: str, body: str, token: str) -> str:
         answer = self._call("create_case_comment", caseId=case_id, body=body, clientToken=token)

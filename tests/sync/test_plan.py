@@ -16,8 +16,16 @@ from typing import Any
 from bench.common import sirsync_environment
 from connectors.sandbox.runner import Sandbox
 from tests.sync.conftest import Harness
+from tests.sync.test_case_from_ticket import intake_mapping, sir_cases
 
-SIR_WRITES = ("close-case", "create-comment", "update-case", "update-case-comment", "update-case-status")
+SIR_WRITES = (
+    "close-case",
+    "create-case",
+    "create-comment",
+    "update-case",
+    "update-case-comment",
+    "update-case-status",
+)
 
 
 def writes(sandbox: Sandbox) -> Counter[str]:
@@ -195,6 +203,35 @@ def test_plan_lists_attachments_both_ways_and_sends_none(harness: Harness) -> No
     assert sirsync(harness, "sync", "--once").returncode == 0
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["access.log", "timeline.txt"]
     assert sirsync(harness, "plan").stdout.startswith("plan: nothing to do")
+
+
+def test_plan_shows_a_case_a_ticket_would_open_and_opens_none(harness: Harness, tmp_path: Path) -> None:
+    mapping = intake_mapping(tmp_path, "jira")
+    fields = {"project": "SEC", "summary": "Phishing mail opened", "issuetype": {"name": "Security Incident"}}
+    key = harness.jira_responder.create_issue(fields={**fields, "description": "by two people"}).key
+    env = sirsync_environment(
+        harness.sandbox, Path(harness.settings.state_path), SIRSYNC_JIRA__MAPPING=str(mapping)
+    )
+    before = writes(harness.sandbox)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "connectors.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    shown = run("plan")
+    planned = json.loads(run("plan", "--json").stdout)
+
+    assert shown.returncode == 0, shown.stderr
+    assert f"would open a SIR case from {key}" in shown.stdout
+    assert 'title: "" -> "Phishing mail opened"' in shown.stdout
+    [case] = planned["cases"]
+    assert planned_kinds(case["changes"]) >= {("SIR", "open case"), ("Jira", "cross-reference")}
+    assert writes(harness.sandbox) == before and sir_cases(harness.sandbox) == []
+    assert "sirsync" not in harness.sandbox.jira.issue(key)["fields"]["labels"]
+
+    assert run("sync", "--once").returncode == 0
+    assert len(sir_cases(harness.sandbox)) == 1
+    assert run("plan").stdout.startswith("plan: nothing to do")
 
 
 def test_plan_of_a_case_whose_ticket_was_deleted_shows_the_note_and_keeps_the_link(harness: Harness) -> None:
