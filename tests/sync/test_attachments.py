@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import subprocess
-import sys
 from abc import ABC, abstractmethod
 from collections import Counter
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from bench.common import measured_run
 from connectors.crashpoints import EXIT_CODE
 from connectors.mappings import shipped
 from connectors.sandbox.clients import jira_client, servicenow_client, sir_client
@@ -482,33 +480,11 @@ def test_kill_between_a_refusal_comment_and_its_record_says_it_once(sandbox: San
 # --- memory -----------------------------------------------------------------------------------------------
 
 
-# Runs a command and prints its exit code and peak RSS (ru_maxrss, KiB on Linux) as JSON. Linux carries a
-# process's peak over fork and exec, so a sync forked straight from the test process would report at least
-# this process's size (the sandbox holds the file here); a small fresh interpreter forks it instead.
-MEASURED = """
-import json, os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
-"""
-
-
 def peak_of_sync(sandbox: Sandbox, state: Path) -> float:
     """``sirsync sync --once`` in a process of its own; its peak RSS in MiB."""
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURED, "-m", "connectors.cli", "sync", "--once"],
-        env=sirsync_environment(sandbox, state),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    *_, last = result.stdout.splitlines() or ["{}"]
-    measured = json.loads(last)
-    assert measured.get("exit") == 0, result.stdout + result.stderr
-    return float(measured["maxrss_kib"]) / 1024
+    code, peak_kib = measured_run(["sync", "--once"], sirsync_environment(sandbox, state), timeout=300)
+    assert code == 0, f"sirsync sync --once exited {code}"
+    return peak_kib / 1024
 
 
 def test_a_50_mib_file_is_copied_without_holding_it_in_memory(sandbox: Sandbox, tmp_path: Path) -> None:
