@@ -1,8 +1,9 @@
 """``python -m bench`` (``make bench``): sirsync against the naive strategy, on the sandbox, in one table.
 
 The full run measures calls per cycle at 100, 1,000 and 5,000 cases, the first sync of 1,000 cases with
-5 comments each at 20 ms of latency, the peak RSS of a 5,000-case first sync and the change-to-mirror
-latency of ``sync --every 5``; ``--quick`` runs every part at smaller sizes.
+5 comments each at 20 ms of latency, the peak RSS of a 5,000-case first sync, the change-to-mirror
+latency of ``sync --every 5`` and the peak RSS of copying a 50 MiB attachment each way; ``--quick`` runs
+every part at smaller sizes.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.attachments import attachment_copies
 from bench.calls import measure_calls
 from bench.common import Progress, concurrency, use_integration_credentials
 from bench.first_sync import first_sync
 from bench.latency import change_latency
 from bench.table import SCENARIO, Results, render
 
-PHASES = ("calls", "first-sync", "rss", "latency")
+PHASES = ("calls", "first-sync", "rss", "latency", "attachments")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         default=720,
         help="seconds a timed change may take (the comment rotation is 600 s)",
     )
+    parser.add_argument(
+        "--attachment-mib", type=int, default=50, help="size of the attachment copied each way (50)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep state files and sirsync's output here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -124,6 +129,9 @@ def run(args: argparse.Namespace, progress: Progress) -> Results:
                 progress,
                 args.seed,
             )
+        if "attachments" in args.only:
+            progress.say(f"attachments: one of {args.attachment_mib} MiB copied each way")
+            results.attachments = attachment_copies(args.attachment_mib * 2**20, workdir, progress)
     results.notes = notes(args)
     return results
 
@@ -145,6 +153,9 @@ def notes(args: argparse.Namespace) -> list[str]:
         f"Latency: `sirsync sync --every {every}` on the real clock, {args.latency_ms} ms per call; each "
         f"sample a case of its own, changed at a random moment of a {spread} s window; Jira watched "
         "in-process; status: Submitted -> Detection and Analysis (To Do -> In Progress in Jira).",
+        f"Attachments: one file of {args.attachment_mib} MiB copied by one `sirsync sync --once`, SIR -> "
+        "Jira and Jira -> SIR; peak RSS against the same sync of the same case copying nothing, each "
+        "process started by a small launcher (Linux would count the forking process's own peak).",
     ]
 
 

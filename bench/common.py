@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +35,39 @@ def sirsync_command(*arguments: str) -> list[str]:
     if script.exists():
         return [str(script), *arguments]
     return [sys.executable, "-m", "connectors.cli", *arguments]
+
+
+# Runs a command and prints its exit code and peak RSS (ru_maxrss, KiB on Linux) as JSON. Linux carries the
+# peak RSS of a process that forks into its child's figure, so a sync forked straight from a process that
+# holds a large sandbox would report at least that process's size; a small fresh interpreter forks it.
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
+def measured_run(arguments: list[str], env: dict[str, str], timeout: float = 600) -> tuple[int, int]:
+    """``sirsync *arguments`` to its end: its exit code and its own peak RSS in KiB (its output is
+    dropped)."""
+    command = sirsync_command(*arguments)
+    if command[0] != sys.executable:
+        command = [sys.executable, *command]  # the launcher execs a program: the script through Python
+    result = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    measured = json.loads(lines[-1]) if lines else {}
+    return int(measured.get("exit", result.returncode or 1)), int(measured.get("maxrss_kib", 0))
 
 
 def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str, str]:

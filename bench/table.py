@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.attachments import Copy
 from bench.calls import SizeCalls
 from bench.first_sync import FirstSync
 from bench.latency import Latency, Samples
@@ -20,6 +21,8 @@ BOUND_CONCURRENCY = 8
 SCENARIO = (200, 2)
 RSS_CASES = 5000
 RSS_MB = 250
+ATTACHMENT_MIB = 50
+ATTACHMENT_RSS_MB = 150
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Results:
     scenario: FirstSync | None = None
     rss: FirstSync | None = None
     latency: Latency | None = None
+    attachments: list[Copy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -50,6 +54,9 @@ def rows(results: Results, planned_sizes: list[int]) -> list[Row]:
     else:
         table += [_latency_row(results.latency, results.latency.comment)]
         table += [_latency_row(results.latency, results.latency.status)]
+    if not results.attachments:
+        table.append(("peak RSS copying an attachment", NOT_RUN, "", "", ""))
+    table += [_attachment_row(copy) for copy in results.attachments]
     return table
 
 
@@ -177,3 +184,17 @@ def _latency_row(run: Latency, samples: Samples) -> Row:
     if samples.missing:
         value += f" ({samples.missing} not seen)"
     return (label, value, "", "", "")
+
+
+def _attachment_row(copy: Copy) -> Row:
+    mib = copy.size_bytes / 2**20
+    label = (
+        f"peak RSS copying a {mib:.0f} MiB attachment, {copy.direction} "
+        f"({copy.calls} calls, {copy.wall_seconds:.1f} s)"
+    )
+    value = f"{copy.peak_rss_mb:.0f} MB (+{copy.added_mb:.0f} MB over a sync copying nothing)"
+    if not copy.copied:
+        value += " (not copied whole)"
+    ok = copy.copied and copy.peak_rss_mb < ATTACHMENT_RSS_MB
+    result = _verdict(ok) if mib == ATTACHMENT_MIB else f"n/a at {mib:.0f} MiB"
+    return (label, value, "", f"< {ATTACHMENT_RSS_MB} MB at {ATTACHMENT_MIB} MiB", result)

@@ -397,8 +397,9 @@ def demo() -> None:
     """Run real sync cycles between SIR, Jira and ServiceNow in the built-in sandbox, and show them.
 
     Starts the sandbox in-process and seeds three SIR cases (one opened by AWS, with AWS comments, an
-    AWS status change, a question for the customer and the investigative agent's work). Syncs them to
-    Jira and ServiceNow, acts as a responder in Jira (a comment, a transition, an edit) and in
+    AWS status change, a question for the customer and the investigative agent's work; one with an
+    evidence file). Syncs them to Jira and ServiceNow, acts as a responder in Jira (a comment, a file, a
+    transition, an edit) and in
     ServiceNow (a comment), syncs again, and shows all three systems, the comment threads and where the
     agent's work landed, then an idle cycle that writes nothing. The state lives in a temporary
     directory; nothing outside loopback is contacted.

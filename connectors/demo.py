@@ -6,12 +6,14 @@ sync runs the same runtime ``sirsync sync`` builds, only its settings point at t
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
 from jira import JIRA
 from rich.console import Console
 from rich.table import Table
@@ -46,6 +48,11 @@ def _seed_sir(sandbox: Sandbox) -> list[str]:
         **common,
     )["caseId"]
     sir.create_case_comment(caseId=first, body="Key AKIA...XYZ deactivated; reviewing CloudTrail.")
+    evidence = b'{"eventName": "CreateAccessKey", "sourceIPAddress": "203.0.113.7"}\n' * 20
+    upload = sir.get_case_attachment_upload_url(
+        caseId=first, fileName="cloudtrail-extract.json", contentLength=len(evidence)
+    )
+    requests.put(upload["attachmentPresignedUrl"], data=evidence, timeout=10).raise_for_status()
     sir.update_case_status(caseId=first, caseStatus="Detection and Analysis")
     second = sir.create_case(
         title="Public S3 bucket reported by a researcher",
@@ -83,7 +90,7 @@ def _seed_sir(sandbox: Sandbox) -> list[str]:
 def _sir_table(sandbox: Sandbox, title: str) -> Table:
     sir = sir_client(sandbox, INTEGRATION)
     table = Table(title=title)
-    for column in ("caseId", "title", "status", "pending", "comments"):
+    for column in ("caseId", "title", "status", "pending", "comments", "files"):
         table.add_column(column)
     for item in sir.list_cases(maxResults=25)["items"]:
         case = sir.get_case(caseId=item["caseId"])
@@ -94,16 +101,17 @@ def _sir_table(sandbox: Sandbox, title: str) -> Table:
             case["caseStatus"],
             case.get("pendingAction", ""),
             str(comments.get("total", len(comments["items"]))),
+            ", ".join(file["fileName"] for file in case.get("caseAttachments", [])),
         )
     return table
 
 
 def _jira_table(jira: JIRA, title: str) -> Table:
     table = Table(title=title)
-    for column in ("key", "summary", "status", "priority", "labels", "comments"):
+    for column in ("key", "summary", "status", "priority", "labels", "comments", "files"):
         table.add_column(column)
     found = jira.enhanced_search_issues(
-        "project = SEC ORDER BY key ASC", fields="summary,status,labels,priority", maxResults=50
+        "project = SEC ORDER BY key ASC", fields="summary,status,labels,priority,attachment", maxResults=50
     )
     for issue in found:
         labels = [label for label in issue.fields.labels if not label.startswith("sirsync")]
@@ -114,6 +122,7 @@ def _jira_table(jira: JIRA, title: str) -> Table:
             issue.fields.priority.name if issue.fields.priority else "",
             ", ".join(labels),
             str(len(jira.comments(issue.key))),
+            ", ".join(file.filename for file in issue.fields.attachment),
         )
     return table
 
@@ -129,21 +138,22 @@ def _sync_until_quiet(runtime: Runtime, console: Console, label: str) -> None:
 
 
 def _act_as_responder(jira: JIRA, console: Console) -> None:
-    """A person working in Jira: a comment, a transition, an edit."""
+    """A person working in Jira: a comment, a file, a transition, an edit."""
     issues = {
         issue.fields.summary: issue.key
         for issue in jira.enhanced_search_issues("project = SEC", fields="summary", maxResults=50)
     }
     crypto = issues["Possible crypto-mining on EC2 fleet"]
     jira.add_comment(crypto, "i-0abc123 belongs to the data team; they did not start it. Isolating now.")
+    jira.add_attachment(crypto, io.BytesIO(b"i-0abc123 owner: data team\n"), filename="instance owner.txt")
     bucket = issues["Public S3 bucket reported by a researcher"]
     start = next(t["id"] for t in jira.transitions(bucket) if t["to"]["name"] == "In Progress")
     jira.transition_issue(bucket, start)
     key = issues["Suspicious IAM access key use from unknown IP"]
     jira.issue(key).update(summary="Compromised IAM access key used from 203.0.113.7")
     console.print(
-        f"[cyan]Responder in Jira:[/cyan] commented on {crypto}, moved {bucket} to In Progress, "
-        f"renamed {key}."
+        f"[cyan]Responder in Jira:[/cyan] commented on {crypto} and attached a file to it, moved {bucket} "
+        f"to In Progress, renamed {key}."
     )
 
 

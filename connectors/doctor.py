@@ -80,6 +80,10 @@ def sir_actions(mappings: Iterable[TargetMapping]) -> list[str]:
             needed.add("ListInvestigations")
             if spec.investigations.feedback:
                 needed |= {"SendFeedback", "CreateCaseComment"}
+        if spec.attachments.enabled and spec.attachments.direction != "inbound":
+            needed.add("GetCaseAttachmentDownloadUrl")
+        if spec.attachments.enabled and spec.attachments.direction != "outbound":
+            needed |= {"GetCaseAttachmentUploadUrl", "CreateCaseComment"}
     return [action for action in PROBED_ACTIONS if action.removeprefix("security-ir:") in needed]
 
 

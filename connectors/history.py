@@ -23,7 +23,18 @@ LIMIT = 100_000  # actions shown at most: far more than a case collects
 _INTO_SIR = frozenset({"comment_inbound", "status_inbound", "status_note_aws", "feedback", "opened_case"})
 # actions that are events, not writes anywhere
 _EVENTS = frozenset(
-    {"conflict", "error", "quarantined", "released", "skip", "create_deferred", "link_forgotten"}
+    {
+        "conflict",
+        "error",
+        "quarantined",
+        "released",
+        "skip",
+        "create_deferred",
+        "link_forgotten",
+        "attachment_found",
+        "attachment_found_in_sir",
+        "attachment_duplicate",
+    }
 )
 # what the action's detail calls the things it names, in the order they read best
 _ORDER = ("stage", "field", "winner", "sir", "target", "ticket", "action", "message")

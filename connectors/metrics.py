@@ -34,7 +34,7 @@ DEFINITIONS: dict[str, Definition] = {
     "sirsync_api_calls_total": Definition("counter", "Calls made to each system, retries included."),
     "sirsync_api_throttled_total": Definition("counter", "Calls a system refused for its rate (429)."),
     "sirsync_writes_total": Definition(
-        "counter", "Writes made, by kind (created, updated, comments, transitions)."
+        "counter", "Writes made, by kind (created, updated, comments, transitions, attachments)."
     ),
     "sirsync_conflicts_total": Definition(
         "counter", "Fields changed on both sides and decided by the mapping."
@@ -84,7 +84,7 @@ class Metrics:
 
     def synced(self, report: Report) -> None:
         """What syncing some cases did (a cycle, or cases synced on their own): writes, conflicts, errors."""
-        for kind in ("created", "updated", "comments", "transitions"):
+        for kind in ("created", "updated", "comments", "transitions", "attachments"):
             self.add("sirsync_writes_total", getattr(report, kind), kind=kind)
         self.add("sirsync_conflicts_total", report.conflicts)
         self.add("sirsync_errors_total", report.errors)

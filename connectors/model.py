@@ -75,6 +75,22 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file attached to a case or a ticket."""
+
+    id: str
+    name: str
+    size: int  # bytes; -1 where the system does not say
+    author: str
+    created: str
+    own: bool = False  # written by the integration's own identity
+    #: the SHA-256 of the content in hex, where the system gives it with the listing (ServiceNow)
+    sha256: str = ""
+    #: whether the content can be read: False while the system still checks it (SIR's Pending)
+    ready: bool = True
+
+
+@dataclass(frozen=True)
 class Watcher:
     """Someone who follows a case or a ticket, known across systems by their email address.
 
@@ -129,6 +145,9 @@ class Ticket:
     #: the ticket's comments, where they were read with it in full; None: read them with
     #: :meth:`~connectors.target.TargetAdapter.comments`
     comments: tuple[Comment, ...] | None = None
+    #: the ticket's attachments, where they were read with it; None: read them with
+    #: :meth:`~connectors.target.TargetAdapter.attachments`
+    attachments: tuple[Attachment, ...] | None = None
     #: the system's own references to the ticket's watchers, where they come with the ticket
     #: (ServiceNow's watch_list); None: read them with :meth:`~connectors.target.TargetAdapter.watchers`
     watcher_refs: tuple[str, ...] | None = None

@@ -22,10 +22,10 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from connectors.engine.report import Report
-from connectors.model import Case, Comment, Investigation, Ticket, Watcher
+from connectors.model import Attachment, Case, Comment, Investigation, Ticket, Watcher
 from connectors.settings import Settings
 from connectors.source import CasePage, CaseSource
 from connectors.state import (
@@ -43,6 +43,7 @@ from connectors.target import TargetAdapter, TicketChange
 if TYPE_CHECKING:
     from connectors.mapping import Mapping as TargetMapping
     from connectors.preflight import Problem
+    from connectors.transfer import Sink
 
 SIR = "SIR"
 _MACRO = re.compile(r"^\{\w+\}$")  # a markup line around a mirrored text: Jira's {noformat}
@@ -117,6 +118,7 @@ class PlannedTarget(TargetAdapter):
         self._tickets: dict[str, Ticket] = {}  # by key: created, or changed by a planned write
         self._created: dict[str, str] = {}  # case id -> the key of the ticket created for it
         self._comments: dict[str, list[Comment]] = {}  # by ticket key: posted or edited
+        self._attachments: dict[str, list[Attachment]] = {}  # by ticket key: attached
         self._watchers: dict[str, list[Watcher]] = {}  # by ticket key: as planned writes left them
 
     # what is not a write goes to the real adapter
@@ -339,6 +341,23 @@ class PlannedTarget(TargetAdapter):
         with self._lock:
             self._comments.setdefault(ticket.key, []).append(edited)
 
+    def attachments(self, ticket: Ticket) -> Sequence[Attachment]:
+        with self._lock:
+            extra = list(self._attachments.get(ticket.key, ()))
+        read = () if ticket.key in self._created.values() else self.real.attachments(ticket)
+        return [*read, *extra]
+
+    def download_attachment(self, ticket: Ticket, attachment: Attachment, out: Sink) -> None:
+        self.real.download_attachment(ticket, attachment, out)  # a read: the plan reads what it copies
+
+    def add_attachment(self, ticket: Ticket, name: str, content: IO[bytes], size: int) -> Attachment:
+        number = self.plan.number()
+        self.plan.add(Change(self._case(ticket), self.display_name, "attachment", f"{ticket.key}: {name}"))
+        made = Attachment(f"planned-{number}", name, size, "sirsync", _now(), own=True)
+        with self._lock:
+            self._attachments.setdefault(ticket.key, []).append(made)
+        return made
+
 
 def _merged(read: Sequence[Comment], planned: Sequence[Comment]) -> list[Comment]:
     """The comments read, with the planned ones: an edit replaces its comment, a new one comes last."""
@@ -435,6 +454,15 @@ class PlannedSource(CaseSource):
         edited = Comment(comment_id, body, self.principal or "sirsync", _now(), _now(), own=True)
         with self._lock:
             self._comments.setdefault(case_id, []).append(edited)
+
+    def attachments(self, case: Case) -> list[Attachment]:
+        return self.real.attachments(case)
+
+    def download_attachment(self, case_id: str, attachment_id: str, out: Sink) -> None:
+        self.real.download_attachment(case_id, attachment_id, out)  # a read
+
+    def add_attachment(self, case_id: str, name: str, content: IO[bytes], size: int, token: str) -> None:
+        self.plan.add(Change(case_id, SIR, "attachment", f"case {case_id}: {name}"))
 
     def watchers(self, case: Case) -> list[Watcher]:
         return self.real.watchers(case)

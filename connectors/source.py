@@ -11,12 +11,13 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from connectors.model import Case, Comment, Investigation, Watcher
+from connectors.model import Attachment, Case, Comment, Investigation, Watcher
 
 if TYPE_CHECKING:
     from connectors.preflight import Problem
+    from connectors.transfer import Sink
 
 CLOSED = "Closed"
 
@@ -55,6 +56,9 @@ class CaseSource(ABC):
     principal: str | None = None
     #: the most a comment may hold
     comment_limit: int = 12000
+    #: the largest file a case takes, and how many files
+    attachment_limit: int = 100 * 2**20
+    attachments_per_case: int = 50
     #: the most watchers a case may have
     watcher_limit: int = 30
 
@@ -85,6 +89,15 @@ class CaseSource(ABC):
 
     @abstractmethod
     def investigations(self, case_id: str) -> list[Investigation]: ...
+
+    @abstractmethod
+    def attachments(self, case: Case) -> list[Attachment]:
+        """The files attached to the case, as read with it; a file still being checked is not
+        :attr:`~connectors.model.Attachment.ready`."""
+
+    @abstractmethod
+    def download_attachment(self, case_id: str, attachment_id: str, out: Sink) -> None:
+        """Write the file's content into ``out`` a chunk at a time (``out.restart()`` before a retry)."""
 
     @abstractmethod
     def watchers(self, case: Case) -> list[Watcher]:
@@ -123,6 +136,12 @@ class CaseSource(ABC):
     ) -> int:
         """Walk the allowed transitions to ``wanted``; return the steps taken. ``before_step`` hears of
         each status about to be set, before its write."""
+
+    @abstractmethod
+    def add_attachment(self, case_id: str, name: str, content: IO[bytes], size: int, token: str) -> None:
+        """Attach a file named ``name`` (the characters the source takes) of ``size`` bytes, read from
+        ``content`` as it is sent, with ``token`` as the idempotency token: the same token attaches it
+        once. The source does not say the new file's id: it is found on the case afterwards."""
 
     @abstractmethod
     def send_feedback(self, case_id: str, investigation_id: str, usefulness: str, comment: str) -> None: ...

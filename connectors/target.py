@@ -10,14 +10,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from connectors.model import Comment, Ticket, Watcher
+from connectors.model import Attachment, Comment, Ticket, Watcher
 from connectors.text import truncate
 
 if TYPE_CHECKING:
     from connectors.mapping import Mapping as TargetMapping
     from connectors.preflight import Problem
+    from connectors.transfer import Sink
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,22 @@ class TargetAdapter(ABC):
     @abstractmethod
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
         """Replace a comment's text; a system whose comments cannot be edited posts the new text."""
+
+    # attachments
+
+    @abstractmethod
+    def attachments(self, ticket: Ticket) -> Sequence[Attachment]:
+        """Every file attached to the ticket (see also :attr:`Ticket.attachments`)."""
+
+    @abstractmethod
+    def download_attachment(self, ticket: Ticket, attachment: Attachment, out: Sink) -> None:
+        """Write the file's content into ``out`` a chunk at a time (``out.restart()`` before a retry)."""
+
+    @abstractmethod
+    def add_attachment(self, ticket: Ticket, name: str, content: IO[bytes], size: int) -> Attachment:
+        """Attach a file, reading ``content`` (``size`` bytes) as it is sent; return the attachment made.
+
+        A refusal (too large, a type the system blocks) is a :class:`~connectors.errors.CaseError`."""
 
     @abstractmethod
     def watchers(self, ticket: Ticket) -> Sequence[Watcher]:

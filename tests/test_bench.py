@@ -21,7 +21,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, list[in
     workdir: Path = tmp_path_factory.mktemp("bench")
     args = arguments(
         [
-            "--only=calls,first-sync,rss",
+            "--only=calls,first-sync,rss,attachments",
+            "--attachment-mib=2",
             f"--sizes={SIZE}",
             "--cycles=3",
             "--first-sync-cases=20",
@@ -59,14 +60,27 @@ def test_sirsync_first_sync_is_complete_and_measured(tiny_run: tuple[Results, li
     assert cycle is not None and 0 < cycle < results.first_sync.wall_seconds
 
 
+def test_an_attachment_is_copied_whole_each_way_and_its_memory_measured(
+    tiny_run: tuple[Results, list[int]],
+) -> None:
+    results, _ = tiny_run
+    assert [copy.direction for copy in results.attachments] == ["SIR -> Jira", "Jira -> SIR"]
+    for copy in results.attachments:
+        assert copy.copied, copy
+        assert copy.size_bytes == 2 * 2**20
+        assert copy.peak_rss_kib > 10_000 and copy.idle_rss_kib > 10_000  # the sync's own, measured
+        assert copy.calls > 0
+
+
 def test_table_has_a_row_per_measure_and_five_columns(tiny_run: tuple[Results, list[int]]) -> None:
     results, sizes = tiny_run
     table = rows(results, sizes)
     assert all(len(row) == len(COLUMNS) for row in table)
     measures = [row[0] for row in table]
-    assert len(measures) == 2 * len(sizes) + 4 + 1 + 1 + 2  # calls, first sync, scenario, RSS, latency
+    # calls, first sync, scenario, RSS, latency, attachments each way
+    assert len(measures) == 2 * len(sizes) + 4 + 1 + 1 + 2 + 2
     assert measures[0].startswith(f"calls/cycle, {SIZE} cases")
-    assert [row[1] for row in table[-2:]] == [NOT_RUN, NOT_RUN]  # latency was not run
-    assert all(row[1] != NOT_RUN for row in table[:-2])
+    assert [row[1] for row in table[-4:-2]] == [NOT_RUN, NOT_RUN]  # latency was not run
+    assert all(row[1] != NOT_RUN for row in table[:-4] + table[-2:])
     text = render(results, sizes)
     assert text.splitlines()[0].split() == list(COLUMNS)

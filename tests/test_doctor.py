@@ -114,6 +114,21 @@ def test_a_refused_write_action_fails_its_row_and_a_refused_optional_one_warns(
     assert ("SIR", "security-ir:ListComments") in results(rows, "pass")
 
 
+def test_the_attachment_actions_are_probed_and_a_refused_one_names_what_to_allow(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.sir.configure({"denied_actions": {"*": ["GetCaseAttachmentUploadUrl"]}})
+    code, rows, text = doctor(sandbox, tmp_path, targets="jira")
+    assert code == 1
+    assert results(rows, "fail") == {("SIR", "security-ir:GetCaseAttachmentUploadUrl")}, text
+    assert (
+        "allowing security-ir:GetCaseAttachmentUploadUrl"
+        in rows["SIR", "security-ir:GetCaseAttachmentUploadUrl"]["fix"]
+    )
+    assert ("SIR", "security-ir:GetCaseAttachmentDownloadUrl") in results(rows, "pass")
+    assert not sandbox.sir.store.cases  # the probes wrote nothing
+
+
 def test_only_the_actions_the_mapping_needs_are_probed(sandbox: Sandbox, tmp_path: Path) -> None:
     one_way = tmp_path / "one-way.yaml"
     text = shipped_mapping("jira.yaml").read_text()
@@ -123,6 +138,7 @@ def test_only_the_actions_the_mapping_needs_are_probed(sandbox: Sandbox, tmp_pat
         ("aws_supported_note: true", "aws_supported_note: false"),
         ("  feedback: true", "  feedback: false"),
         ("    direction: both\n", "    direction: outbound\n"),
+        ("attachments:\n  enabled: true", "attachments:\n  enabled: false"),
         ("  direction: both         #", "  direction: outbound     #"),  # watchers
     ):
         text = text.replace(old, new)

@@ -174,3 +174,21 @@ def test_the_mapping_lists_every_ticket_status_and_fixed_value_with_its_line() -
     assert ("3", "pending_action.customer_status") in {(n.value, n.key) for n in servicenow.target_statuses()}
     [hold] = servicenow.target_values("hold_reason")  # a template without placeholders is a fixed value
     assert hold.value == "1" and hold.key == "status.transition_fields.3.hold_reason.template"
+
+
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [('"100 MiB"', 100 * 2**20), ('"25 MB"', 25_000_000), ("10485760", 10485760), ('"512 kib"', 512 * 1024)],
+)
+def test_attachment_max_size_takes_bytes_or_a_unit(tmp_path: Path, written: str, size: int) -> None:
+    path = edited(tmp_path, 'max_size: "100 MiB"', f"max_size: {written}")
+    assert load_mapping(path, "jira").attachment_max_size == size
+
+
+@pytest.mark.parametrize("written", ['"ten megabytes"', "0", '"10 MiBs"', "-5"])
+def test_an_attachment_size_that_is_not_one_names_its_line(tmp_path: Path, written: str) -> None:
+    path = edited(tmp_path, 'max_size: "100 MiB"', f"max_size: {written}")
+    with pytest.raises(MappingError) as excinfo:
+        load_mapping(path, "jira")
+    assert f"jira.yaml:{line_of(path, 'max_size:')}: attachments.max_size" in str(excinfo.value)
+    assert "10 MiB" in str(excinfo.value)

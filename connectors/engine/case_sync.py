@@ -8,8 +8,8 @@ sees nothing new, and idle cycles write nothing. A side not written to keeps the
 read with, so a change made there meanwhile is seen by the next cycle.
 
 After the case and its ticket are read (or the ticket created), the stages (fields, status, comments,
-the investigative agent) run and fail separately: a refused status change is that stage's error, and
-the case's comments still sync in the same pass. Only a failure to read or create the ticket stops
+attachments, the investigative agent) run and fail separately: a refused status change is that stage's
+error, and the case's comments still sync in the same pass. Only a failure to read or create the ticket stops
 the case as a whole.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 
 from connectors.crashpoints import crash_point
+from connectors.engine.attachments import AttachmentSync
 from connectors.engine.comments import CommentSync
 from connectors.engine.investigations import InvestigationSync, summary_text
 from connectors.engine.report import Report
@@ -37,11 +38,12 @@ from connectors.errors import (
     TicketMoved,
 )
 from connectors.mapping import Mapping, Winner
-from connectors.model import Case, Comment, Investigation, Ticket, Watcher
+from connectors.model import Attachment, Case, Comment, Investigation, Ticket, Watcher
 from connectors.settings import SyncSettings
 from connectors.source import OPTIONAL_ACTIONS, CaseSource, client_token
 from connectors.state import (
     AGENT,
+    ATTACHMENTS,
     COMMENTS,
     CREATING,
     FIELDS,
@@ -126,6 +128,9 @@ class View:
     sir_comments: Sequence[Comment] | None = None
     comments_read_at: str = ""  # when sir_comments were read, for the comment rotation
     target_comments: Sequence[Comment] | None = None
+    #: the ticket's files, listed once a sync (kept across its passes: the sync's own uploads are added
+    #: to it, and nothing else it writes changes them)
+    target_files: list[Attachment] | None = None
     # the ticket's watchers where they do not come with it (Jira): read once a sync, then as written
     target_watchers: Sequence[Watcher] | None = None
 
@@ -162,6 +167,7 @@ class CaseSync:
         self.comments = CommentSync(sir, target, mapping, state)
         self.status = StatusSync(sir, target, mapping, state, self.decide)
         self.investigations = InvestigationSync(sir, target, mapping, state)
+        self.attachments = AttachmentSync(sir, target, mapping, state, now)
         self.watchers = WatcherSync(sir, target, mapping, state)
 
     @property
@@ -401,6 +407,13 @@ class CaseSync:
                 view.target_comments = known if known is not None else self.target.comments(ticket)
             return view.target_comments
 
+        def target_files() -> list[Attachment]:
+            if ticket.attachments is not None:  # read with the ticket: as fresh as it is
+                return list(ticket.attachments)
+            if view.target_files is None:
+                view.target_files = [] if ticket.partial else list(self.target.attachments(ticket))
+            return view.target_files
+
         def sir_comments() -> Sequence[Comment]:
             if view.sir_comments is None:
                 view.comments_read_at = self.now().isoformat()
@@ -437,6 +450,14 @@ class CaseSync:
                     target_comments(),
                     report,
                     sir_accepts_comments=not case.closed,
+                ),
+            )
+        )
+        steps.append(
+            (
+                ATTACHMENTS,
+                lambda: self.attachments.run(
+                    case, ticket, sir_comments, target_comments, report, files=target_files
                 ),
             )
         )

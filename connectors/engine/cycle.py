@@ -67,6 +67,7 @@ def _log_outcome(case_id: str, system: str, outcome: Outcome) -> None:
             ("updated", report.updated),
             ("comments", report.comments),
             ("transitions", report.transitions),
+            ("attachments", report.attachments),
             ("conflicts", report.conflicts),
         )
         if count

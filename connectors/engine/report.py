@@ -11,6 +11,7 @@ class Report:
     updated: int = 0
     comments: int = 0
     transitions: int = 0
+    attachments: int = 0  # files copied, either way
     conflicts: int = 0
     errors: int = 0
     passing: int = 0  # cases that failed only for passing reasons (5xx, timeouts)
@@ -31,7 +32,7 @@ class Report:
 
     @property
     def writes(self) -> int:
-        return self.created + self.updated + self.comments + self.transitions
+        return self.created + self.updated + self.comments + self.transitions + self.attachments
 
     @classmethod
     def of_case(cls, case_id: str) -> Report:
@@ -82,6 +83,7 @@ class Report:
             "updated": self.updated,
             "comments": self.comments,
             "transitions": self.transitions,
+            "attachments": self.attachments,
             "conflicts": self.conflicts,
             "errors": self.errors,
             "quarantined": self.quarantined,
@@ -91,5 +93,6 @@ class Report:
         return (
             f"cases {len(self.case_ids)}, tickets {self.tickets}, created {self.created}, "
             f"updated {self.updated}, comments {self.comments}, transitions {self.transitions}, "
+            f"attachments {self.attachments}, "
             f"conflicts {self.conflicts}, errors {self.errors}, quarantined {self.quarantined}"
         )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -41,7 +41,7 @@ from connectors.jira.paths import Step, offered_steps
 from connectors.jira.workflow import WorkflowKnowledge
 from connectors.mapping.compiled import StatusPaths
 from connectors.mapping.source import dotted
-from connectors.model import Comment, Ticket, Watcher
+from connectors.model import Attachment, Comment, Ticket, Watcher
 from connectors.preflight import (
     CONFIG,
     WARNING,
@@ -56,6 +56,7 @@ from connectors.retry import RetryPolicy
 from connectors.settings import JiraSettings
 from connectors.target import TargetAdapter, TicketChange
 from connectors.text import clean, closest, truncate
+from connectors.transfer import Sink, stream_into
 
 if TYPE_CHECKING:
     from connectors.mapping import Mapping as TargetMapping
@@ -69,8 +70,9 @@ PROPERTY_KEY = "sirsync"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32767
 # what the sync itself reads of every ticket, besides the fields the mapping names
-SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution", "project")
+SYNC_FIELDS = ("status", "labels", "updated", "issuetype", "resolution", "project", "attachment")
 COMMENT_FIELD = "comment"  # read with a ticket where its comments are wanted too
+ATTACHMENT_FIELD = "attachment"
 INTERNAL_PROPERTY = "sd.public.comment"  # Jira Service Management: {"internal": true} hides a comment
 RENDERED_FIELDS = {"description", "environment"}  # wiki-rendered: text from SIR goes in as noformat
 _MAX_TRANSITIONS = 10
@@ -649,7 +651,7 @@ class JiraAdapter(TargetAdapter):
         )
         values: dict[str, str] = {}
         for name, value in fields.items():
-            if name == COMMENT_FIELD:
+            if name in (COMMENT_FIELD, ATTACHMENT_FIELD):
                 continue
             if isinstance(value, dict) and "name" in value:
                 values[name] = str(value["name"])
@@ -671,6 +673,25 @@ class JiraAdapter(TargetAdapter):
             case_id=case_id,
             url=f"{self._jira.server_url}/browse/{raw['key']}",
             comments=self._field_comments(fields.get(COMMENT_FIELD)),
+            attachments=self._field_attachments(fields.get(ATTACHMENT_FIELD)),
+        )
+
+    def _field_attachments(self, field: Any) -> tuple[Attachment, ...] | None:
+        """The issue's ``attachment`` field: every file, with its author."""
+        if not isinstance(field, list):
+            return None
+        return tuple(self._attachment(raw) for raw in field if isinstance(raw, dict) and raw.get("id"))
+
+    def _attachment(self, raw: Mapping[str, Any]) -> Attachment:
+        author = raw.get("author") or {}
+        size = raw.get("size")
+        return Attachment(
+            id=str(raw["id"]),
+            name=str(raw.get("filename", "")),
+            size=int(size) if isinstance(size, int) else -1,
+            author=str(author.get("displayName") or author.get("accountId") or "unknown"),
+            created=str(raw.get("created", "")),
+            own=author.get("accountId") == self.account_id,
         )
 
     def _field_comments(self, field: Any) -> tuple[Comment, ...] | None:
@@ -950,6 +971,41 @@ class JiraAdapter(TargetAdapter):
                 "investigations.visibility to public"
             )
         return {"body": body, "properties": [{"key": INTERNAL_PROPERTY, "value": {"internal": True}}]}
+
+    # --- attachments ---------------------------------------------------------------------------------
+
+    def attachments(self, ticket: Ticket) -> Sequence[Attachment]:
+        if ticket.attachments is not None:
+            return ticket.attachments
+        raw = self._get(f"issue/{ticket.key}", {"fields": ATTACHMENT_FIELD})
+        return self._field_attachments(raw.get("fields", {}).get(ATTACHMENT_FIELD)) or ()
+
+    def download_attachment(self, ticket: Ticket, attachment: Attachment, out: Sink) -> None:
+        """The content, streamed. Plain ``requests`` with the client's session (its credentials): the
+        library's own request reads every answer whole."""
+
+        def fetch() -> None:
+            out.restart()
+            session = self._jira._session
+            url = self._url(f"attachment/content/{attachment.id}")
+            response = requests.Session.request(session, "GET", url, stream=True, timeout=self._timeout)
+            if not response.ok:
+                text = response.text
+                response.close()
+                raise JIRAError(status_code=response.status_code, text=text, url=url, response=response)
+            stream_into(response, out)
+
+        self._call(f"GET attachment/content/{attachment.id}", fetch)
+
+    def add_attachment(self, ticket: Ticket, name: str, content: IO[bytes], size: int) -> Attachment:
+        """The library's upload: a multipart body read from ``content`` as it is sent."""
+
+        def upload() -> Any:
+            content.seek(0)
+            return self._jira.add_attachment(ticket.key, content, filename=name)
+
+        made = self._call(f"POST issue/{ticket.key}/attachments", upload, idempotent=False)
+        return self._attachment(made.raw)
 
     # --- watchers -----------------------------------------------------------------------------------
 

@@ -185,6 +185,8 @@ class Mapping:
         self.recreate_gone = spec.ticket.deleted == "recreate"
         self._check_labels()
         self._check_header()
+        self.attachment_max_size = self._size(self.spec.attachments.max_size, ("attachments", "max_size"))
+
         self.case_from_ticket = self._case_from_ticket()
         if self._problems:
             raise MappingError(self.path, sorted(self._problems, key=lambda problem: problem[0] or 0))
@@ -327,6 +329,18 @@ class Mapping:
                     f"unknown placeholder {{{name}}}{did_you_mean(name, HEADER_FIELDS)}; "
                     f"use {', '.join(HEADER_FIELDS)}",
                 )
+
+    def _size(self, value: int | str, location: Location) -> int:
+        """Bytes, from a number or text such as "10 MiB", "25 MB" or "512 KiB"."""
+        size = parse_size(value)
+        if size is None:
+            self._problem(
+                location,
+                f"{value!r} is not a size: write bytes (10485760) or a number and a unit "
+                f'({", ".join(SIZE_UNITS)}), such as "10 MiB"',
+            )
+            return 0
+        return size
 
     def _case_from_ticket(self) -> CaseFromTicketMap:
         """case_from_ticket: SIR field names, each default a value CreateCase accepts, and, when it is
@@ -491,6 +505,34 @@ class Mapping:
     @staticmethod
     def _closure_label(template: str, code: str) -> str:
         return template.replace("{closureCode}", _slug(code))
+
+
+SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+
+
+def parse_size(value: int | str) -> int | None:
+    """A size in bytes, from a positive number of bytes or text with a unit ("10 MiB"); None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = _SIZE.match(value)
+    if match is None:
+        return None
+    unit = next((known for known in SIZE_UNITS if known.lower() == (match["unit"] or "B").lower()), None)
+    if unit is None:
+        return None
+    size = int(float(match["number"]) * SIZE_UNITS[unit])
+    return size if size > 0 else None
 
 
 def _keys_at(location: Location) -> list[str]:

@@ -128,6 +128,18 @@ class InvestigationSettings(_Strict):
     """As comments.visibility, for the agent's comments."""
 
 
+class AttachmentSettings(_Strict):
+    """Files attached to the case or the ticket, copied to the other side once."""
+
+    enabled: bool = True
+    """Copy attachments at all."""
+    direction: Direction = "both"
+    """Which way files are copied: outbound (SIR -> ticket), inbound (ticket -> SIR) or both."""
+    max_size: int | str = "100 MiB"
+    """The largest file the target takes: bytes as a number, or text such as "10 MiB" or "25 MB".
+    Files into SIR are held to SIR's own limit, 100 MiB."""
+
+
 class CaseFromTicket(_Strict):
     """Opening a SIR case from a ticket that matches a filter and has no case yet (opt-in)."""
 
@@ -165,5 +177,7 @@ class MappingFile(_Strict):
     pending_action: PendingAction = PendingAction()
     comments: CommentSettings = CommentSettings()
     investigations: InvestigationSettings = InvestigationSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
+
     case_from_ticket: CaseFromTicket = CaseFromTicket()
     watchers: WatcherSettings = WatcherSettings()

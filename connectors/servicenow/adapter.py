@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import mimetypes
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import pysnow
@@ -25,12 +26,13 @@ from connectors.errors import (
 )
 from connectors.mapping.compiled import StatusPaths
 from connectors.mapping.source import Location, dotted
-from connectors.model import Comment, Ticket, Watcher
+from connectors.model import Attachment, Comment, Ticket, Watcher
 from connectors.preflight import WARNING, Problem, one_line, probe, tagged, unknown_values
 from connectors.retry import RetryPolicy
 from connectors.settings import ServiceNowSettings
 from connectors.target import TargetAdapter, TicketChange
 from connectors.text import clean, truncate
+from connectors.transfer import Sink, stream_into
 
 if TYPE_CHECKING:
     from connectors.mapping import Mapping as TargetMapping
@@ -60,6 +62,9 @@ USER_TABLE = "sys_user"
 _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 _QUERY_BREAKERS = frozenset("^,=")
 RECENT = 20  # records preflight looks at for a journal that sys_journal_field hides
+
+
+_JSON = {"Accept": "application/json"}
 
 
 def parse_servicenow_time(value: str) -> datetime:
@@ -651,6 +656,83 @@ class ServiceNowAdapter(TargetAdapter):
     def edit_comment(self, ticket: Ticket, comment_id: str, body: str, *, internal: bool = False) -> None:
         """Journal entries cannot be edited: the edited text is appended as a new entry."""
         self.add_comment(ticket, f"[edited] {body}", internal=internal)
+
+    # --- attachments ---------------------------------------------------------------------------------
+
+    def _attachment_url(self, path: str = "") -> str:
+        return f"{self._client.base_url}/api/now/attachment{path}"
+
+    def attachments(self, ticket: Ticket) -> Sequence[Attachment]:
+        """The record's files, from the attachment API (one list call: a record's read does not carry
+        them)."""
+        if ticket.attachments is not None:
+            return ticket.attachments
+        found: list[Attachment] = []
+        offset = 0
+        while True:
+            params = {
+                "sysparm_query": f"table_sys_id={ticket.id}^ORDERBYsys_created_on",
+                "sysparm_limit": str(PAGE),
+                "sysparm_offset": str(offset),
+            }
+
+            def page(params: dict[str, str] = params) -> tuple[list[dict[str, Any]], int | None]:
+                response = self._client.session.get(
+                    self._attachment_url(), params=params, timeout=self._timeout, headers=_JSON
+                )
+                response.raise_for_status()
+                return list(response.json().get("result") or []), _total_count(response.headers)
+
+            rows, total = self._call("GET attachment", page)
+            found += [self._attachment(row) for row in rows if isinstance(row, dict) and row.get("sys_id")]
+            offset += PAGE
+            # ACLs filter after the limit: a short page is not the last, the count before them says
+            if (not rows) if total is None else offset >= total:
+                return found
+
+    def _attachment(self, row: Mapping[str, Any]) -> Attachment:
+        size = _value(row.get("size_bytes"))
+        return Attachment(
+            id=_value(row.get("sys_id")),
+            name=_value(row.get("file_name")),
+            size=int(size) if size.isdigit() else -1,
+            author=_value(row.get("sys_created_by")),
+            created=_value(row.get("sys_created_on")),
+            own=_value(row.get("sys_created_by")) == self.user,
+            sha256=_value(row.get("hash")).lower(),
+        )
+
+    def download_attachment(self, ticket: Ticket, attachment: Attachment, out: Sink) -> None:
+        def fetch() -> None:
+            out.restart()
+            response = self._client.session.get(
+                self._attachment_url(f"/{attachment.id}/file"), stream=True, timeout=self._timeout
+            )
+            if not response.ok:
+                response.close()
+                response.raise_for_status()
+            stream_into(response, out)
+
+        self._call(f"GET attachment/{attachment.id}/file", fetch)
+
+    def add_attachment(self, ticket: Ticket, name: str, content: IO[bytes], size: int) -> Attachment:
+        """The attachment API's upload: the raw file as the body, read as it is sent."""
+        params = {"table_name": self.table, "table_sys_id": ticket.id, "file_name": name}
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+        def upload() -> dict[str, Any]:
+            content.seek(0)
+            response = self._client.session.post(
+                self._attachment_url("/file"),
+                params=params,
+                data=content,
+                headers={**_JSON, "Content-Type": kind, "Content-Length": str(size)},
+                timeout=self._timeout,
+            )
+            response.raise_for_status()
+            return dict(response.json().get("result") or {})
+
+        return self._attachment(self._call("POST attachment/file", upload, idempotent=False))
 
     # --- watchers -----------------------------------------------------------------------------------
 

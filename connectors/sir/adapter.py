@@ -7,9 +7,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import boto3
+import requests
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -28,14 +29,16 @@ from connectors.errors import (
     PermissionDenied,
     RetriableError,
     SyncError,
+    connection_failed,
     throttled_or_failed,
 )
-from connectors.model import Case, Comment, Investigation, Watcher
+from connectors.model import Attachment, Case, Comment, Investigation, Watcher
 from connectors.preflight import CONFIG, DOWN, UNREACHABLE, WARNING, Problem, one_line, tagged
 from connectors.retry import RetryPolicy
 from connectors.settings import SirSettings
 from connectors.sir.schema import max_length, watcher_email
 from connectors.source import CLOSED, OPTIONAL_ACTIONS, CasePage, CaseSource, CaseSummary
+from connectors.transfer import Sink, presigned_error, stream_into
 
 T = TypeVar("T")
 
@@ -67,8 +70,14 @@ _PROBES: dict[str, dict[str, Any]] = {
     "UpdateCaseStatus": {"caseStatus": "Detection and Analysis"},
     "CloseCase": {},
     "SendFeedback": {"resultId": "inv-0000000000", "usefulness": "USEFUL"},
+    "GetCaseAttachmentDownloadUrl": {"attachmentId": "00000000-0000-0000-0000-000000000000"},
+    "GetCaseAttachmentUploadUrl": {
+        "fileName": "sirsync-doctor-probe.txt",
+        "contentLength": 1,
+        "clientToken": "sirsync-doctor-probe",
+    },
 }
-_READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations"})
+_READ_ACTIONS = frozenset({"GetCase", "ListComments", "ListInvestigations", "GetCaseAttachmentDownloadUrl"})
 # every action probe_actions can ask about, in the order it asks
 PROBED_ACTIONS = tuple(f"security-ir:{operation}" for operation in _PROBES)
 _RETRIABLE_CODES = {"ThrottlingException", "InternalServerException", "ServiceUnavailable"}
@@ -129,9 +138,18 @@ class SirAdapter(CaseSource):
     comment_limit = max_length("CreateCaseComment", "body") or 12000
     watcher_limit = max_length("CreateCase", "watchers") or 30
 
-    def __init__(self, client: Any, retry: RetryPolicy | None = None, principal: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        retry: RetryPolicy | None = None,
+        principal: str | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
         self._client = client
         self._retry = retry or RetryPolicy()
+        self._timeout = timeout  # for the presigned URLs' traffic, as for the API's
+        self._files = requests.Session()  # presigned URLs carry their own credentials
         #: the integration's own principal ARN, if known; learned from our own comments otherwise
         self.principal = principal
 
@@ -145,7 +163,7 @@ class SirAdapter(CaseSource):
         client = boto3.client(
             "security-ir", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
         )
-        return cls(client, retry)
+        return cls(client, retry, timeout=settings.timeout_seconds)
 
     def _call(self, operation: str, *, idempotent: bool = True, **params: Any) -> dict[str, Any]:
         method: Callable[..., dict[str, Any]] = getattr(self._client, operation)
@@ -353,6 +371,66 @@ class SirAdapter(CaseSource):
         """Whether the integration wrote it: the same role, whatever the session."""
         return bool(self.principal) and stable_identity(principal) == stable_identity(self.principal or "")
 
+    def attachments(self, case: Case) -> list[Attachment]:
+        found = []
+        for item in case.fields.get("caseAttachments") or []:
+            if item.get("attachmentStatus") == "Failed":
+                continue
+            creator = str(item.get("creator", ""))
+            found.append(
+                Attachment(
+                    id=str(item["attachmentId"]),
+                    name=str(item.get("fileName", "")),
+                    size=-1,  # GetCase does not say
+                    author=creator,
+                    created=textual_date(item.get("createdDate")),
+                    own=self.is_own(creator),
+                    ready=item.get("attachmentStatus") == "Verified",
+                )
+            )
+        return found
+
+    def download_attachment(self, case_id: str, attachment_id: str, out: Sink) -> None:
+        answer = self._call("get_case_attachment_download_url", caseId=case_id, attachmentId=attachment_id)
+        url = str(answer["attachmentPresignedUrl"])
+
+        def attempt() -> None:
+            out.restart()
+            try:
+                response = self._files.get(url, stream=True, timeout=self._timeout)
+                if not response.ok:
+                    raise presigned_error(response, f"SIR download of attachment {attachment_id}")
+                stream_into(response, out)
+            except requests.RequestException as exc:
+                raise connection_failed(f"SIR download of attachment {attachment_id}", exc) from exc
+
+        self._retry.call(attempt, idempotent=True)
+
+    def add_attachment(self, case_id: str, name: str, content: IO[bytes], size: int, token: str) -> None:
+        """The upload URL, asked with ``token`` (the same token, the same URL while it lasts), then one
+        PUT of the file with its length, as the URL was signed for; a PUT repeated replaces the content."""
+        answer = self._call(
+            "get_case_attachment_upload_url",
+            caseId=case_id,
+            fileName=name,
+            contentLength=size,
+            clientToken=token,
+        )
+        url = str(answer["attachmentPresignedUrl"])
+
+        def attempt() -> None:
+            content.seek(0)
+            try:
+                response = self._files.put(
+                    url, data=content, headers={"Content-Length": str(size)}, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                raise connection_failed(f"SIR upload of {name}", exc) from exc
+            if not response.ok:
+                raise presigned_error(response, f"SIR upload of {name}")
+
+        self._retry.call(attempt, idempotent=True)
+
     def investigations(self, case_id: str) -> list[Investigation]:
         found = []
         for item in self._pages("list_investigations", "investigationActions", caseId=case_id):
@@ -448,6 +526,10 @@ class SirAdapter(CaseSource):
             before_step(step)
             self._call("update_case_status", idempotent=False, caseId=case.case_id, caseStatus=step)
         return len(path)
+
+
+def textual_date(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value or "")
 
 
 def _watcher(watcher: Watcher) -> dict[str, str]:

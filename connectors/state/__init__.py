@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from connectors.state.base import (
     AGENT,
     ATTACHMENT_NOTES,
+    ATTACHMENTS,
     COMMENTS,
     CREATING,
     FIELDS,
@@ -78,6 +79,7 @@ def describe_state(settings: Settings) -> str:
 
 __all__ = [
     "AGENT",
+    "ATTACHMENTS",
     "ATTACHMENT_NOTES",
     "COMMENTS",
     "CREATING",

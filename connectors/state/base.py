@@ -27,8 +27,9 @@ GONE = "gone"
 
 # The stages of one case's sync, in the order they run; each fails on its own.
 TICKET, FIELDS, STATUS, COMMENTS, AGENT = "ticket", "fields", "status", "comments", "agent"
+ATTACHMENTS = "attachments"
 WATCHERS = "watchers"
-STAGES = (TICKET, FIELDS, STATUS, COMMENTS, WATCHERS, AGENT)
+STAGES = (TICKET, FIELDS, STATUS, COMMENTS, ATTACHMENTS, WATCHERS, AGENT)
 #: the ticket stage's failure when the ticket was gone from the target: earlier versions quarantined a
 #: case on it (a link is now marked :data:`GONE` instead); such failures are still released by
 #: ``sirsync retry CASE --target T --recreate``

@@ -41,7 +41,7 @@ CONTRACT_SETTINGS = {
     "SIRSYNC_SERVE__SIR_SECRET_ID",
 }
 # actions IAM allows only on every resource ("*"): listing cases names no case
-UNSCOPED_ACTIONS = {"security-ir:ListCases"}
+UNSCOPED_ACTIONS = {"security-ir:ListCases", "security-ir:CreateCase"}
 
 
 @pytest.fixture(scope="module")

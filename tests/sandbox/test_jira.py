@@ -714,6 +714,18 @@ def test_attachment_without_xsrf_header_is_403(jira: JIRA, sandbox: Sandbox) -> 
     assert response.status_code == 403
 
 
+def test_attachment_over_the_size_limit_is_413_in_jiras_shape(jira: JIRA, sandbox: Sandbox) -> None:
+    new_issue(jira)
+    assert sandbox.jira.configure({"attachment_max_bytes": 10})["attachment_max_bytes"] == 10
+    with pytest.raises(JIRAError) as excinfo:
+        jira.add_attachment("SEC-1", io.BytesIO(b"x" * 11), filename="big.bin")
+    assert excinfo.value.status_code == 413
+    body = excinfo.value.response.json()
+    assert "10 bytes" in body["errorMessages"][0] and body["errors"] == {}
+    assert jira.issue("SEC-1").fields.attachment == []
+    assert jira.add_attachment("SEC-1", io.BytesIO(b"x" * 10), filename="fits.bin").size == 10
+
+
 # --- extras the connector will lean on ------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -457,6 +458,35 @@ def test_attachment_upload_list_and_download(sandbox: Sandbox, snow: pysnow.Clie
         _http(sandbox, "GET", f"/api/now/attachment/{meta['sys_id']}").json()["result"]["table_sys_id"]
         == (created["sys_id"])
     )
+
+
+def test_attachment_hash_is_the_sha256_of_the_content_and_lists_by_record(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    first, second = _incident(snow), _incident(snow)
+    for record, data in ((first, b"one"), (second, b"two")):
+        params = {"table_name": "incident", "table_sys_id": record["sys_id"], "file_name": "a.txt"}
+        assert _http(sandbox, "POST", "/api/now/attachment/file", params=params, data=data).status_code == 201
+    listed = _http(
+        sandbox, "GET", "/api/now/attachment", params={"sysparm_query": f"table_sys_id={first['sys_id']}"}
+    ).json()["result"]
+    assert [(a["file_name"], a["size_bytes"], a["hash"]) for a in listed] == [
+        ("a.txt", "3", hashlib.sha256(b"one").hexdigest())
+    ]
+    assert listed[0]["sys_created_by"] == INTEGRATION.servicenow_user
+
+
+def test_attachment_over_the_size_limit_is_refused_naming_the_limit(
+    sandbox: Sandbox, snow: pysnow.Client
+) -> None:
+    created = _incident(snow)
+    sandbox.servicenow.configure({"attachment_max_bytes": 4})
+    params = {"table_name": "incident", "table_sys_id": created["sys_id"], "file_name": "big.bin"}
+    refused = _http(sandbox, "POST", "/api/now/attachment/file", params=params, data=b"12345")
+    assert refused.status_code == 400
+    assert refused.json()["status"] == "failure" and "at most 4 bytes" in refused.json()["error"]["detail"]
+    assert sandbox.servicenow.records("sys_attachment") == []
+    assert _http(sandbox, "POST", "/api/now/attachment/file", params=params, data=b"1234").status_code == 201
 
 
 def test_attachment_upload_through_pysnow(sandbox: Sandbox, snow: pysnow.Client, tmp_path: Path) -> None:

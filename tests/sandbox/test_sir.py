@@ -506,6 +506,50 @@ def test_upload_of_another_length_than_requested_is_refused(sir: Any, sandbox: S
     assert sir.get_case(caseId=case_id)["caseAttachments"] == []
 
 
+@pytest.mark.parametrize("signature", ["tampered", "missing"])
+def test_presigned_url_with_an_altered_or_missing_signature_is_refused(
+    sir: Any, sandbox: Sandbox, signature: str
+) -> None:
+    case_id = make_case(sir)
+    url = sir.get_case_attachment_upload_url(caseId=case_id, fileName="a.txt", contentLength=1)[
+        "attachmentPresignedUrl"
+    ]
+    base, _, query = url.partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&"))
+    if signature == "tampered":
+        params["X-Amz-Signature"] = "0" * 64
+    else:
+        del params["X-Amz-Signature"]
+    response = requests.put(base, params=params, data=b"1", timeout=5)
+    assert response.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in response.content
+    assert requests.put(url, data=b"1", timeout=5).status_code == 200
+    [attachment] = sir.get_case(caseId=case_id)["caseAttachments"]
+    download = sir.get_case_attachment_download_url(caseId=case_id, attachmentId=attachment["attachmentId"])
+    tampered = download["attachmentPresignedUrl"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert requests.get(tampered, timeout=5).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["two words.txt", "r\u00e9sum\u00e9.pdf", "a/b.txt"])
+def test_upload_url_refuses_file_names_outside_the_documented_characters(
+    sir: Any, sandbox: Sandbox, name: str
+) -> None:
+    case_id = make_case(sir)
+    with pytest.raises(sir.exceptions.ValidationException) as excinfo:
+        sir.get_case_attachment_upload_url(caseId=case_id, fileName=name, contentLength=1)
+    assert [f["name"] for f in error_of(excinfo)["fieldList"]] == ["fileName"]
+
+
+def test_a_case_takes_at_most_fifty_attachments(sir: Any, sandbox: Sandbox) -> None:
+    case_id = make_case(sir)
+    for number in range(50):
+        url = sir.get_case_attachment_upload_url(caseId=case_id, fileName=f"f{number}.txt", contentLength=1)[
+            "attachmentPresignedUrl"
+        ]
+        assert requests.put(url, data=b"1", timeout=5).status_code == 200
+    with pytest.raises(sir.exceptions.ServiceQuotaExceededException):
+        sir.get_case_attachment_upload_url(caseId=case_id, fileName="f50.txt", contentLength=1)
+
+
 def test_upload_url_expires_by_the_sandbox_clock(sir: Any, frozen: Sandbox) -> None:
     case_id = make_case(sir)
     url = sir.get_case_attachment_upload_url(caseId=case_id, fileName="a.txt", contentLength=1)[

@@ -5,6 +5,7 @@ following `sync --once` then makes the changes it listed."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -165,6 +166,43 @@ def test_plan_and_history_read_a_dynamodb_state_and_leave_it_as_it_was(
     assert run("sync", "--once").returncode == 0
     shown = json.loads(run("history", case_id, "--json").stdout)
     assert [action["action"] for action in shown["actions"]] == ["created", "fields"]
+
+
+def test_plan_lists_attachments_both_ways_and_sends_none(harness: Harness) -> None:
+    from tests.sync.test_attachments import sir_attach, sir_files
+
+    sandbox = harness.sandbox
+    case_id = sandbox.sir.aws_create_case(title="Files both ways", description="attachments")
+    harness.cycle()
+    sir_attach(sandbox, case_id, "access.log", b"GET /admin 403\n")
+    key = harness.issue_for(case_id).key
+    harness.jira_responder.add_attachment(key, io.BytesIO(b"timeline\n"), filename="timeline.txt")
+    sandbox.clock.advance(61)
+
+    def uploads() -> Counter[str]:
+        return writes(sandbox) + Counter(
+            {
+                route: count
+                for route, count in sandbox.sir.stats()["calls"].items()
+                if route.startswith(("PUT /s3-upload", "POST /v1/cases/{caseId}/get-presigned-url"))
+            }
+        )
+
+    state = Path(harness.settings.state_path)
+    before, state_before = uploads(), fingerprint(state)
+    planned = sirsync(harness, "plan", "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert uploads() == before and fingerprint(state) == state_before
+    (case,) = json.loads(planned.stdout)["cases"]
+    whats = {(change["system"], change["kind"], change["what"]) for change in case["changes"]}
+    assert whats == {
+        ("Jira", "attachment", f"{key}: access.log"),
+        ("SIR", "attachment", f"case {case_id}: timeline.txt"),
+    }
+
+    assert sirsync(harness, "sync", "--once").returncode == 0
+    assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["access.log", "timeline.txt"]
+    assert sirsync(harness, "plan").stdout.startswith("plan: nothing to do")
 
 
 def test_plan_shows_a_case_a_ticket_would_open_and_opens_none(harness: Harness, tmp_path: Path) -> None:

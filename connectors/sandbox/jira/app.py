@@ -65,6 +65,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers",
             "time_zones",
             "project_type",
+            "attachment_max_bytes",
             "watchers_unmanaged_by",
         }
         unknown = sorted(set(settings) - known)
@@ -90,7 +91,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
                     self.set_time_zones(settings["time_zones"])
                 if "project_type" in settings:
                     self.set_project_type(settings["project_type"])
-                for name in ("search_max_results_ids", "search_max_results_fields"):
+                for name in ("search_max_results_ids", "search_max_results_fields", "attachment_max_bytes"):
                     if name in settings:
                         value = int(settings[name])
                         if value < 1:
@@ -108,6 +109,7 @@ class JiraSandbox(IssueHandlers, CommentHandlers, PropertyHandlers, AttachmentHa
             "workflow_readers": list(self.workflow_readers),
             "time_zones": {identity.jira_user: self.time_zone(identity) for identity in IDENTITIES},
             "project_type": self.project_type,
+            "attachment_max_bytes": self.attachment_max_bytes,
             "watchers_unmanaged_by": list(self.watchers_unmanaged_by),
         }
 

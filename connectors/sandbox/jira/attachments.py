@@ -19,6 +19,15 @@ class AttachmentHandlers(JiraCore):
         files = parse_multipart(request)
         if not files:
             raise jira_error(400, ["No file was attached: send multipart/form-data with a 'file' part."])
+        for filename, _, content in files:
+            if len(content) > self.attachment_max_bytes:
+                raise jira_error(
+                    413,
+                    [
+                        f"The file '{filename}' is too large to attach: {len(content)} bytes, over the "
+                        f"attachment size limit of {self.attachment_max_bytes} bytes."
+                    ],
+                )
         now = self.clock.now()
         created: list[Attachment] = []
         for filename, content_type, content in files:

@@ -30,6 +30,8 @@ class JiraCore(SandboxApp):
         self.property_write_bumps_updated = False
         self.search_max_results_ids = 5000
         self.search_max_results_fields = 100
+        # the site's attachment size limit (Jira Cloud's own ceiling by default, 1 GiB)
+        self.attachment_max_bytes = 2**30
         self.revoked: list[str] = []  # emails whose API tokens are refused, as if revoked
         self.watchers_unmanaged_by: list[
             str

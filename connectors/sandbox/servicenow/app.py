@@ -259,6 +259,14 @@ class ServiceNowSandbox(SandboxApp):
         self._known_table(table_name)
         if table_sys_id not in self.store.tables[table_name]:
             raise snow_error(400, "Invalid table_sys_id", f"No record {table_sys_id} in {table_name}")
+        limit = self.settings.attachment_max_bytes
+        if len(request.body) > limit:
+            raise snow_error(
+                400,
+                "Failed to create the attachment. File part might be too large.",
+                f"The attachment is {len(request.body)} bytes; this instance accepts at most {limit} "
+                "bytes (com.glide.attachment.max_size)",
+            )
         sys_id = self.store.new_sys_id()
         user = request.caller.servicenow_user
         stamp = self.clock.now().strftime(DATE_FORMAT)

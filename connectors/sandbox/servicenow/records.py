@@ -71,6 +71,9 @@ class Settings:
     # security incidents (sys_ids) with post incident review assessments not yet completed: closing one
     # is aborted until they are (an empty list: none)
     open_post_incident_reviews: list[str] = field(default_factory=list)
+    # the instance's attachment size limit (the property com.glide.attachment.max_size, 1024 MB in the
+    # base system), in bytes
+    attachment_max_bytes: int = 1024 * 2**20
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

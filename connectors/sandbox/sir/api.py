@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from connectors.sandbox.sir.errors import access_denied, invalid_field, not_foun
 from connectors.sandbox.sir.store import Case, CaseStore
 
 DEFAULT_PAGE_SIZE = 25
+FILE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 Output = dict[str, Any]
 
@@ -140,6 +142,9 @@ class SirApi:
     # --- attachments ------------------------------------------------------------------------------------
 
     def get_upload_url(self, caller: str, params: dict[str, Any]) -> Output:
+        # the model's pattern is unanchored; the service takes only these characters, end to end
+        if not FILE_NAME.fullmatch(params["fileName"]):
+            raise invalid_field("fileName", "Member must satisfy regular expression pattern: [a-zA-Z0-9._-]+")
         case = self.store.open_case(params["caseId"], "add an attachment")
         self.store.check_attachment_room(case)
         url = self.presigner.upload_url(case.case_id, params["fileName"], params["contentLength"], caller)

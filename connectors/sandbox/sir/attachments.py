@@ -1,12 +1,16 @@
 """Presigned-looking attachment URLs served by the sandbox itself, in place of S3.
 
-An upload URL takes one PUT of exactly ``contentLength`` bytes (S3 signs the length); the attachment then
-appears on the case as ``Verified``. URLs expire by the sandbox clock; S3 answers in XML, so do we.
+An upload URL takes one PUT of exactly ``contentLength`` bytes (S3 signs the length, so the PUT must
+carry that ``Content-Length``); the attachment then appears on the case as ``Verified``. Each URL carries
+an ``X-Amz-Signature`` made with a key only the sandbox knows: an altered or missing one is refused, as
+S3 refuses it. URLs expire by the sandbox clock; S3 answers in XML, so do we.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,9 +52,17 @@ class Presigner:
         self._base_url = base_url
         self.uploads: dict[str, Upload] = {}
         self.downloads: dict[str, Download] = {}
+        self._key = secrets.token_bytes(32)  # what S3's signing key is to a caller: unknown
+
+    def _signature(self, kind: str, token: str) -> str:
+        return hmac.new(self._key, f"{kind}/{token}".encode(), hashlib.sha256).hexdigest()
+
+    def _signed(self, kind: str, request: Request) -> bool:
+        given = request.arg("X-Amz-Signature") or ""
+        return hmac.compare_digest(given, self._signature(kind, request.params["token"]))
 
     def _url(self, kind: str, token: str, now: datetime) -> str:
-        signature = hashlib.sha256(f"{kind}/{token}".encode()).hexdigest()
+        signature = self._signature(kind, token)
         query = (
             f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={now:%Y%m%dT%H%M%SZ}"
             f"&X-Amz-Expires={int(URL_LIFETIME.total_seconds())}&X-Amz-SignedHeaders=content-length%3Bhost"
@@ -77,14 +89,14 @@ class Presigner:
         upload = self.uploads.get(request.params["token"])
         if upload is None:
             return s3_error(403, "AccessDenied", "Invalid presigned URL")
+        if not self._signed("s3-upload", request):
+            return _signature_mismatch()
         if self.store.now() > upload.expires:
             return s3_error(403, "AccessDenied", "Request has expired")
-        if len(request.body) != upload.content_length:
-            return s3_error(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature",
-            )
+        if request.header("content-length") is None:
+            return s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+        if len(request.body) != upload.content_length:  # the signed length: another one breaks the signature
+            return _signature_mismatch()
         self.store.store_attachment(
             upload.creator, upload.case_id, upload.attachment_id, upload.file_name, request.body
         )
@@ -95,6 +107,8 @@ class Presigner:
         download = self.downloads.get(request.params["token"])
         if download is None:
             return s3_error(403, "AccessDenied", "Invalid presigned URL")
+        if not self._signed("s3-download", request):
+            return _signature_mismatch()
         if self.store.now() > download.expires:
             return s3_error(403, "AccessDenied", "Request has expired")
         case = self.store.get(download.case_id)
@@ -102,3 +116,12 @@ class Presigner:
             if attachment.attachment_id == download.attachment_id:
                 return Response(200, attachment.content, content_type="application/octet-stream")
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+
+
+def _signature_mismatch() -> Response:
+    return s3_error(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    )
