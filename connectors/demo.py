@@ -242,6 +242,35 @@ def _watchers_view(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
     console.print(f"  {record['number']}: {', '.join(in_servicenow)}")
 
 
+def _files_view(sandbox: Sandbox, jira: JIRA, console: Console) -> None:
+    """Where each file went: the evidence attached in SIR and the note attached in Jira, on all three."""
+    sir = sir_client(sandbox, INTEGRATION)
+    attachments = sandbox.servicenow.records("sys_attachment")
+    console.rule("Files")
+    for word in ("access key", "crypto"):
+        found = jira.enhanced_search_issues(f'summary ~ "{word}"', fields="labels,attachment", maxResults=1)
+        if not found:
+            continue
+        issue = found[0]
+        case_id = next(
+            label.removeprefix("sirsync-case-") for label in issue.fields.labels if "case-" in label
+        )
+        in_sir = [
+            f"{file['fileName']} ({file['creator'].rsplit('/', 1)[-1]})"
+            for file in sir.get_case(caseId=case_id).get("caseAttachments", [])
+        ]
+        in_jira = [f"{file.filename} ({file.size} bytes)" for file in issue.fields.attachment]
+        record = next(r for r in sandbox.servicenow.records("incident") if r["correlation_id"] == case_id)
+        in_servicenow = [
+            f"{file['file_name']} ({file['size_bytes']} bytes)"
+            for file in attachments
+            if file["table_sys_id"] == record["sys_id"]
+        ]
+        console.print(f"  SIR case {case_id}: {', '.join(in_sir) or '-'}")
+        console.print(f"  {issue.key}: {', '.join(in_jira) or '-'}")
+        console.print(f"  {record['number']}: {', '.join(in_servicenow) or '-'}")
+
+
 def run_demo() -> None:
     console = Console()
     # boto3 takes credentials the standard way; these are the sandbox's and go nowhere else
@@ -271,6 +300,7 @@ def run_demo() -> None:
             _comment_thread(sandbox, jira, console, "crypto")
             _investigation_view(jira, console)
             _watchers_view(sandbox, jira, console)
+            _files_view(sandbox, jira, console)
             _comment_thread(sandbox, jira, console, "Compromised")
             idle = runtime.cycle.run()
             console.print(f"[bold]idle cycle:[/bold] {idle.line()}")

@@ -35,6 +35,7 @@ from connectors.engine.report import Report
 from connectors.errors import CaseError, FatalError, NotFoundError, PermissionDenied, RetriableError
 from connectors.mapping import Mapping
 from connectors.model import Attachment, Case, Comment, Ticket
+from connectors.settings import KNOWN_TARGETS
 from connectors.source import CaseSource, client_token
 from connectors.state import ATTACHMENT_NOTES, StateStore
 from connectors.target import TargetAdapter
@@ -252,14 +253,32 @@ class _Run:
                 continue
             key = f"{SIR}:{file.id}"
             note = self.notes.get(key)
-            if note is None and file.own:  # the integration's own file: never sent back
-                continue
+            if note is None and file.own and not self.relayed(file):
+                continue  # the integration's own file: never sent back
             if note is None and file.name in unseen and self.sir.principal is None:
                 continue  # perhaps the integration's own copy: wait until SIR or the principal tells
             if note is not None and note.state in (COPIED, REFUSED):
                 continue
             wrote |= self._copy_out(key, file, note)
         return wrote
+
+    def relayed(self, file: Attachment) -> bool:
+        """Whether a file the integration put in SIR is a copy of another target's ticket file (a file a
+        responder attached in Jira, for the ServiceNow record): such a file goes on to this ticket, as a
+        comment from one ticket reaches the other. A copy of this ticket's own file never comes back."""
+        for system in KNOWN_TARGETS:
+            if system == self.system:
+                continue
+            notes = self.state.notes(self.case.case_id, system, ATTACHMENT_NOTES)
+            for key, value in notes.items():
+                if key.startswith(f"{SIR}:"):
+                    continue
+                other = Note.load(value)
+                if other.duplicate or other.state not in (INTENT, COPIED):
+                    continue
+                if other.mirror == file.id or (not other.mirror and other.name == file.name):
+                    return True
+        return False
 
     def _copy_out(self, key: str, file: Attachment, note: Note | None) -> bool:
         if note is not None and note.state == REFUSING:

@@ -362,14 +362,19 @@ class TestBothTargets:
         jira, servicenow = JiraFiles(harness), ServiceNowFiles(harness)
         sir_attach(harness.sandbox, case_id, "from-sir.log", b"sir\n")
         jira.attach(case_id, "from-jira.txt", b"jira\n")
+        servicenow.attach(case_id, "from-servicenow.csv", b"servicenow\n")
         for _ in range(3):
             harness.converge()
             harness.sandbox.clock.advance(120)
-        in_sir = sorted(name for name, _, _ in sir_files(harness.sandbox, case_id))
-        assert in_sir == ["from-jira.txt", "from-sir.log"]
-        assert sorted(name for name, _, _ in jira.files(case_id)) == ["from-jira.txt", "from-sir.log"]
-        in_servicenow = [name for name, _, _ in servicenow.files(case_id)]
-        assert in_servicenow.count("from-sir.log") == 1 and in_servicenow.count("from-jira.txt") <= 1
+        every = ["from-jira.txt", "from-servicenow.csv", "from-sir.log"]
+        # a file attached in one ticket reaches the other ticket through SIR, as its comments do
+        assert sorted(name for name, _, _ in sir_files(harness.sandbox, case_id)) == every
+        assert sorted(name for name, _, _ in jira.files(case_id)) == every
+        assert sorted(name for name, _, _ in servicenow.files(case_id)) == every
+        contents = {name: data for name, data, _ in servicenow.files(case_id)}
+        assert contents["from-jira.txt"] == b"jira\n"
+        assert {name: data for name, data, _ in jira.files(case_id)}["from-servicenow.csv"] == b"servicenow\n"
+        assert harness.cycle().writes == 0
 
 
 # --- crashes between an upload and its record ----------------------------------------------------------
