@@ -114,7 +114,9 @@ def run(args: argparse.Namespace, progress: Progress) -> Results:
             results.scenario = first_sync(cases, comments, args.latency_ms, workdir, progress, args.seed)
         if "rss" in args.only:
             progress.say(f"peak RSS: first sync of {args.rss_cases} cases, no latency")
-            results.rss = first_sync(args.rss_cases, args.comments, 0, workdir, progress, args.seed)
+            results.rss = first_sync(
+                args.rss_cases, args.comments, 0, workdir, progress, args.seed, launcher=True
+            )
         if "latency" in args.only:
             progress.say(
                 f"change-to-mirror latency: {args.samples} samples of each, sync --every {args.every:g}"
@@ -149,7 +151,8 @@ def notes(args: argparse.Namespace) -> list[str]:
         f"First sync: one `sirsync sync --once` into Jira, {args.latency_ms} ms per API call; calls per "
         "case of the population / per open (synced) case; bound = calls x latency / concurrency "
         f"({concurrency()}: SIRSYNC_SYNC__WORKERS, default 8). Peak RSS: ru_maxrss (wait4) of the "
-        f"process of a first sync with {args.comments} comments per case at 0 ms; MB = 10^6 bytes.",
+        f"process of a first sync with {args.comments} comments per case at 0 ms, started by a small "
+        "launcher (Linux would count the forking process's own peak); MB = 10^6 bytes.",
         f"Latency: `sirsync sync --every {every}` on the real clock, {args.latency_ms} ms per call; each "
         f"sample a case of its own, changed at a random moment of a {spread} s window; Jira watched "
         "in-process; status: Submitted -> Detection and Analysis (To Do -> In Progress in Jira).",

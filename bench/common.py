@@ -50,14 +50,29 @@ print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage
 """
 
 
-def measured_run(arguments: list[str], env: dict[str, str], timeout: float = 600) -> tuple[int, int]:
-    """``sirsync *arguments`` to its end: its exit code and its own peak RSS in KiB (its output is
-    dropped)."""
+def launched(*arguments: str) -> list[str]:
+    """The command that runs ``sirsync *arguments`` through the launcher, whose last line of output is
+    ``{"exit": code, "maxrss_kib": peak}`` (see :func:`launcher_result`)."""
     command = sirsync_command(*arguments)
     if command[0] != sys.executable:
         command = [sys.executable, *command]  # the launcher execs a program: the script through Python
+    return [sys.executable, "-c", _LAUNCHER, *command]
+
+
+def launcher_result(output: str) -> tuple[int, int]:
+    """The exit code and the peak RSS (KiB) the launcher printed last; (1, 0) if it printed nothing."""
+    for line in reversed(output.strip().splitlines()):
+        if line.startswith('{"exit"'):
+            measured = json.loads(line)
+            return int(measured["exit"]), int(measured["maxrss_kib"])
+    return 1, 0
+
+
+def measured_run(arguments: list[str], env: dict[str, str], timeout: float = 600) -> tuple[int, int]:
+    """``sirsync *arguments`` to its end: its exit code and its own peak RSS in KiB (its output is
+    dropped)."""
     result = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *command],
+        launched(*arguments),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -65,9 +80,7 @@ def measured_run(arguments: list[str], env: dict[str, str], timeout: float = 600
         timeout=timeout,
         check=False,
     )
-    lines = result.stdout.strip().splitlines()
-    measured = json.loads(lines[-1]) if lines else {}
-    return int(measured.get("exit", result.returncode or 1)), int(measured.get("maxrss_kib", 0))
+    return launcher_result(result.stdout)
 
 
 def sirsync_environment(sandbox: Sandbox, state: Path, **extra: str) -> dict[str, str]:
