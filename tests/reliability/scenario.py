@@ -8,6 +8,7 @@ itself, so that an edit never depends on the sync having done its job.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from jira import JIRA
 
 from connectors.sandbox.clients import aws_environment, jira_client, servicenow_client, sir_client
@@ -92,6 +94,7 @@ class Ledger:
 
     names: dict[str, str] = field(default_factory=dict)  # case id -> stable scenario name
     comments: dict[str, list[str]] = field(default_factory=dict)  # case id -> texts written anywhere
+    files: dict[str, list[str]] = field(default_factory=dict)  # case id -> names of files attached anywhere
     edits: Counter[str] = field(default_factory=Counter)
     touched: set[str] = field(default_factory=set)  # cases with any edit or comment: never closed
     closed: set[str] = field(default_factory=set)  # closed by a person: no edits after that
@@ -110,6 +113,16 @@ class Ledger:
         self.comments[case_id].append(text)
         self.touched.add(case_id)
         self.edits[f"{origin}_comment"] += 1
+
+    def file_name(self, origin: str, case_id: str) -> str:
+        """A file name no one else used, one SIR takes as it is."""
+        self._serial += 1
+        return f"{origin}-evidence-{self._serial}-{self.names[case_id]}.txt".replace(" ", "_")
+
+    def add_file(self, origin: str, case_id: str, name: str) -> None:
+        self.files.setdefault(case_id, []).append(name)
+        self.touched.add(case_id)
+        self.edits[f"{origin}_file"] += 1
 
 
 class Responder:
@@ -141,6 +154,12 @@ class Responder:
     def sir_comment(self, case_id: str, text: str) -> None:
         self.sir.create_case_comment(caseId=case_id, body=text)
 
+    def sir_file(self, case_id: str, name: str, data: bytes) -> None:
+        upload = self.sir.get_case_attachment_upload_url(
+            caseId=case_id, fileName=name, contentLength=len(data)
+        )
+        requests.put(upload["attachmentPresignedUrl"], data=data, timeout=10).raise_for_status()
+
     def sir_move(self, case_id: str, status: str) -> None:
         self.sir.update_case_status(caseId=case_id, caseStatus=status)
 
@@ -161,6 +180,9 @@ class Responder:
 
     def jira_comment(self, key: str, text: str) -> None:
         self.jira.add_comment(key, text)
+
+    def jira_file(self, key: str, name: str, data: bytes) -> None:
+        self.jira.add_attachment(key, io.BytesIO(data), filename=name)
 
     def jira_rename(self, key: str, summary: str) -> None:
         self.jira.issue(key).update(summary=summary)
@@ -219,6 +241,10 @@ class Editor:
         "sir_comment": 3,
         "jira_comment": 3,
         "servicenow_comment": 3,
+        # files from SIR and Jira (attaching a file does not mark a ServiceNow record updated, so such a
+        # file waits for the record's next change, which a scenario need not make)
+        "sir_file": 1,
+        "jira_file": 1,
         "status": 2,
         "title": 2,
         "close": 1,
@@ -259,6 +285,19 @@ class Editor:
         self.ledger.add_comment(origin, case_id, text)
         return True
 
+    def attach(self, origin: str, case_id: str) -> bool:
+        name = self.ledger.file_name(origin, case_id)
+        data = f"{name}: collected by the responder\n".encode()
+        if origin == "sir":
+            self.responder.sir_file(case_id, name, data)
+        else:
+            keys = self.responder.jira_keys(case_id)
+            if not keys:
+                return False
+            self.responder.jira_file(keys[0], name, data)
+        self.ledger.add_file(origin, case_id, name)
+        return True
+
     def round(self, edits: int, *, new_case_chance: float = 0.0, name: str = "") -> None:
         """One round of ``edits`` random edits, and maybe a new case named ``name``."""
         if name and self.rng.random() < new_case_chance:
@@ -273,6 +312,8 @@ class Editor:
             case_id = self.rng.choice(cases)
             if kind.endswith("_comment"):
                 self.comment(kind.removesuffix("_comment"), case_id)
+            elif kind.endswith("_file"):
+                self.attach(kind.removesuffix("_file"), case_id)
             elif kind == "close":
                 self.close_one()
             elif case_id not in once and self._edit(kind, case_id):

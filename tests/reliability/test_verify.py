@@ -15,6 +15,7 @@ from tests.reliability.verify import (
 
 CASE = "1234567890"
 NOTE = "jira note 1 on case-00\nchecked by the responder"
+FILE = "jira-evidence-2-case-00.txt"
 
 
 def _world(
@@ -23,19 +24,24 @@ def _world(
     jira_title: str = "Case zero",
     snow_state: str = "2",
     extra_issue: bool = False,
+    sir_files: tuple[str, ...] = (FILE,),
+    snow_files: tuple[str, ...] = (FILE,),
 ) -> tuple[Snapshot, Ledger]:
     ledger = Ledger()
     ledger.add_case(CASE, "case-00")
     ledger.add_comment("jira", CASE, NOTE)
-    issues = [TicketView("SEC-1", jira_title, "In Progress", jira_comments)]
+    ledger.add_file("jira", CASE, FILE)
+    issues = [TicketView("SEC-1", jira_title, "In Progress", jira_comments, (FILE,))]
     if extra_issue:
         issues.append(TicketView("SEC-2", jira_title, "In Progress", ()))
+    snow = TicketView("INC0010001", "Case zero", snow_state, snow_comments, snow_files)
     case = CaseView(
         CASE,
         "Case zero",
         "Detection and Analysis",
         (NOTE,),
-        {"jira": issues, "servicenow": [TicketView("INC0010001", "Case zero", snow_state, snow_comments)]},
+        sir_files,
+        {"jira": issues, "servicenow": [snow]},
     )
     return Snapshot({CASE: case}, []), ledger
 
@@ -64,6 +70,15 @@ def test_a_comment_nobody_wrote_is_unexpected() -> None:
     assert len(found.unexpected) == 1
 
 
+def test_a_file_twice_lost_or_unknown_is_found() -> None:
+    found = check(*_world(sir_files=(FILE, FILE)))
+    assert len(found.duplicates) == 1 and "SIR case" in found.duplicates[0]
+    found = check(*_world(snow_files=()))
+    assert len(found.lost) == 1 and "servicenow" in found.lost[0]
+    found = check(*_world(snow_files=(FILE, "stray.txt")))
+    assert len(found.unexpected) == 1 and "stray.txt" in found.unexpected[0]
+
+
 def test_titles_and_statuses_must_agree_as_the_mappings_say() -> None:
     assert check(*_world(snow_state="6")).disagreements  # Resolved is Post-incident Activities
     assert check(*_world(jira_title="Renamed")).disagreements
@@ -81,3 +96,5 @@ def test_two_runs_that_differ_anywhere_are_told_apart() -> None:
     second, _ = _world(snow_state="6")
     assert differences(canonical(first, ledger), canonical(first, ledger)) == []
     assert len(differences(canonical(first, ledger), canonical(second, ledger))) == 1
+    third, _ = _world(snow_files=())
+    assert len(differences(canonical(first, ledger), canonical(third, ledger))) == 1

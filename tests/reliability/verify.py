@@ -3,7 +3,8 @@
 The checks are generic and strict: a mirrored comment is compared by its body once the sirsync header
 line (the first line, carrying a marker such as ``(sirsync sir-123456)``) is stripped, so each comment a
 person wrote must appear exactly once in SIR, in the case's Jira issue and in its ServiceNow incident;
-anything else is a duplicate, a lost item or an unexpected one. Every case has exactly one ticket per
+anything else is a duplicate, a lost item or an unexpected one. So must each file a person attached,
+by its name. Every case has exactly one ticket per
 target, and title and status agree as the shipped mappings say.
 """
 
@@ -50,6 +51,7 @@ class TicketView:
     title: str
     status: str
     comments: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -58,6 +60,7 @@ class CaseView:
     title: str
     status: str
     comments: tuple[str, ...]
+    files: tuple[str, ...]
     tickets: dict[str, list[TicketView]] = field(default_factory=dict)
 
 
@@ -76,6 +79,7 @@ def snapshot(sandbox: Sandbox) -> Snapshot:
                 case.title,
                 case.status,
                 tuple(comment_body(c.body) for c in case.comments),
+                tuple(a.file_name for a in case.attachments),
                 {target: [] for target in TARGETS},
             )
             for case in sandbox.sir.store.cases.values()
@@ -87,6 +91,7 @@ def snapshot(sandbox: Sandbox) -> Snapshot:
             issue.summary,
             issue.status,
             tuple(comment_body(c.body) for c in issue.comments),
+            tuple(a.filename for a in issue.attachments),
         )
         owners = [label.removeprefix(CASE_LABEL_PREFIX) for label in issue.labels]
         owners = [case_id for case_id in owners if case_id in cases]
@@ -94,6 +99,7 @@ def snapshot(sandbox: Sandbox) -> Snapshot:
             stray.append(f"jira {key}")
         for case_id in owners:
             cases[case_id].tickets["jira"].append(view)
+    attachments = sandbox.servicenow.records("sys_attachment")
     for row in sorted(sandbox.servicenow.records(SERVICENOW_TABLE), key=lambda r: r["number"]):
         journal = sandbox.servicenow.journal(row["sys_id"])
         view = TicketView(
@@ -101,6 +107,7 @@ def snapshot(sandbox: Sandbox) -> Snapshot:
             row.get("short_description", ""),
             row.get("state", ""),
             tuple(comment_body(entry["value"]) for entry in journal),
+            tuple(a["file_name"] for a in attachments if a.get("table_sys_id") == row["sys_id"]),
         )
         case_id = row.get("correlation_id", "")
         if case_id in cases:
@@ -164,7 +171,9 @@ def check(state: Snapshot, ledger: Ledger) -> Findings:
             found.lost.append(f"SIR case {case_id} ({name})")
             continue
         written = ledger.comments.get(case_id, [])
+        files = ledger.files.get(case_id, [])
         _compare_comments(found, f"SIR case {case_id} ({name})", case.comments, written)
+        _compare_files(found, f"SIR case {case_id} ({name})", case.files, files)
         for target in TARGETS:
             tickets = case.tickets[target]
             where = f"{target} ticket of {case_id} ({name})"
@@ -175,6 +184,7 @@ def check(state: Snapshot, ledger: Ledger) -> Findings:
                 found.duplicates.append(f"{where}: {len(tickets)} tickets {[t.key for t in tickets]}")
             ticket = tickets[0]
             _compare_comments(found, f"{where} {ticket.key}", ticket.comments, written)
+            _compare_files(found, f"{where} {ticket.key}", ticket.files, files)
             if normalise(ticket.title) != normalise(case.title):
                 found.disagreements.append(f"{where} {ticket.key}: title {ticket.title!r} vs {case.title!r}")
             if not maps[target].agree(case.status, ticket.status):
@@ -198,6 +208,19 @@ def _compare_comments(found: Findings, where: str, present: tuple[str, ...], wri
             found.unexpected.append(f"{where}: comment {_short(body)} x{count}")
 
 
+def _compare_files(found: Findings, where: str, present: tuple[str, ...], attached: list[str]) -> None:
+    """Each file a person attached, once on every side, and no other."""
+    counts = Counter(present)
+    for name in attached:
+        if counts[name] == 0:
+            found.lost.append(f"{where}: file {name}")
+        elif counts[name] > 1:
+            found.duplicates.append(f"{where}: file {name} x{counts[name]}")
+    for name, count in counts.items():
+        if name not in attached:
+            found.unexpected.append(f"{where}: file {name} x{count}")
+
+
 def _short(text: str) -> str:
     first = text.split("\n", 1)[0]
     return repr(first if len(first) <= 60 else first[:57] + "...")
@@ -212,9 +235,12 @@ def canonical(state: Snapshot, ledger: Ledger) -> dict[str, Any]:
             result[name] = None
             continue
         result[name] = {
-            "sir": (case.title, case.status, sorted(case.comments)),
+            "sir": (case.title, case.status, sorted(case.comments), sorted(case.files)),
             **{
-                target: sorted((t.title, t.status, tuple(sorted(t.comments))) for t in case.tickets[target])
+                target: sorted(
+                    (t.title, t.status, tuple(sorted(t.comments)), tuple(sorted(t.files)))
+                    for t in case.tickets[target]
+                )
                 for target in TARGETS
             },
         }
