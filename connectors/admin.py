@@ -184,7 +184,7 @@ def _print_status(snapshot: dict[str, Any], out: Echo) -> None:
     held = [f for f in snapshot["failures"] if f["quarantined"]]
     out(f"quarantined: {len(held)}")
     for failure in held:
-        flowing = "; its comments keep flowing" if failure["comments_flow"] else ""
+        flowing = "; its comments and files keep flowing" if failure["comments_flow"] else ""
         out(
             f"  {failure['case_id']} ({failure['target']}) {failure['stage'] or 'case'} since "
             f"{failure['since']}, {failure['count']} failing cycle(s){flowing}: {failure['last_error']}"

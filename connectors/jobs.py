@@ -258,7 +258,7 @@ def _quarantined(runtime: Runtime, settings: Settings, err: Echo) -> bool:
     except STORE_FAILURES:  # the store failed: already reported as the cycle's error
         return False
     for failure in held:
-        flowing = "; its comments keep flowing" if failure.comments_flow else ""
+        flowing = "; its comments and files keep flowing" if failure.comments_flow else ""
         err(
             f"  quarantined: case {failure.case_id} ({failure.target}) {failure.stage or 'case'}: "
             f"{failure.last_error}{flowing}. Once that is fixed: {failure.retry_command}"

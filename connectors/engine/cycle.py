@@ -30,6 +30,7 @@ from connectors.settings import SyncSettings
 from connectors.source import CLOSED, CasePage, CaseSource, CaseSummary
 from connectors.state import (
     AGENT,
+    ATTACHMENTS,
     COMMENTS,
     CREATING,
     GONE,
@@ -96,13 +97,14 @@ def _log_outcome(case_id: str, system: str, outcome: Outcome) -> None:
 
 
 def _stages_while_quarantined(failure: Failure) -> tuple[str, ...]:
-    """A quarantined case's comments keep flowing, unless the failure is in them or in the ticket; a case
-    quarantined for its watchers keeps every other stage (who watches must not hold back the rest)."""
+    """A quarantined case's comments and files keep flowing, unless the failure is in them or in the
+    ticket; a case quarantined for its watchers or its files keeps every other stage (who watches, or a
+    file, must not hold back the rest)."""
     if failure.stage in ("", TICKET, TICKET_DELETED):
         return ()
-    if failure.stage == WATCHERS:
-        return tuple(stage for stage in STAGES if stage != WATCHERS)
-    return tuple(stage for stage in (COMMENTS, AGENT) if stage != failure.stage)
+    if failure.stage in (WATCHERS, ATTACHMENTS):
+        return tuple(stage for stage in STAGES if stage != failure.stage)
+    return tuple(stage for stage in (COMMENTS, ATTACHMENTS, AGENT) if stage != failure.stage)
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from importlib import resources
 from pathlib import Path
+
+import requests
 
 from connectors.crashpoints import EXIT_CODE
 from connectors.sandbox.clients import jira_client, sir_client
@@ -82,17 +85,30 @@ def test_a_case_quarantined_for_its_status_keeps_mirroring_comments(
 
     harness.sir_responder.create_case_comment(caseId=case_id, body="AWS: we see it too")
     jira.add_comment(case_id, "thanks, rotating now")
+    # evidence files too, each way
+    upload = harness.sir_responder.get_case_attachment_upload_url(
+        caseId=case_id, fileName="flow-logs.csv", contentLength=6
+    )
+    requests.put(upload["attachmentPresignedUrl"], data=b"a,b,c\n", timeout=10).raise_for_status()
+    key = harness.issue_for(case_id).key
+    owner = io.BytesIO(b"owner: data team\n")
+    jira_client(sandbox, RESPONDER).add_attachment(key, owner, filename="owner.txt")
     sandbox.clock.advance(700)  # the comment rotation comes round to the case
     later = harness.cycle()
 
     assert later.comments == 2 and later.quarantined == 1, later.line()
     assert any(body.endswith("AWS: we see it too") for body in jira.ticket(case_id).comments)
     assert any(c["body"].endswith("rotating now") for c in harness.sir_comments(case_id))
+    assert later.attachments == 2, later.line()
+    files = jira_client(sandbox, RESPONDER).issue(key, fields="attachment").fields.attachment
+    assert sorted(file.filename for file in files) == ["flow-logs.csv", "owner.txt"]
+    in_sir = harness.sir.get_case(caseId=case_id)["caseAttachments"]
+    assert sorted(file["fileName"] for file in in_sir) == ["flow-logs.csv", "owner.txt"]
     [failure] = harness.runtime.state.failures()
     assert failure.quarantined and failure.stage == STATUS
     assert harness.sir.get_case(caseId=case_id)["caseStatus"] == "Submitted"  # nothing forced
     shown = cli(sandbox, harness.settings.state_path, "status").stdout
-    assert f"{case_id} (jira) status since" in shown and "its comments keep flowing" in shown, shown
+    assert f"{case_id} (jira) status since" in shown and "its comments and files keep flowing" in shown, shown
 
 
 def test_a_status_path_that_fails_half_way_continues_next_cycle_without_reverting(
