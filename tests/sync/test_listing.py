@@ -23,8 +23,9 @@ def listed_pages(harness: Harness) -> int:
 
 def test_the_first_cases_are_synced_before_the_last_page_of_cases_is_read(harness: Harness) -> None:
     cases = open_cases(harness, 3 * PAGE)
-    # each page of the list takes 300 ms to come, the rest answers at once
-    harness.sandbox.sir.set_faults({"rate": 1, "kinds": ["slow"], "routes": [LIST_CASES], "slow_ms": 300})
+    # each page of the list takes 800 ms to come, the rest answers at once: the first case must be done
+    # before the third page is asked for, with room for a loaded machine
+    harness.sandbox.sir.set_faults({"rate": 1, "kinds": ["slow"], "routes": [LIST_CASES], "slow_ms": 800})
     pages_when_done: list[int] = []
     harness.runtime.cycle.heartbeat = lambda system, done, total: pages_when_done.append(
         listed_pages(harness)
