@@ -29,6 +29,15 @@ NOBODY = Baseline("", "")
 ACCOUNT, MISSING, HIDDEN, OVER_LIMIT, INVALID = "account:", "missing:", "hidden:", "limit:", "invalid:"
 
 
+def _warn_once(
+    key: str, warning: str, notes: dict[str, str], noted: dict[str, str | None], report: Report
+) -> None:
+    """Give ``warning`` unless the note ``key`` says it was given in an earlier cycle; note it."""
+    noted[key] = "reported"
+    if key not in notes:
+        report.warnings.append(warning)
+
+
 def _joined(keys: set[str]) -> str:
     return ",".join(sorted(keys))
 
@@ -199,13 +208,14 @@ class WatcherSync:
         """The additions whose address SIR takes; the rest reported once (a watch list may hold any text)."""
         refused = [w for w in adding if not self.sir.takes_watcher(w.email)]
         for watcher in refused:
-            key = INVALID + watcher.key
-            noted[key] = "reported"
-            if key not in notes:
-                report.warnings.append(
-                    f"case {case_id}: {watcher.email!r} watches {ticket.key} but is not an email address "
-                    f"SIR takes, so it is not added to the case; correct it in {self.target.display_name}"
-                )
+            _warn_once(
+                INVALID + watcher.key,
+                f"case {case_id}: {watcher.email!r} watches {ticket.key} but is not an email address "
+                f"SIR takes, so it is not added to the case; correct it in {self.target.display_name}",
+                notes,
+                noted,
+                report,
+            )
         return [w for w in adding if w not in refused]
 
     def _within_limit(
@@ -240,13 +250,14 @@ class WatcherSync:
         report: Report,
     ) -> None:
         for watcher in missing:
-            noted[MISSING + watcher.key] = "reported"
-            if MISSING + watcher.key in notes:
-                continue
-            report.warnings.append(
+            _warn_once(
+                MISSING + watcher.key,
                 f"case {case_id}: watcher {watcher.email} has no {self.target.display_name} account that "
                 f"the integration user can see, so it does not watch the ticket; create the account (or "
-                "let the integration user browse it), then remove and add the watcher in SIR"
+                "let the integration user browse it), then remove and add the watcher in SIR",
+                notes,
+                noted,
+                report,
             )
 
     def _report_hidden(
@@ -259,12 +270,12 @@ class WatcherSync:
         report: Report,
     ) -> None:
         for watcher in hidden:
-            key = HIDDEN + watcher.account
-            if key in notes:
-                continue
-            noted[key] = "reported"
-            report.warnings.append(
+            _warn_once(
+                HIDDEN + watcher.account,
                 f"case {case_id}: {watcher.name or watcher.account} watches {ticket.key}, but "
                 f"{self.target.display_name} shows no email address for them (a private profile), so they "
-                "are not added to the SIR case; add them as a watcher in SIR, or make the address visible"
+                "are not added to the SIR case; add them as a watcher in SIR, or make the address visible",
+                notes,
+                noted,
+                report,
             )
