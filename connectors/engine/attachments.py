@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
@@ -185,6 +185,8 @@ class _Run:
         }
         self.sir_files = self.sir.attachments(case)
         self._ticket_files: list[Attachment] | None = None
+        # the copies in SIR of other targets' ticket files: by id, and by name while SIR shows no id yet
+        self._from_other_tickets: tuple[set[str], set[str]] | None = None
         self.sir_count = len(self.sir_files)
 
     # --- bookkeeping ---------------------------------------------------------------------------------
@@ -242,11 +244,7 @@ class _Run:
     def outbound(self) -> bool:
         copies = {note.mirror for note in self.inbound_notes().values() if note.mirror}
         # files sent to SIR whose copy it does not show yet: a file of that name may be one
-        unseen = {
-            note.name
-            for note in self.inbound_notes().values()
-            if not note.mirror and not note.duplicate and note.state in (INTENT, COPIED)
-        }
+        _, unseen = _sent_to_sir(self.inbound_notes().values())
         wrote = False
         for file in self.sir_files:
             if not file.ready or file.id in copies:
@@ -266,19 +264,17 @@ class _Run:
         """Whether a file the integration put in SIR is a copy of another target's ticket file (a file a
         responder attached in Jira, for the ServiceNow record): such a file goes on to this ticket, as a
         comment from one ticket reaches the other. A copy of this ticket's own file never comes back."""
-        for system in KNOWN_TARGETS:
-            if system == self.system:
-                continue
-            notes = self.state.notes(self.case.case_id, system, ATTACHMENT_NOTES)
-            for key, value in notes.items():
-                if key.startswith(f"{SIR}:"):
-                    continue
-                other = Note.load(value)
-                if other.duplicate or other.state not in (INTENT, COPIED):
-                    continue
-                if other.mirror == file.id or (not other.mirror and other.name == file.name):
-                    return True
-        return False
+        if self._from_other_tickets is None:  # read once a run, for every file that asks
+            sent = [
+                Note.load(value)
+                for system in KNOWN_TARGETS
+                if system != self.system
+                for key, value in self.state.notes(self.case.case_id, system, ATTACHMENT_NOTES).items()
+                if not key.startswith(f"{SIR}:")
+            ]
+            self._from_other_tickets = _sent_to_sir(sent)
+        ids, names = self._from_other_tickets
+        return file.id in ids or file.name in names
 
     def _copy_out(self, key: str, file: Attachment, note: Note | None) -> bool:
         if note is not None and note.state == REFUSING:
@@ -524,6 +520,20 @@ class _Run:
             comment=posted,
         )
         return wrote
+
+
+def _sent_to_sir(notes: Iterable[Note]) -> tuple[set[str], set[str]]:
+    """Of ticket files sent to SIR (not found there already): the ids of their copies SIR shows, and the
+    names of those whose copy it does not show yet."""
+    ids, names = set(), set()
+    for note in notes:
+        if note.duplicate or note.state not in (INTENT, COPIED):
+            continue
+        if note.mirror:
+            ids.add(note.mirror)
+        else:
+            names.add(note.name)
+    return ids, names
 
 
 def _size(note: Note, file: Attachment) -> str:
