@@ -221,13 +221,17 @@ class Mapping:
             self._check_template(source.template, (*location, "template"), known)
         return CompiledValue(source.sir, source.template, source.values, source.default)
 
-    def _check_template(self, template: str, location: Location, known: Sequence[str]) -> None:
+    def _placeholders(self, template: str, location: Location) -> list[str] | None:
+        """The template's placeholder names ("" for an empty {}); None, the problem said, if it is not
+        a template at all (an unmatched brace)."""
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+            return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
         except ValueError as exc:
             self._problem(location, f"bad template: {exc} (write a literal brace as {{{{ or }}}})")
-            return
-        for name in names:
+            return None
+
+    def _check_template(self, template: str, location: Location, known: Sequence[str]) -> None:
+        for name in self._placeholders(template, location) or ():
             if not name:
                 self._problem(location, "empty placeholder {} in the template: name a case field")
             elif name not in known and not name.startswith("metadata."):
@@ -317,12 +321,7 @@ class Mapping:
     def _check_header(self) -> None:
         template = self.spec.comments.header
         location: Location = ("comments", "header")
-        try:
-            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-        except ValueError as exc:
-            self._problem(location, f"bad template: {exc} (write a literal brace as {{{{ or }}}})")
-            return
-        for name in names:
+        for name in self._placeholders(template, location) or ():
             if name not in HEADER_FIELDS:
                 self._problem(
                     location,
