@@ -21,7 +21,8 @@ from connectors.mappings import shipped
 from connectors.sandbox.clients import jira_client, servicenow_client, sir_client
 from connectors.sandbox.identities import INTEGRATION, RESPONDER, Identity
 from connectors.sandbox.runner import Sandbox
-from tests.sync.conftest import Harness, sirsync_environment, sync_process
+from tests.sync.conftest import Harness, sirsync_environment
+from tests.sync.test_crash import new_case, run_sync
 
 EVIDENCE = b"2026-11-20T10:00:01Z GET /admin 403 203.0.113.9\n" * 40
 
@@ -380,27 +381,6 @@ class TestBothTargets:
 # --- crashes between an upload and its record ----------------------------------------------------------
 
 
-def run(sandbox: Sandbox, state: Path, crash_at: str | None = None, targets: str = "jira") -> int:
-    result = sync_process(sandbox, state, crash_at, targets=targets)
-    if result.returncode not in (0, EXIT_CODE):
-        pytest.fail(f"sync exited {result.returncode}: {result.stdout}\n{result.stderr}")
-    return result.returncode
-
-
-def new_case(sandbox: Sandbox) -> str:
-    return str(
-        sir_client(sandbox, RESPONDER).create_case(
-            title="Crash with a file",
-            description="attachments after a crash",
-            engagementType="Investigation",
-            resolverType="Self",
-            reportedIncidentStartDate="2026-11-20T10:00:00Z",
-            impactedAccounts=[],
-            watchers=[],
-        )["caseId"]
-    )
-
-
 def jira_files(sandbox: Sandbox, case_id: str) -> list[str]:
     jira = jira_client(sandbox, RESPONDER)
     (issue,) = jira.enhanced_search_issues(f'labels = "sirsync-case-{case_id}"', fields="attachment")
@@ -420,13 +400,13 @@ def snow_files(sandbox: Sandbox, case_id: str) -> list[str]:
 def test_kill_between_upload_to_the_ticket_and_its_record_makes_no_second_copy(
     sandbox: Sandbox, tmp_path: Path, targets: str, listed: Any
 ) -> None:
-    case_id = new_case(sandbox)
+    case_id = new_case(sandbox, "Crash with a file")
     sir_attach(sandbox, case_id, "evidence.log", EVIDENCE)
     state = tmp_path / "state.sqlite"
-    assert run(sandbox, state, "attachment_copied_to_target", targets) == EXIT_CODE
+    assert run_sync(sandbox, state, "attachment_copied_to_target", targets=targets) == EXIT_CODE
     assert listed(sandbox, case_id) == ["evidence.log"]
-    assert run(sandbox, state, targets=targets) == 0
-    assert run(sandbox, state, targets=targets) == 0
+    assert run_sync(sandbox, state, targets=targets) == 0
+    assert run_sync(sandbox, state, targets=targets) == 0
     assert listed(sandbox, case_id) == ["evidence.log"]
     assert len(sir_files(sandbox, case_id)) == 1
 
@@ -455,28 +435,28 @@ def responder_attaches(sandbox: Sandbox, targets: str, case_id: str, name: str, 
 def test_kill_between_upload_to_sir_and_its_record_makes_no_second_copy(
     sandbox: Sandbox, tmp_path: Path, targets: str, listed: Any
 ) -> None:
-    case_id = new_case(sandbox)
+    case_id = new_case(sandbox, "Crash with a file")
     state = tmp_path / "state.sqlite"
-    assert run(sandbox, state, targets=targets) == 0
+    assert run_sync(sandbox, state, targets=targets) == 0
     responder_attaches(sandbox, targets, case_id, "notes.txt", b"notes from the responder\n")
     sandbox.clock.advance(120)
-    assert run(sandbox, state, "attachment_copied_to_sir", targets) == EXIT_CODE
+    assert run_sync(sandbox, state, "attachment_copied_to_sir", targets=targets) == EXIT_CODE
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["notes.txt"]
     for _ in range(2):
         sandbox.clock.advance(120)
-        assert run(sandbox, state, targets=targets) == 0
+        assert run_sync(sandbox, state, targets=targets) == 0
     assert [name for name, _, _ in sir_files(sandbox, case_id)] == ["notes.txt"]
     assert listed(sandbox, case_id) == ["notes.txt"]
 
 
 def test_kill_between_a_refusal_comment_and_its_record_says_it_once(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.jira.configure({"attachment_max_bytes": 10})
-    case_id = new_case(sandbox)
+    case_id = new_case(sandbox, "Crash with a file")
     sir_attach(sandbox, case_id, "big.bin", EVIDENCE)
     state = tmp_path / "state.sqlite"
-    assert run(sandbox, state, "attachment_refusal_posted") == EXIT_CODE
-    assert run(sandbox, state) == 0
-    assert run(sandbox, state) == 0
+    assert run_sync(sandbox, state, "attachment_refusal_posted") == EXIT_CODE
+    assert run_sync(sandbox, state) == 0
+    assert run_sync(sandbox, state) == 0
     jira = jira_client(sandbox, RESPONDER)
     (issue,) = jira.enhanced_search_issues(f'labels = "sirsync-case-{case_id}"')
     assert len([c for c in jira.comments(issue.key) if "big.bin" in c.body]) == 1
@@ -495,7 +475,7 @@ def peak_of_sync(sandbox: Sandbox, state: Path) -> float:
 def test_a_50_mib_file_is_copied_without_holding_it_in_memory(sandbox: Sandbox, tmp_path: Path) -> None:
     """The copy streams: the sync that copies a 50 MiB file peaks below 150 MB, and within a few MiB of
     one that copies nothing (a file held in memory would add its size at least)."""
-    case_id = new_case(sandbox)
+    case_id = new_case(sandbox, "Crash with a file")
     state = tmp_path / "state.sqlite"
     idle_mib = peak_of_sync(sandbox, state)  # creates the ticket; copies nothing
 
