@@ -130,6 +130,18 @@ def test_demo_runs_against_the_in_process_sandbox() -> None:
     assert "first sync: cycle 1: cases 3, tickets 6, created 6" in result.stdout
     watchers = result.stdout[result.stdout.index("Watchers of SIR case") :]
     assert [line.split(": ")[-1] for line in watchers.splitlines()[1:4]] == ["secops@example.com"] * 3
+    # the evidence file attached in SIR is on both tickets, the file attached in Jira in SIR and ServiceNow
+    files = result.stdout[result.stdout.index("Files ─") :]
+    lines = files.splitlines()[1:7]
+    assert sum("cloudtrail-extract.json" in line for line in lines) == 3, files
+    assert (
+        sum(
+            line.endswith(("instance owner.txt (27 bytes)", "instance_owner.txt (27 bytes)"))
+            for line in lines
+        )
+        == 2
+    )
+    assert sum("instance_owner.txt (sirsync-integration)" in line for line in lines) == 1, files
     assert "Compromised IAM access key used from" in result.stdout  # the responder's rename reached SIR
     assert "INC0010003" in result.stdout
     assert "Finance confirmed no fraudulent spend" in result.stdout
